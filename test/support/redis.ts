@@ -1,0 +1,15 @@
+// Starts a private redis-server on a free loopback port for one test file, and stops it after.
+// Tests never touch a Redis on 6379 that may already run on the machine.
+import { startRedisServer, type RedisServer } from '../../actors/embedded-redis.js';
+
+let shared: Promise<RedisServer> | null = null;
+
+/** One server per test process (ava runs each test file in its own process). */
+export function testRedis(): Promise<RedisServer> {
+  if (!shared) {
+    shared = startRedisServer({ quiet: true });
+    const stop = () => { void shared?.then((s) => s.stop()); };
+    process.once('exit', stop);
+  }
+  return shared;
+}
