@@ -1,3 +1,83 @@
 #!/usr/bin/env node
 // The sgw command line.
-export {};
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { loadConfig } from './config.js';
+import { runActor, startGateway, publishDriver } from './start.js';
+import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
+import { readPublicKey } from '../proto/signature.js';
+
+const program = new Command('sgw')
+  .description('Syndicate-style storage gateways as actors over Redis queues')
+  .showHelpAfterError();
+
+program.command('start')
+  .description('run a gateway: its actors as a supervised process tree (without --config: a demo replica gateway)')
+  .option('-c, --config <file>', 'gateway configuration file')
+  .option('-r, --roles <list>', 'actors to run on this host: http, cache, driver, driver:<mode> (default: all)')
+  .action((o: { config?: string; roles?: string }) => startGateway(o));
+
+program.command('actor <role>')
+  .description('run one actor in the foreground (http, cache, driver:<mode>); for supervisors and external managers')
+  .requiredOption('-c, --config <file>', 'gateway configuration file')
+  .option('--version <hash>', 'driver bundle version to run (default: the current one)')
+  .option('--with-cache', 'open the chunk store in the http actor')
+  .action((role: string, o: { config: string; version?: string; withCache?: boolean }) => runActor(role, o));
+
+const keys = program.command('keys').description('RSA key pairs');
+keys.command('new <name>')
+  .description('write NAME.pem (private, PKCS#8) and NAME.pub.pem (public, SPKI)')
+  .option('--bits <n>', 'modulus length', '4096')
+  .option('--dir <dir>', 'folder to write to', '.')
+  .option('--force', 'overwrite existing files')
+  .action((name: string, o: { bits: string; dir: string; force?: boolean }) => {
+    const priv = join(resolve(o.dir), `${name}.pem`);
+    const pub = join(resolve(o.dir), `${name}.pub.pem`);
+    if (!o.force && (existsSync(priv) || existsSync(pub))) throw new Error(`${priv} or ${pub} exists; pass --force to overwrite`);
+    const bits = Number(o.bits);
+    if (!Number.isInteger(bits) || bits < 2048) throw new Error('--bits must be an integer of at least 2048');
+    const { privatePem, publicPem } = generateKeyPair(bits);
+    writeFileSync(priv, privatePem, { mode: 0o600 });
+    writeFileSync(pub, publicPem);
+    process.stdout.write(`${priv}\n${pub}\n`);
+  });
+
+program.command('secrets')
+  .description('driver secrets')
+  .command('seal')
+  .description("encrypt a driver's secrets.json so only the gateway's private key opens it")
+  .option('-c, --config <file>', "gateway config: seal for this gateway's key, in its driver folder")
+  .option('--key <pem>', 'gateway public key (instead of --config)')
+  .option('--in <file>', 'plain secrets (default: <driver folder>/secrets.json)')
+  .option('--out <file>', 'sealed output (default: <driver folder>/secrets.sealed.json)')
+  .action((o: { config?: string; key?: string; in?: string; out?: string }) => {
+    const config = o.config ? loadConfig(o.config) : null;
+    const key = o.key ? readPublicKey(o.key) : config?.gateway.public_key;
+    if (!key) throw new Error('pass --config or --key');
+    const folder = config?.driver ?? '.';
+    const input = o.in ?? join(folder, 'secrets.json');
+    const output = o.out ?? join(folder, 'secrets.sealed.json');
+    const plain = readFileSync(input);
+    JSON.parse(plain.toString()); // refuse to seal something drivers could not parse
+    writeFileSync(output, sealSecrets(plain, key));
+    process.stdout.write(`${output}\n`);
+  });
+
+program.command('driver')
+  .description('driver bundles')
+  .command('publish')
+  .description("bundle the driver folder and make it the gateway's current version on every host")
+  .requiredOption('-c, --config <file>', 'gateway configuration file')
+  .option('--dir <folder>', 'driver folder (default: "driver" of the config)')
+  .action(async (o: { config: string; dir?: string }) => {
+    const config = loadConfig(o.config);
+    if (!config.redis) throw new Error('publishing needs the shared Redis: set "redis" or SGW_REDIS_URL');
+    const r = await publishDriver(config, config.redis, o.dir ? resolve(o.dir) : config.driver);
+    process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`sgw: ${err.message}\n`);
+  process.exit(1);
+});

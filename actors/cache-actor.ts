@@ -1,0 +1,84 @@
+// The cache actor owns the chunk store. Next to an http actor (same process) it is asked by
+// direct call; on another host it serves "<gateway>.cache" and RemoteChunkCache asks it there.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from './config.js';
+import { ChunkStore } from './chunk-store.js';
+import { Heartbeat } from './registry.js';
+import { CallServer, type Asker, type CallResult, type IncomingCall } from '../queues/ask.js';
+import { connectRedis, whenReady } from '../queues/redis.js';
+import type { ChunkCache } from '../http/driver-pipeline.js';
+import { Errno } from '../drivers/errno.js';
+
+const EMPTY = new Uint8Array(0);
+
+export function openChunkStore(config: GatewayConfig): Promise<ChunkStore> {
+  return ChunkStore.open({ dir: config.cache.dir, maxBytes: config.cache.max_bytes, memoryBytes: config.cache.memory_bytes });
+}
+
+async function answer(store: ChunkStore, call: IncomingCall): Promise<CallResult> {
+  const [op, key] = call.args ?? [];
+  if (!key) return { rc: -Errno.EINVAL, error: 'cache call without a key' };
+  switch (op) {
+    case 'get': {
+      const bytes = await store.get(key);
+      return bytes ? { rc: 0, chunk: bytes } : { rc: -Errno.ENOENT };
+    }
+    case 'put':
+      await store.put(key, call.chunk ?? EMPTY);
+      return { rc: 0 };
+    case 'delete':
+      return { rc: (await store.delete(key)) ? 0 : -Errno.ENOENT };
+    default:
+      return { rc: -Errno.EINVAL, error: `unknown cache operation ${op}` };
+  }
+}
+
+/** Runs a stand-alone cache actor serving its queue. */
+export async function runCacheActor(config: GatewayConfig, redisUrl: string, logger: Logger): Promise<{ stop(): Promise<void> }> {
+  const store = await openChunkStore(config);
+  const redis = connectRedis(redisUrl, 'patient', 'sgw-cache-actor');
+  await whenReady(redis, 30_000);
+  const instance = randomUUID();
+  const heartbeat = new Heartbeat(redis, config.gateway.key, { instance, role: 'cache', version: '' });
+  const server = new CallServer({
+    redisUrl, gateway: config.gateway.key, mode: 'cache', concurrency: 64,
+    handler: (call) => answer(store, call),
+    onDone: () => { heartbeat.jobs++; },
+  });
+  await server.worker.waitUntilReady();
+  heartbeat.start();
+  logger.info({ actor: 'cache', dir: config.cache.dir, max_bytes: config.cache.max_bytes }, 'cache actor ready');
+  return {
+    async stop() {
+      await heartbeat.stop();
+      await server.close();
+      await store.close();
+      redis.disconnect();
+    },
+  };
+}
+
+/** A ChunkCache whose store lives in a cache actor on another host. */
+export class RemoteChunkCache implements ChunkCache {
+  constructor(private readonly asker: Asker, private readonly timeoutMs: number) {}
+
+  private call(op: string, key: string, chunk?: Uint8Array): Promise<CallResult> {
+    const call = { request: EMPTY, args: [op, key], ...(chunk ? { chunk: Buffer.from(chunk) } : {}) };
+    return this.asker.ask('cache', call, this.timeoutMs);
+  }
+
+  /** An unreachable cache is a miss: the driver can still answer. */
+  async get(key: string): Promise<Buffer | null> {
+    const r = await this.call('get', key).catch(() => null);
+    return r?.rc === 0 ? (r.chunk ?? Buffer.alloc(0)) : null;
+  }
+
+  async put(key: string, bytes: Uint8Array): Promise<void> {
+    await this.call('put', key, bytes).catch(() => undefined);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.call('delete', key)).rc === 0;
+  }
+}

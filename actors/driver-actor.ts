@@ -1,0 +1,121 @@
+// A driver actor: one OS process serving one driver mode of one gateway. It loads a bundle
+// version from Redis (no shared file system needed), consumes "<gateway>.<mode>", calls one
+// driver method per job and answers on the asker's result list. A driver that throws or hangs
+// costs that call only: the call fails, the actor drains and exits, its supervisor restarts it.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from './config.js';
+import { Heartbeat } from './registry.js';
+import { CallServer, type CallResult, type IncomingCall } from '../queues/ask.js';
+import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
+import { connectRedis, whenReady } from '../queues/redis.js';
+import { currentBundleHash, fetchBundle, loadDriverModule } from '../drivers/bundle.js';
+import { unsealSecrets } from '../drivers/secrets.js';
+import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../drivers/chassis.js';
+import { Errno } from '../drivers/errno.js';
+
+/** Exit codes the supervisor understands. */
+export const EXIT = { OK: 0, RECYCLE: 75, CONFIG: 78 } as const;
+
+export interface DriverActorOptions {
+  config: GatewayConfig;
+  redisUrl: string;
+  mode: DriverMode;
+  /** Bundle hash to run; default: the gateway's current version. */
+  version?: string;
+  logger: Logger;
+  /** Process-level hooks (tests run actors in their own process through the CLI). */
+  exit?: (code: number) => void;
+}
+
+async function waitForVersion(redis: ReturnType<typeof connectRedis>, gateway: string, logger: Logger): Promise<string> {
+  let warned = false;
+  for (;;) {
+    const hash = await currentBundleHash(redis, gateway);
+    if (hash) return hash;
+    if (!warned) logger.warn({ gateway }, 'no driver published yet; waiting for "sgw driver publish"');
+    warned = true;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(code?: number): Promise<void> }> {
+  const { config, mode } = opts;
+  const gateway = config.gateway.key;
+  const instance = randomUUID();
+  const log = opts.logger.child({ actor: `driver:${mode}`, instance });
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const redis = connectRedis(opts.redisUrl, 'patient', `sgw-driver-${mode}-${instance}`);
+  await whenReady(redis, 30_000);
+
+  const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
+  const bundle = await fetchBundle(redis, hash);
+  if (!bundle) {
+    log.error({ hash }, 'driver bundle not found in Redis');
+    redis.disconnect();
+    exit(EXIT.CONFIG);
+    throw new Error('unreachable');
+  }
+  const driverConfig = JSON.parse(bundle.config.toString() || '{}') as Record<string, unknown>;
+  const secrets = bundle.secrets
+    ? (JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString()) as Record<string, unknown>)
+    : {};
+  const loaded = loadDriverModule(bundle, config.actors.work_dir);
+  const method = METHOD_OF_MODE[mode];
+  const fn = loaded.methods.get(method) as DriverFunction | undefined;
+  if (!fn) {
+    log.error({ hash, method }, 'this driver version does not implement the mode');
+    redis.disconnect();
+    exit(EXIT.OK);
+    throw new Error('unreachable');
+  }
+  const init = loaded.methods.get('driver_init') as DriverFunction | undefined;
+  if (init && (await init(driverConfig, secrets)) === false) {
+    log.error({ hash }, 'driver_init returned false');
+    redis.disconnect();
+    exit(EXIT.CONFIG);
+    throw new Error('unreachable');
+  }
+
+  const heartbeat = new Heartbeat(redis, gateway, { instance, role: `driver:${mode}`, version: hash });
+  let stopping: Promise<void> | null = null;
+  const stop = (code = EXIT.OK as number): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ code }, 'driver actor stopping');
+      await heartbeat.stop();
+      await server.close(config.limits.request_timeout_ms);
+      try {
+        await (loaded.methods.get('driver_shutdown') as DriverFunction | undefined)?.();
+      } catch (err) {
+        log.warn({ err }, 'driver_shutdown threw');
+      }
+      redis.disconnect();
+      exit(code);
+    })();
+    return stopping;
+  };
+
+  const handler = async (call: IncomingCall): Promise<CallResult> => {
+    try {
+      return await callDriver(fn, mode, call, driverConfig, secrets);
+    } catch (err) {
+      const hung = err instanceof DriverHung;
+      if (!hung && !(err instanceof DriverThrew)) throw err;
+      log.error({ rid: call.requestId, err: (err as Error).message }, hung ? 'driver call hung; recycling actor' : 'driver threw; recycling actor');
+      setImmediate(() => void stop(EXIT.RECYCLE));
+      return { rc: hung ? -Errno.ETIMEDOUT : -Errno.EIO, error: (err as Error).message };
+    }
+  };
+  const server = new CallServer({
+    redisUrl: opts.redisUrl, gateway, mode, concurrency: config.actors.concurrency, handler,
+    onDone: (call, result, ms) => {
+      heartbeat.jobs++;
+      if (result.rc !== 0 && result.rc !== -Errno.ENOENT) log.warn({ rid: call.requestId, rc: result.rc, error: result.error, ms }, 'driver call failed');
+      else if (log.isLevelEnabled('debug')) log.debug({ rid: call.requestId, rc: result.rc, ms }, 'driver call');
+    },
+  });
+  await server.worker.waitUntilReady();
+  heartbeat.start();
+  log.info({ hash, mode, concurrency: config.actors.concurrency }, 'driver actor ready');
+  return { stop };
+}

@@ -1,0 +1,95 @@
+// The http actor: the data-plane server of one gateway. Stateless apart from connections, so
+// any number may run behind a load balancer; with the cache role on the same host the chunk
+// store is opened in-process and asked by direct call.
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from './config.js';
+import { openChunkStore, RemoteChunkCache } from './cache-actor.js';
+import { Heartbeat, LiveActors } from './registry.js';
+import { createApp } from '../http/app.js';
+import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
+import { Asker } from '../queues/ask.js';
+import { keys, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
+import { DriverVersionWatch } from '../drivers/version-watch.js';
+
+export interface HttpActorOptions {
+  config: GatewayConfig;
+  redisUrl: string;
+  logger: Logger;
+  /** Open the chunk store in this process (roles http + cache on one host). */
+  withCache: boolean;
+  /** Override the configured port (0 = any free port; tests and benchmarks). */
+  port?: number;
+}
+
+export interface RunningHttpActor {
+  url: string;
+  port: number;
+  server: Server;
+  stop(): Promise<void>;
+}
+
+export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpActor> {
+  const { config, logger } = opts;
+  const gateway = config.gateway.key;
+  const log = logger.child({ actor: 'http' });
+  const asker = new Asker(opts.redisUrl, gateway);
+  const redis = asker.redis;
+  const watch = new DriverVersionWatch(redis, opts.redisUrl, gateway);
+  const modes = MODES_OF_GATEWAY[config.gateway.type];
+  const live = new LiveActors(redis, gateway, () => modes.map((m) => `driver:${m}`));
+  const store = opts.withCache ? await openChunkStore(config) : null;
+  const cache: ChunkCache = store ?? new RemoteChunkCache(asker, config.limits.call_timeout_ms);
+  const noModes: ReadonlySet<DriverMode> = new Set();
+  const pipeline = new DriverPipeline({
+    asker,
+    methods: () => watch.version?.modes ?? noModes,
+    liveActors: (mode) => live.count(`driver:${mode}`),
+    callTimeoutMs: config.limits.call_timeout_ms,
+  });
+  const windowMs = config.limits.replay_window_s * 1000;
+  const app = createApp({
+    config, cache, pipeline, logger: log,
+    firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
+  });
+
+  const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
+  // Slow or stuck clients must not hold a request past its deadline either.
+  server.requestTimeout = config.limits.request_timeout_ms;
+  server.headersTimeout = Math.min(60_000, config.limits.request_timeout_ms);
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const instance = randomUUID();
+  const beats = [new Heartbeat(redis, gateway, { instance, role: 'http', version: '' })];
+  if (store) beats.push(new Heartbeat(redis, gateway, { instance, role: 'cache', version: '' }));
+  beats.forEach((b) => b.start());
+  void watch.check();
+  const url = `http://${config.gateway.host}:${port}`;
+  log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url, port, server,
+    stop() {
+      stopping ??= (async () => {
+        // Stop accepting, let in-flight requests finish (they are bounded by their deadline).
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, config.limits.request_timeout_ms).unref())]);
+        server.closeAllConnections();
+        await Promise.all(beats.map((b) => b.stop()));
+        live.close();
+        watch.close();
+        await asker.close();
+        await store?.close();
+      })();
+      return stopping;
+    },
+  };
+}

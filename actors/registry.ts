@@ -1,0 +1,118 @@
+// Which actors are alive, on any host. Each actor refreshes its score (an expiry time) in a
+// per-role sorted set every second or so and keeps a small hash describing itself; a reader
+// counts members whose expiry is still ahead. A dead actor simply stops being counted.
+import { hostname } from 'node:os';
+import { keys } from '../queues/names.js';
+import type { Redis } from '../queues/redis.js';
+
+const BEAT_MS = 1000;
+const TTL_MS = 4000;
+
+export interface ActorInfo {
+  instance: string;
+  role: string;
+  host: string;
+  pid: number;
+  version: string;
+  started: number;
+  jobs: number;
+}
+
+/** Keeps one actor's entry fresh until stopped. */
+export class Heartbeat {
+  private timer: NodeJS.Timeout | null = null;
+  jobs = 0;
+
+  constructor(private readonly redis: Redis, private readonly gateway: string, readonly info: Omit<ActorInfo, 'jobs' | 'host' | 'pid' | 'started'>) {}
+
+  start(): void {
+    const started = Date.now();
+    const beat = () => {
+      const now = Date.now();
+      this.redis.multi()
+        .zadd(keys.alive(this.gateway, this.info.role), now + TTL_MS, this.info.instance)
+        .zremrangebyscore(keys.alive(this.gateway, this.info.role), '-inf', now)
+        .hset(keys.actor(this.gateway, this.info.instance), {
+          role: this.info.role, host: hostname(), pid: process.pid, version: this.info.version,
+          started, jobs: this.jobs, seen: now,
+        })
+        .pexpire(keys.actor(this.gateway, this.info.instance), TTL_MS)
+        .exec()
+        .catch(() => {});
+    };
+    beat();
+    this.timer = setInterval(beat, BEAT_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.redis.multi()
+      .zrem(keys.alive(this.gateway, this.info.role), this.info.instance)
+      .del(keys.actor(this.gateway, this.info.instance))
+      .exec()
+      .catch(() => {});
+  }
+}
+
+/** Counts live actors per role, refreshed in the background so the hot path reads memory only. */
+export class LiveActors {
+  private counts = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private fresh: Promise<void>;
+
+  constructor(private readonly redis: Redis, private readonly gateway: string, private readonly roles: () => readonly string[]) {
+    this.fresh = this.refresh();
+    this.timer = setInterval(() => { this.fresh = this.refresh(); }, 500);
+    this.timer.unref();
+  }
+
+  private async refresh(): Promise<void> {
+    const roles = this.roles();
+    const now = Date.now();
+    try {
+      const pipe = this.redis.pipeline();
+      for (const r of roles) pipe.zcount(keys.alive(this.gateway, r), now, '+inf');
+      const res = (await pipe.exec()) ?? [];
+      const next = new Map<string, number>();
+      roles.forEach((r, i) => next.set(r, Number(res[i]?.[1] ?? 0)));
+      this.counts = next;
+    } catch {
+      this.counts = new Map(); // Redis unreachable: nothing is known to be alive
+    }
+  }
+
+  /** Live actors of a role as last seen (unknown roles count as 0). */
+  count(role: string): number {
+    return this.counts.get(role) ?? 0;
+  }
+
+  /** Waits for the next refresh; for tests and readiness probes. */
+  async current(): Promise<Map<string, number>> {
+    await this.fresh;
+    return this.counts;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
+
+/** Every live actor of a gateway, for `sgw status`. */
+export async function listActors(redis: Redis, gateway: string, roles: readonly string[]): Promise<ActorInfo[]> {
+  const now = Date.now();
+  const out: ActorInfo[] = [];
+  for (const role of roles) {
+    const ids = await redis.zrangebyscore(keys.alive(gateway, role), now, '+inf');
+    for (const instance of ids) {
+      const h = await redis.hgetall(keys.actor(gateway, instance));
+      if (!h.role) continue;
+      out.push({
+        instance, role: h.role, host: h.host ?? '?', pid: Number(h.pid), version: h.version ?? '',
+        started: Number(h.started), jobs: Number(h.jobs ?? 0),
+      });
+    }
+  }
+  return out;
+}

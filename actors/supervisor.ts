@@ -1,0 +1,197 @@
+// `sgw start`: runs the actors of this host's roles as child processes, restarts a crashed one
+// with back-off, kills one whose event loop stops beating, swaps driver actors to a newly
+// published version (start new, wait until ready, then drain old) and stops it all on SIGTERM.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from './config.js';
+import { EXIT } from './driver-actor.js';
+import { DRIVER_MODES, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
+import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
+import { DriverVersionWatch, type DriverVersion } from '../drivers/version-watch.js';
+
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+const BACKOFF_MIN_MS = 200;
+const BACKOFF_MAX_MS = 10_000;
+const HEALTHY_AFTER_MS = 30_000;
+
+export interface Roles {
+  http: boolean;
+  cache: boolean;
+  drivers: Set<DriverMode>;
+}
+
+/** Parses "--roles http,cache,driver:read,driver" (driver = every mode). */
+export function parseRoles(spec: string | undefined, config: GatewayConfig): Roles {
+  const gwModes = MODES_OF_GATEWAY[config.gateway.type];
+  const roles: Roles = { http: false, cache: false, drivers: new Set() };
+  for (const raw of (spec ?? 'http,cache,driver').split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (raw === 'http') roles.http = true;
+    else if (raw === 'cache') roles.cache = true;
+    else if (raw === 'driver') gwModes.forEach((m) => roles.drivers.add(m));
+    else if (raw.startsWith('driver:') && DRIVER_MODES.includes(raw.slice(7) as DriverMode)) {
+      const mode = raw.slice(7) as DriverMode;
+      if (!gwModes.includes(mode)) throw new Error(`role ${raw}: a ${config.gateway.type} has no ${mode} mode`);
+      roles.drivers.add(mode);
+    } else throw new Error(`unknown role "${raw}" (http, cache, driver, driver:<mode>)`);
+  }
+  return roles;
+}
+
+interface Actor {
+  role: string;
+  args: string[];
+  child: ChildProcess | null;
+  ready: Promise<boolean>;
+  lastBeat: number;
+  startedAt: number;
+  failures: number;
+  retiring: boolean;
+  version?: string;
+}
+
+export interface SupervisorOptions {
+  config: GatewayConfig;
+  configFile: string;
+  redisUrl: string;
+  roles: Roles;
+  logger: Logger;
+}
+
+export class Supervisor {
+  private readonly actors = new Set<Actor>();
+  private readonly redis: Redis;
+  private watch: DriverVersionWatch | null = null;
+  private stopping = false;
+  private swapping: Promise<void> = Promise.resolve();
+  private readonly watchdog: NodeJS.Timeout;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.redis = connectRedis(opts.redisUrl, 'patient', 'sgw-supervisor');
+    // A driver may legitimately block its loop for a whole call; beyond that it is stuck.
+    const stuckMs = opts.config.limits.call_timeout_ms + 5_000;
+    this.watchdog = setInterval(() => {
+      for (const a of this.actors) {
+        if (a.child && !a.retiring && Date.now() - a.lastBeat > stuckMs) {
+          opts.logger.error({ role: a.role, pid: a.child.pid }, 'actor stopped beating; killing it');
+          a.child.kill('SIGKILL');
+        }
+      }
+    }, 1000);
+  }
+
+  async start(): Promise<void> {
+    const { roles, logger } = this.opts;
+    await whenReady(this.redis, 30_000);
+    if (roles.http) this.spawn('http', roles.cache ? ['--with-cache'] : []);
+    else if (roles.cache) this.spawn('cache', []);
+    if (roles.drivers.size > 0) {
+      this.watch = new DriverVersionWatch(this.redis, this.opts.redisUrl, this.opts.config.gateway.key);
+      const first = await this.watch.first();
+      this.startDrivers(first);
+      this.watch.on('change', (v) => {
+        this.swapping = this.swapping.then(() => this.swapTo(v));
+      });
+    }
+    logger.info({ actors: [...this.actors].map((a) => a.role) }, 'supervisor started');
+  }
+
+  private startDrivers(v: DriverVersion): Actor[] {
+    const started: Actor[] = [];
+    for (const mode of this.opts.roles.drivers) {
+      if (!v.modes.has(mode)) continue; // short-circuited: the driver lacks this method
+      for (let i = 0; i < this.opts.config.actors.count[mode]; i++) started.push(this.spawn(`driver:${mode}`, ['--version', v.hash], v.hash));
+    }
+    return started;
+  }
+
+  /** Start the new version's actors; once they are ready, drain and stop the old ones. */
+  private async swapTo(v: DriverVersion): Promise<void> {
+    const log = this.opts.logger;
+    const current = [...this.actors].filter((a) => a.role.startsWith('driver:') && !a.retiring);
+    const old = current.filter((a) => a.version !== v.hash);
+    if (current.length > 0 && old.length === 0) return; // already on this version
+    log.info({ version: v.hash }, 'new driver version: starting its actors');
+    const fresh = this.startDrivers(v);
+    const ok = await Promise.all(fresh.map((a) => a.ready));
+    if (ok.includes(false)) {
+      log.error({ version: v.hash }, 'new driver version did not become ready; keeping the old actors');
+      for (const a of fresh) this.retire(a);
+      return;
+    }
+    for (const a of old) this.retire(a);
+    log.info({ version: v.hash, retired: old.length }, 'driver version swapped');
+  }
+
+  private retire(a: Actor): void {
+    a.retiring = true;
+    a.child?.kill('SIGTERM');
+  }
+
+  private spawn(role: string, extra: string[], version?: string): Actor {
+    const actor: Actor = {
+      role, args: ['actor', role, '--config', this.opts.configFile, ...extra],
+      child: null, ready: Promise.resolve(false), lastBeat: Date.now(), startedAt: Date.now(), failures: 0, retiring: false,
+    };
+    if (version) actor.version = version;
+    this.actors.add(actor);
+    this.launch(actor);
+    return actor;
+  }
+
+  private launch(a: Actor): void {
+    const child = fork(CLI, a.args, {
+      env: { ...process.env, SGW_REDIS_URL: this.opts.redisUrl },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    a.child = child;
+    a.startedAt = Date.now();
+    a.lastBeat = Date.now();
+    a.ready = new Promise<boolean>((resolve) => {
+      child.on('message', (m: { type?: string }) => {
+        a.lastBeat = Date.now();
+        if (m?.type === 'ready') resolve(true);
+      });
+      child.once('exit', () => resolve(false));
+    });
+    child.once('exit', (code, signal) => this.exited(a, code, signal));
+  }
+
+  private exited(a: Actor, code: number | null, signal: NodeJS.Signals | null): void {
+    a.child = null;
+    const log = this.opts.logger;
+    if (this.stopping || a.retiring || code === EXIT.OK) {
+      this.actors.delete(a);
+      if (!this.stopping && !a.retiring) log.info({ role: a.role }, 'actor exited cleanly; not restarted');
+      return;
+    }
+    const uptime = Date.now() - a.startedAt;
+    a.failures = uptime > HEALTHY_AFTER_MS ? 1 : a.failures + 1;
+    const delay = code === EXIT.RECYCLE && a.failures <= 1 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (a.failures - 1));
+    log.warn({ role: a.role, code, signal, restartInMs: delay }, 'actor exited; restarting');
+    setTimeout(() => { if (!this.stopping && !a.retiring) this.launch(a); }, delay).unref();
+  }
+
+  /** Live child processes by role (for status and tests). */
+  pids(): Record<string, number[]> {
+    const out: Record<string, number[]> = {};
+    for (const a of this.actors) if (a.child?.pid) (out[a.role] ??= []).push(a.child.pid);
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.watchdog);
+    this.watch?.close();
+    const grace = this.opts.config.limits.request_timeout_ms + 5_000;
+    await Promise.all([...this.actors].map((a) => new Promise<void>((resolve) => {
+      const child = a.child;
+      if (!child || child.exitCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill('SIGKILL'), grace);
+      child.once('exit', () => { clearTimeout(kill); resolve(); });
+      child.kill('SIGTERM');
+    })));
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,97 @@
+// The built-in replica gateway (RG) driver: each chunk is one file under STORAGE_DIR, at the
+// layout Syndicate back-ends use (request_to_storage_path). Copy this folder to start a driver;
+// in your copy, import the helpers from 'sgw' instead of '../../helpers.js'.
+//
+// Every method returns 0 or a negative errno. Chunks are immutable and any call may be retried,
+// so each method must be safe to run twice.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import {
+  Errno, log_debug, log_error, negativeErrnoOf, request_to_storage_path,
+  type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
+} from '../../helpers.js';
+
+/** STORAGE_DIR from config.json; a relative path is taken from the driver actor's working directory. */
+function storageDir(config: DriverConfig): string | null {
+  const dir = config.STORAGE_DIR;
+  return typeof dir === 'string' && dir !== '' ? resolve(dir) : null;
+}
+
+function chunkPath(request: DriverRequest, config: DriverConfig): string | null {
+  const dir = storageDir(config);
+  return dir === null ? null : join(dir, request_to_storage_path(request));
+}
+
+/** Refuses to start without a usable STORAGE_DIR. */
+export async function driver_init(driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<boolean> {
+  const dir = storageDir(driver_config);
+  if (dir === null) {
+    log_error('disk driver: config.json must set STORAGE_DIR');
+    return false;
+  }
+  try {
+    await mkdir(dir, { recursive: true });
+    return true;
+  } catch (err) {
+    log_error('disk driver: cannot create STORAGE_DIR %s: %s', dir, (err as Error).message);
+    return false;
+  }
+}
+
+/** Streams the stored chunk into chunk_fd; -ENOENT when there is no such chunk (HTTP 404). */
+export async function read_chunk(request: DriverRequest, chunk_fd: ChunkSink, driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<number> {
+  const path = chunkPath(request, driver_config);
+  if (path === null) return -Errno.EINVAL;
+  try {
+    // Open first, so that a missing chunk is a clean -ENOENT and chunk_fd stays untouched.
+    const file = await open(path, 'r');
+    await pipeline(file.createReadStream(), chunk_fd);
+    return 0;
+  } catch (err) {
+    log_debug('disk driver: read %s: %s', path, (err as Error).message);
+    return negativeErrnoOf(err);
+  }
+}
+
+/** Stores the chunk atomically: readers see the whole chunk or none of it, never a torn file. */
+export async function write_chunk(request: DriverRequest, chunk: Buffer, driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<number> {
+  const path = chunkPath(request, driver_config);
+  if (path === null) return -Errno.EINVAL;
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    const file = await open(temp, 'w');
+    try {
+      await file.writeFile(chunk);
+      await file.sync(); // a 200 on a write promises the chunk is on disk
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+    return 0;
+  } catch (err) {
+    log_error('disk driver: write %s: %s', path, (err as Error).message);
+    await rm(temp, { force: true }).catch(() => undefined);
+    return negativeErrnoOf(err);
+  }
+}
+
+/** Removes the chunk; a chunk that is already gone counts as deleted (the call may be a retry). */
+export async function delete_chunk(request: DriverRequest, driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<number> {
+  const path = chunkPath(request, driver_config);
+  if (path === null) return -Errno.EINVAL;
+  try {
+    await rm(path, { force: true });
+    return 0;
+  } catch (err) {
+    log_error('disk driver: delete %s: %s', path, (err as Error).message);
+    return negativeErrnoOf(err);
+  }
+}
+
+/** Nothing to do: this layout is keyed by file id, not by path. */
+export function rename_file(_request: DriverRequest, _old_path: string, _new_path: string, _driver_config: DriverConfig, _driver_secrets: DriverSecrets): number {
+  return 0;
+}

@@ -1,0 +1,219 @@
+// The driver helper API (Syndicate's `syndicate.util.gateway`), with its original snake_case names:
+// they are the driver authors' contract. This module is bundled into every driver (`import ... from
+// 'sgw'`), so it imports only node builtins and drivers/errno.ts — never proto/messages.ts, whose
+// protobufjs schema loading would bloat every bundle and break in a CommonJS bundle.
+import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { format } from 'node:util';
+import { Errno } from './errno.js';
+import type { DriverRequest } from '../proto/messages.js';
+
+export { Errno, negativeErrnoOf } from './errno.js';
+export type { DriverRequest, Manifest, ManifestBlock } from '../proto/messages.js';
+
+/** DriverRequest.io_type values (same as proto/messages.ts; a test keeps the two equal). */
+export const IoType = { NONE: 0, READ: 1, WRITE: 2, SYNC: 3, DELETE: 4 } as const;
+/** DriverRequest.request_type values (same as proto/messages.ts; a test keeps the two equal). */
+export const DriverRequestType = { BLOCK: 1, MANIFEST: 2, RENAME_HINT: 3 } as const;
+
+/** The driver's public config.json, parsed. */
+export type DriverConfig = Record<string, unknown>;
+/** The driver's secrets.json, unsealed with the gateway's private key and parsed. */
+export type DriverSecrets = Record<string, unknown>;
+
+/** What serialize/deserialize return: the transformed chunk, or a negative errno. */
+export type ChunkResult = Buffer | Uint8Array | number;
+
+/** A replica gateway driver: every method is optional (see seeds/001 for when each is called). */
+export interface RgDriver {
+  read_chunk?(request: DriverRequest, chunk_fd: ChunkSink, driver_config: DriverConfig, driver_secrets: DriverSecrets): number | Promise<number>;
+  write_chunk?(request: DriverRequest, chunk: Buffer, driver_config: DriverConfig, driver_secrets: DriverSecrets): number | Promise<number>;
+  delete_chunk?(request: DriverRequest, driver_config: DriverConfig, driver_secrets: DriverSecrets): number | Promise<number>;
+  rename_file?(request: DriverRequest, old_path: string, new_path: string, driver_config: DriverConfig, driver_secrets: DriverSecrets): number | Promise<number>;
+  serialize?(request: DriverRequest, chunk: Buffer, driver_config: DriverConfig, driver_secrets: DriverSecrets): ChunkResult | Promise<ChunkResult>;
+  deserialize?(request: DriverRequest, chunk: Buffer, driver_config: DriverConfig, driver_secrets: DriverSecrets): ChunkResult | Promise<ChunkResult>;
+  driver_init?(driver_config: DriverConfig, driver_secrets: DriverSecrets): boolean | Promise<boolean>;
+  driver_shutdown?(): void | Promise<void>;
+}
+
+export type RequestKind = 'block' | 'manifest' | 'rename_hint';
+
+/** "block" | "manifest" | "rename_hint"; throws on any other request_type (a gateway bug). */
+export function request_type(req: DriverRequest): RequestKind {
+  switch (req.request_type) {
+    case DriverRequestType.BLOCK: return 'block';
+    case DriverRequestType.MANIFEST: return 'manifest';
+    case DriverRequestType.RENAME_HINT: return 'rename_hint';
+    default: throw new TypeError(`invalid driver request type ${String(req.request_type)}`);
+  }
+}
+
+/**
+ * Where back-ends store a chunk: "{volume_id}/{FILE_ID_HEX}/{block_id}/{block_version}" for a
+ * block, "{volume_id}/{FILE_ID_HEX}/manifest/{sec}.{nsec}" for a manifest or rename hint.
+ */
+export function request_to_storage_path(req: DriverRequest): string {
+  const prefix = `${req.volume_id}/${req.file_id.toString(16).toUpperCase()}`;
+  if (request_type(req) === 'block') return `${prefix}/${req.block_id ?? 0n}/${req.block_version ?? 0n}`;
+  return `${prefix}/manifest/${req.manifest_mtime_sec ?? 0n}.${req.manifest_mtime_nsec ?? 0}`;
+}
+
+function isDataIo(req: DriverRequest): boolean {
+  return req.io_type === IoType.READ || req.io_type === IoType.WRITE;
+}
+
+/** The byte offset of a READ or WRITE in the file; null for other I/O. */
+export function request_byte_offset(req: DriverRequest): bigint | null {
+  return isDataIo(req) ? req.offset ?? 0n : null;
+}
+
+/** The byte length of a READ or WRITE; null for other I/O. */
+export function request_byte_len(req: DriverRequest): bigint | null {
+  return isDataIo(req) ? req.len ?? 0n : null;
+}
+
+/** The file's path in the volume. */
+export function request_path(req: DriverRequest): string {
+  return req.path;
+}
+
+/** The file's new path (rename hints); null when the request carries none. */
+export function request_new_path(req: DriverRequest): string | null {
+  return req.new_path ?? null;
+}
+
+/** Joins paths like Python's os.path.join, except that later parts never restart from "/". */
+export function path_join(a: string, ...parts: string[]): string {
+  let out = a;
+  for (const raw of parts) {
+    const part = raw.replace(/^\/+|\/+$/g, '');
+    if (part === '') {
+      if (!out.endsWith('/')) out += '/';
+    } else out = out === '' || out.endsWith('/') ? out + part : `${out}/${part}`;
+  }
+  return out;
+}
+
+export const METADATA_COMMANDS = ['create', 'put', 'update', 'delete', 'finish'] as const;
+export type MetadataCommandName = (typeof METADATA_COMMANDS)[number];
+export type MetadataFileType = 'file' | 'directory';
+
+/** One command an AG driver's next_dataset() hands to the gateway (put = create or update). */
+export interface MetadataCommand {
+  cmd: MetadataCommandName;
+  ftype: MetadataFileType;
+  mode: number;
+  size: number;
+  path: string;
+  read_ttl: number;
+  write_ttl: number;
+}
+
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/**
+ * Builds a metadata command, or returns null (and logs why) when it is malformed: unknown cmd or
+ * ftype, a path that is not absolute or holds a newline or NUL, a bad mode, size or TTL.
+ * A directory's size is always 4096.
+ */
+export function make_metadata_command(
+  cmd: string, ftype: string, mode: number, size: number, path: string, read_ttl = 5000, write_ttl = 0,
+): MetadataCommand | null {
+  const reason =
+    !(METADATA_COMMANDS as readonly string[]).includes(cmd) ? `unknown cmd ${JSON.stringify(cmd)}`
+    : ftype !== 'file' && ftype !== 'directory' ? `unknown ftype ${JSON.stringify(ftype)}`
+    : typeof path !== 'string' || !path.startsWith('/') ? `path ${JSON.stringify(path)} is not absolute`
+    : /[\n\0]/.test(path) ? `path ${JSON.stringify(path)} holds a newline or NUL`
+    : !isCount(mode) || mode > 0o7777 ? `bad mode ${String(mode)}`
+    : ftype === 'file' && !isCount(size) ? `bad size ${String(size)}`
+    : !isCount(read_ttl) || !isCount(write_ttl) ? `bad ttl ${String(read_ttl)}/${String(write_ttl)}`
+    : null;
+  if (reason) {
+    log_error(`make_metadata_command: ${reason}`);
+    return null;
+  }
+  return {
+    cmd: cmd as MetadataCommandName, ftype: ftype as MetadataFileType, mode,
+    size: ftype === 'directory' ? 4096 : size, path, read_ttl, write_ttl,
+  };
+}
+
+// One JSON line per call (pino's level numbers), so a driver message never splits or garbles the
+// gateway's log stream, whatever the message contains.
+function writeLogLine(level: number, args: unknown[]): void {
+  const line = JSON.stringify({ level, time: Date.now(), pid: process.pid, src: 'driver', msg: format(...args) });
+  try {
+    process.stderr.write(line + '\n');
+  } catch {
+    // a closed stderr must not take the driver call down with it
+  }
+}
+
+/** Logs an error line to stderr. */
+export function log_error(...args: unknown[]): void {
+  writeLogLine(50, args);
+}
+
+/** Logs a debug line to stderr, only when the environment sets SGW_DRIVER_DEBUG. */
+export function log_debug(...args: unknown[]): void {
+  if (process.env.SGW_DRIVER_DEBUG) writeLogLine(20, args);
+}
+
+export interface ChunkSinkOptions {
+  /** Most bytes the sink accepts; a write past it fails with EFBIG. Default 64 MiB. */
+  limit?: number;
+}
+
+export const DEFAULT_CHUNK_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * The `chunk_fd` of read_chunk: a Writable that keeps everything written to it in memory.
+ * A driver may `chunk_fd.write(buf)` or `await pipeline(createReadStream(p), chunk_fd)`.
+ * Writes are taken synchronously, so bytes() is complete as soon as the driver's method returns.
+ * A write past the limit fails with an error whose code is 'EFBIG'; the sink then reports it in
+ * `errored` instead of crashing the process (it listens to its own 'error' event).
+ */
+export class ChunkSink extends Writable {
+  readonly limit: number;
+  #parts: Buffer[] = [];
+  #length = 0;
+
+  constructor(options: ChunkSinkOptions = {}) {
+    super({ decodeStrings: true });
+    this.limit = options.limit ?? DEFAULT_CHUNK_LIMIT;
+    this.on('error', () => { /* kept in this.errored for whoever runs the driver */ });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.#length + chunk.length > this.limit) {
+      const err = Object.assign(new Error(`chunk is larger than ${this.limit} bytes`), { code: 'EFBIG', errno: -Errno.EFBIG });
+      callback(err);
+      return;
+    }
+    this.#parts.push(chunk);
+    this.#length += chunk.length;
+    callback();
+  }
+
+  /** Bytes written so far. */
+  get byteLength(): number {
+    return this.#length;
+  }
+
+  /**
+   * Ends the sink if the driver did not, waits until every write landed, and returns the bytes;
+   * rejects with the sink's error (EFBIG past the limit) instead of waiting forever.
+   */
+  async collect(): Promise<Buffer> {
+    if (this.errored) throw this.errored;
+    if (!this.writableEnded) this.end();
+    await finished(this);
+    return this.bytes();
+  }
+
+  /** Everything written so far, as one Buffer. */
+  bytes(): Buffer {
+    if (this.#parts.length > 1) this.#parts = [Buffer.concat(this.#parts, this.#length)];
+    return this.#parts[0] ?? Buffer.alloc(0);
+  }
+}

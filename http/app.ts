@@ -1,0 +1,65 @@
+// The data-plane HTTP surface of a replica gateway as a Koa app. createApp() takes every
+// dependency explicitly so tests and benchmarks can build one in-process on port 0.
+import { randomUUID } from 'node:crypto';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import { answerErrors, HttpError } from './errors.js';
+import { getChunk } from './get-chunk.js';
+import { postControlPlane, type ControlPlaneDeps } from './control-plane.js';
+import type { ChunkCache, DriverPipeline } from './driver-pipeline.js';
+import type { GatewayConfig } from '../actors/config.js';
+
+export interface AppDeps {
+  config: GatewayConfig;
+  cache: ChunkCache;
+  pipeline: DriverPipeline;
+  firstUse: ControlPlaneDeps['firstUse'];
+  logger: Logger;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const { config, logger } = deps;
+  const app = new Koa();
+  app.proxy = false;
+  const get = getChunk({
+    volumeId: config.gateway.volume_id, userId: config.gateway.user_id, blockSize: config.gateway.block_size,
+    cache: deps.cache, pipeline: deps.pipeline,
+  });
+  const post = postControlPlane(deps);
+  const timeout = config.limits.request_timeout_ms;
+
+  app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
+
+  // Request id, deadline and one log line per request.
+  app.use(async (ctx, next) => {
+    const started = performance.now();
+    ctx.state.requestId = ctx.get('X-Request-Id') || randomUUID();
+    ctx.state.deadline = Date.now() + timeout;
+    ctx.set('X-Request-Id', ctx.state.requestId as string);
+    try {
+      await next();
+    } finally {
+      if (logger.isLevelEnabled('info')) {
+        logger.info({
+          rid: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status,
+          ms: Math.round((performance.now() - started) * 100) / 100, cache: ctx.state.cache,
+          rc: ctx.state.errorCode,
+        }, 'request');
+      }
+    }
+  });
+  app.use(answerErrors);
+  app.use(async (ctx) => {
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+      if (ctx.path === '/PING') {
+        ctx.body = 'PONG\n';
+        return;
+      }
+      if (ctx.path.includes('/DATA/')) return get(ctx);
+    } else if (ctx.method === 'POST') {
+      return post(ctx);
+    }
+    throw new HttpError(ctx.method === 'GET' ? 404 : 405, `no ${ctx.method} route for ${ctx.path}`);
+  });
+  return app;
+}

@@ -1,0 +1,81 @@
+// The chunk pipelines of a replica gateway, through the driver queues:
+//   read:  read -> serialize -> (caller caches)          store: deserialize -> write
+// Methods the driver lacks are short-circuited here: no queue, no actor, bytes passed through.
+import { randomBytes } from 'node:crypto';
+import { DriverRequestCodec, type DriverRequest } from '../proto/messages.js';
+import { NoAnswerError, type Asker, type Call, type CallResult } from '../queues/ask.js';
+import type { DriverMode } from '../queues/names.js';
+import { unavailable } from './errors.js';
+
+export interface ChunkCache {
+  get(key: string): Promise<Buffer | null>;
+  put(key: string, bytes: Uint8Array): Promise<void>;
+  delete(key: string): Promise<boolean>;
+}
+
+export interface PipelineDeps {
+  asker: Asker;
+  /** Modes the current driver version implements. */
+  methods: () => ReadonlySet<DriverMode>;
+  /** Live actors of a mode ("driver:read"), as last seen. */
+  liveActors: (mode: DriverMode) => number;
+  callTimeoutMs: number;
+}
+
+/** A chunk-level outcome: rc 0 with bytes, or a negative errno. */
+export interface ChunkResult {
+  rc: number;
+  chunk?: Buffer;
+  error?: string;
+}
+
+export function randomIoContext(): bigint {
+  return randomBytes(8).readBigUInt64BE();
+}
+
+export class DriverPipeline {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  has(mode: DriverMode): boolean {
+    return this.deps.methods().has(mode);
+  }
+
+  /** One call to one mode; 503 when no actor is alive or none answers before the deadline. */
+  async call(mode: DriverMode, req: DriverRequest, deadline: number, rid: string | undefined, extra: Omit<Call, 'request'> = {}): Promise<CallResult> {
+    if (!this.has(mode)) throw unavailable(`the driver has no ${mode} method`);
+    if (this.deps.liveActors(mode) === 0) throw unavailable(`no ${mode} driver actor is running`);
+    const left = Math.min(this.deps.callTimeoutMs, deadline - Date.now());
+    if (left <= 0) throw new NoAnswerError(`request deadline passed before the ${mode} call`);
+    return this.deps.asker.ask(mode, { request: DriverRequestCodec.encode(req), ...extra }, left, rid);
+  }
+
+  /** read_chunk, then serialize when the driver has it. */
+  async read(req: DriverRequest, deadline: number, rid?: string): Promise<ChunkResult> {
+    const r = await this.call('read', req, deadline, rid);
+    if (r.rc !== 0) return r;
+    return this.transform('serialize', req, r.chunk ?? Buffer.alloc(0), deadline, rid);
+  }
+
+  /** deserialize when the driver has it, then write_chunk. */
+  async store(req: DriverRequest, serialized: Buffer, deadline: number, rid?: string): Promise<ChunkResult> {
+    const d = await this.transform('deserialize', req, serialized, deadline, rid);
+    if (d.rc !== 0) return d;
+    return this.call('write', req, deadline, rid, { chunk: d.chunk! });
+  }
+
+  async delete(req: DriverRequest, deadline: number, rid?: string): Promise<ChunkResult> {
+    return this.call('delete', req, deadline, rid);
+  }
+
+  /** rename_file; a driver without it has nothing to do on rename (the S3 case in the seed). */
+  async rename(req: DriverRequest, oldPath: string, newPath: string, deadline: number, rid?: string): Promise<ChunkResult> {
+    if (!this.has('rename')) return { rc: 0 };
+    return this.call('rename', req, deadline, rid, { args: [oldPath, newPath] });
+  }
+
+  private async transform(mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer, deadline: number, rid?: string): Promise<ChunkResult> {
+    if (!this.has(mode)) return { rc: 0, chunk };
+    const r = await this.call(mode, req, deadline, rid, { chunk });
+    return r.rc === 0 ? { rc: 0, chunk: r.chunk ?? Buffer.alloc(0) } : r;
+  }
+}

@@ -1,0 +1,37 @@
+// One error-to-status mapping for the whole HTTP surface: handlers throw, this answers.
+import type { Context, Next } from 'koa';
+import { BadUrlError } from './data-url.js';
+import { MessageError } from '../proto/messages.js';
+import { NoAnswerError } from '../queues/ask.js';
+
+export class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+  }
+}
+
+export const RETRY_AFTER_S = '2';
+
+export function unavailable(message: string): HttpError {
+  return new HttpError(503, message, { 'Retry-After': RETRY_AFTER_S });
+}
+
+/** Outermost middleware: maps thrown errors to a status and a one-line text body. */
+export async function answerErrors(ctx: Context, next: Next): Promise<void> {
+  try {
+    await next();
+  } catch (err) {
+    let status = 500;
+    let message = 'internal error';
+    let headers: Record<string, string> = {};
+    if (err instanceof HttpError) ({ status, message, headers } = err);
+    else if (err instanceof BadUrlError || err instanceof MessageError) [status, message] = [400, err.message];
+    else if (err instanceof NoAnswerError) [status, message, headers] = [503, err.message, { 'Retry-After': RETRY_AFTER_S }];
+    else ctx.app.emit('error', err, ctx);
+    ctx.status = status;
+    ctx.set(headers);
+    ctx.type = 'text/plain';
+    ctx.body = `${message}\n`;
+  }
+}

@@ -1,0 +1,83 @@
+// GET /DATA/...: a cached chunk is answered without touching a driver; a miss goes
+// read (-> serialize) through the driver queues and lands in the cache on the way out.
+import type { Context } from 'koa';
+import { DriverRequestType, IoType, type DriverRequest } from '../proto/messages.js';
+import { Errno } from '../drivers/errno.js';
+import { chunkCacheKey, parseDataUrl, type ChunkAddress } from './data-url.js';
+import { HttpError } from './errors.js';
+import { randomIoContext, type ChunkCache, type ChunkResult, type DriverPipeline } from './driver-pipeline.js';
+
+export interface GetChunkDeps {
+  volumeId: bigint;
+  userId: bigint;
+  blockSize: number;
+  cache: ChunkCache;
+  pipeline: DriverPipeline;
+}
+
+/** The DriverRequest a GET asks the read driver with (WIRE.md: "How a gateway fills it"). */
+export function driverRequestForGet(addr: ChunkAddress, userId: bigint, blockSize: number): DriverRequest {
+  const req: DriverRequest = {
+    volume_id: addr.volume_id,
+    user_id: userId,
+    coordinator_id: 0n, // a GET does not say who coordinates the file
+    file_id: addr.file_id,
+    file_version: BigInt.asUintN(64, addr.file_version),
+    request_type: addr.kind === 'block' ? DriverRequestType.BLOCK : DriverRequestType.MANIFEST,
+    path: addr.fs_path,
+    io_type: IoType.READ,
+    io_context: randomIoContext(),
+    block_size: BigInt(blockSize),
+  };
+  if (addr.kind === 'block') {
+    req.block_id = addr.block_id;
+    req.block_version = addr.block_version;
+    req.offset = BigInt.asUintN(64, addr.block_id * BigInt(blockSize));
+    req.len = BigInt(blockSize);
+  } else {
+    req.manifest_mtime_sec = addr.mtime_sec;
+    req.manifest_mtime_nsec = addr.mtime_nsec;
+    req.offset = 0n;
+    req.len = 0n;
+  }
+  return req;
+}
+
+/** Maps a failed driver result of a read to its HTTP status (WIRE.md). */
+export function readFailure(r: ChunkResult, what: string): HttpError {
+  if (r.rc === -Errno.ENOENT) return new HttpError(404, `${what} not found`);
+  if (r.rc === -Errno.ETIMEDOUT) return new HttpError(504, `the driver timed out reading ${what}`);
+  return new HttpError(500, `the driver failed reading ${what} (rc ${r.rc}${r.error ? `: ${r.error}` : ''})`);
+}
+
+function sendChunk(ctx: Context, bytes: Buffer): void {
+  ctx.status = 200;
+  ctx.type = 'application/octet-stream';
+  // Chunks are immutable: any cache between us and the reader may keep them for good.
+  ctx.set('Cache-Control', 'public, max-age=31536000, immutable');
+  ctx.body = bytes;
+}
+
+export function getChunk(deps: GetChunkDeps) {
+  return async (ctx: Context): Promise<void> => {
+    const addr = parseDataUrl(ctx.path);
+    if (addr.volume_id !== deps.volumeId) throw new HttpError(404, `volume ${addr.volume_id} is not served here`);
+    if (ctx.get('If-Modified-Since')) {
+      ctx.status = 304;
+      return;
+    }
+    const key = chunkCacheKey(addr);
+    const hit = await deps.cache.get(key);
+    if (hit) {
+      ctx.state.cache = 'hit';
+      return sendChunk(ctx, hit);
+    }
+    ctx.state.cache = 'miss';
+    const req = driverRequestForGet(addr, deps.userId, deps.blockSize);
+    const r = await deps.pipeline.read(req, ctx.state.deadline as number, ctx.state.requestId as string);
+    if (r.rc !== 0) throw readFailure(r, addr.kind === 'block' ? 'block' : 'manifest');
+    const bytes = r.chunk ?? Buffer.alloc(0);
+    await deps.cache.put(key, bytes);
+    sendChunk(ctx, bytes);
+  };
+}

@@ -1,0 +1,259 @@
+// The ask/reply protocol every actor uses. A call is a BullMQ job on "<gateway>.<mode>" (visible
+// in a Bull dashboard); its reply is one binary element pushed onto the asking instance's own
+// result list, which the asker drains with batched BLMPOP. Measured here, this beats
+// waitUntilFinished and pub/sub replies (which were lost under load). Chunks travel binary:
+// small ones inline in the job, large ones as a Redis key with a TTL that the job refers to.
+import { randomUUID } from 'node:crypto';
+import { Queue, Worker, type Job } from 'bullmq';
+import { connectRedis, type Redis } from './redis.js';
+import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
+
+/** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
+export interface Call {
+  request: Uint8Array;
+  chunk?: Buffer;
+  args?: string[];
+}
+
+/** What came back: rc is 0 or a negative errno; chunk/value carry the method's output. */
+export interface CallResult {
+  rc: number;
+  chunk?: Buffer;
+  value?: string;
+  error?: string;
+}
+
+export interface IncomingCall extends Call {
+  requestId: string | undefined;
+  /** Epoch ms after which nobody waits for the answer. */
+  deadline: number;
+  jobId: string | undefined;
+}
+
+interface JobData {
+  id: string;
+  reply: string;
+  deadline: number;
+  req: string;
+  chunk?: string;
+  chunkKey?: string;
+  args?: string[];
+  rid?: string;
+}
+
+/** No actor answered in time, or Redis is unreachable: the caller should answer 503. */
+export class NoAnswerError extends Error {
+  override name = 'NoAnswerError';
+}
+
+/** Chunks up to this size ride inline (base64 in JSON); measured faster below ~64 KiB. */
+export const INLINE_CHUNK_MAX = 64 * 1024;
+const REPLY_LIST_TTL_MS = 60_000;
+
+export const JOB_RETENTION = {
+  removeOnComplete: { count: 1000, age: 3600 },
+  removeOnFail: { count: 1000, age: 24 * 3600 },
+} as const;
+
+interface Pending {
+  resolve(r: CallResult): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+  chunkKey?: string;
+}
+
+export function encodeReply(id: string, r: CallResult): Buffer {
+  const header = Buffer.from(JSON.stringify({ id, rc: r.rc, e: r.error, v: r.value }));
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(header.length, 0);
+  return Buffer.concat(r.chunk ? [head, header, r.chunk] : [head, header]);
+}
+
+export function decodeReply(frame: Buffer): { id: string; result: CallResult } | null {
+  if (frame.length < 4) return null;
+  const n = frame.readUInt32BE(0);
+  if (4 + n > frame.length) return null;
+  try {
+    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string };
+    const result: CallResult = { rc: h.rc };
+    if (frame.length > 4 + n) result.chunk = frame.subarray(4 + n);
+    if (h.e !== undefined) result.error = h.e;
+    if (h.v !== undefined) result.value = h.v;
+    return { id: h.id, result };
+  } catch {
+    return null;
+  }
+}
+
+/** The asking side: one per process that sends calls (http actor, supervisor tools, benchmarks). */
+export class Asker {
+  readonly instance: string;
+  readonly redis: Redis;
+  private readonly blocking: Redis;
+  private readonly queues = new Map<string, Queue>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly replyKey: string;
+  private closed = false;
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly redisUrl: string, private readonly gateway: string, instance = randomUUID()) {
+    this.instance = instance;
+    this.replyKey = keys.results(instance);
+    this.redis = connectRedis(redisUrl, 'fail-fast', `sgw-ask-${instance}`);
+    this.blocking = connectRedis(redisUrl, 'patient', `sgw-replies-${instance}`);
+    this.loop = this.drainReplies();
+  }
+
+  private queue(mode: string): Queue {
+    let q = this.queues.get(mode);
+    if (!q) {
+      q = new Queue(modeQueueName(this.gateway, mode as never), {
+        connection: this.redis, prefix: QUEUE_PREFIX, defaultJobOptions: JOB_RETENTION,
+      });
+      q.on('error', () => {});
+      this.queues.set(mode, q);
+    }
+    return q;
+  }
+
+  /** Sends one call and waits for its reply, at most timeoutMs. Rejects with NoAnswerError. */
+  async ask(mode: string, call: Call, timeoutMs: number, requestId?: string): Promise<CallResult> {
+    if (this.closed) throw new NoAnswerError('asker is closed');
+    const id = randomUUID();
+    const deadline = Date.now() + timeoutMs;
+    const data: JobData = { id, reply: this.replyKey, deadline, req: Buffer.from(call.request).toString('base64') };
+    if (call.args) data.args = call.args;
+    if (requestId) data.rid = requestId;
+    const answer = new Promise<CallResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.settle(id);
+        reject(new NoAnswerError(`no ${mode} driver actor answered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    try {
+      if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
+        data.chunkKey = keys.chunk(id);
+        this.pending.get(id)!.chunkKey = data.chunkKey;
+        await this.redis.set(data.chunkKey, call.chunk, 'PX', timeoutMs + 5000);
+      } else if (call.chunk) {
+        data.chunk = call.chunk.toString('base64');
+      }
+      await this.queue(mode).add(mode, data);
+    } catch (err) {
+      const p = this.settle(id);
+      p?.reject(new NoAnswerError(`cannot queue ${mode} call: ${(err as Error).message}`));
+    }
+    return answer;
+  }
+
+  private settle(id: string): Pending | undefined {
+    const p = this.pending.get(id);
+    if (!p) return undefined;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (p.chunkKey) this.redis.unlink(p.chunkKey).catch(() => {});
+    return p;
+  }
+
+  private async drainReplies(): Promise<void> {
+    while (!this.closed) {
+      let res: unknown;
+      try {
+        res = await this.blocking.callBuffer('BLMPOP', '1', '1', this.replyKey, 'LEFT', 'COUNT', '512');
+      } catch {
+        if (this.closed) return;
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      if (!res) continue;
+      const frames = (res as [Buffer, Buffer[]])[1];
+      for (const frame of frames) {
+        const reply = decodeReply(frame);
+        if (!reply) continue;
+        // Duplicates (a retried job answering twice) find nothing pending and are dropped.
+        this.settle(reply.id)?.resolve(reply.result);
+      }
+    }
+  }
+
+  /** Job counts by state for one mode's queue (for status and readiness tools). */
+  jobCounts(mode: string) {
+    return this.queue(mode).getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, p] of this.pending) {
+      this.settle(id);
+      p.reject(new NoAnswerError('asker closed'));
+    }
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.blocking.disconnect();
+    await this.loop?.catch(() => {});
+    this.redis.disconnect();
+  }
+}
+
+export interface ServeOptions {
+  redisUrl: string;
+  gateway: string;
+  mode: string;
+  concurrency: number;
+  handler: (call: IncomingCall) => Promise<CallResult>;
+  /** Called after each job with its outcome, for counters and logs. */
+  onDone?: (call: IncomingCall, result: CallResult, ms: number) => void;
+}
+
+/** The serving side: consumes one mode's queue and answers each call on its asker's list. */
+export class CallServer {
+  readonly worker: Worker;
+  private readonly redis: Redis;
+
+  constructor(private readonly opts: ServeOptions) {
+    this.redis = connectRedis(opts.redisUrl, 'patient', `sgw-serve-${opts.gateway}.${opts.mode}`);
+    this.worker = new Worker(modeQueueName(opts.gateway, opts.mode as never), (job: Job<JobData>) => this.process(job), {
+      connection: connectRedis(opts.redisUrl, 'patient'),
+      prefix: QUEUE_PREFIX,
+      concurrency: opts.concurrency,
+      // A crashed actor's jobs go back to the queue within seconds, not BullMQ's default 30 s.
+      lockDuration: 10_000,
+      stalledInterval: 5_000,
+      maxStalledCount: 3,
+      autorun: true,
+    });
+    this.worker.on('error', () => {});
+  }
+
+  private async process(job: Job<JobData>): Promise<void> {
+    const d = job.data;
+    if (Date.now() > d.deadline) return; // nobody waits for this answer any more
+    const call: IncomingCall = {
+      request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId: job.id,
+    };
+    if (d.args) call.args = d.args;
+    let result: CallResult;
+    const started = performance.now();
+    if (d.chunkKey) {
+      const chunk = await this.redis.getBuffer(d.chunkKey);
+      if (chunk) call.chunk = chunk;
+    } else if (d.chunk !== undefined) call.chunk = Buffer.from(d.chunk, 'base64');
+    if (d.chunkKey && !call.chunk) result = { rc: -5, error: 'chunk expired before the call ran' };
+    else {
+      try {
+        result = await this.opts.handler(call);
+      } catch (err) {
+        result = { rc: -5, error: (err as Error).message };
+      }
+    }
+    await this.redis.multi().rpush(d.reply, encodeReply(d.id, result)).pexpire(d.reply, REPLY_LIST_TTL_MS).exec();
+    this.opts.onDone?.(call, result, performance.now() - started);
+  }
+
+  /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */
+  async close(graceMs = 30_000): Promise<void> {
+    await Promise.race([this.worker.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.redis.disconnect();
+  }
+}
