@@ -47,6 +47,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     asker,
     methods: () => watch.version?.modes ?? noModes,
     liveActors: (mode) => live.count(`driver:${mode}`),
+    liveActorsNow: (mode) => live.countFresh(`driver:${mode}`),
     callTimeoutMs: config.limits.call_timeout_ms,
   });
   const windowMs = config.limits.replay_window_s * 1000;

@@ -88,6 +88,13 @@ export class LiveActors {
     return this.counts.get(role) ?? 0;
   }
 
+  /** Counts again from Redis now: the slow path, when the cached view says nobody is there. */
+  async countFresh(role: string): Promise<number> {
+    this.fresh = this.refresh();
+    await this.fresh;
+    return this.count(role);
+  }
+
   /** Waits for the next refresh; for tests and readiness probes. */
   async current(): Promise<Map<string, number>> {
     await this.fresh;

@@ -208,7 +208,13 @@ export async function fetchBundle(redis: Redis, hash: string): Promise<DriverBun
   const code = fields.code.toString('utf8');
   const secrets = fields.secrets ?? null;
   if (bundleHash(code, fields.config, secrets) !== hash) throw new BundleError(`bundle ${hash} in Redis does not match its hash`);
-  return { hash, code, config: fields.config, secrets, meta: JSON.parse(fields.meta.toString('utf8')) as BundleMeta };
+  let meta: BundleMeta;
+  try {
+    meta = JSON.parse(fields.meta.toString('utf8')) as BundleMeta;
+  } catch {
+    throw new BundleError(`bundle ${hash} in Redis has unreadable meta`);
+  }
+  return { hash, code, config: fields.config, secrets, meta };
 }
 
 /** The hash of the bundle the gateway runs now, or null before any publish. */

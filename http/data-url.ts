@@ -45,10 +45,6 @@ const I64_MIN = -(1n << 63n);
 const I64_MAX = (1n << 63n) - 1n;
 const NSEC_MAX = 999_999_999;
 
-const UNSIGNED_DEC = /^[0-9]{1,20}$/;
-const SIGNED_DEC = /^-?[0-9]{1,20}$/;
-const HEX = /^[0-9A-Fa-f]{1,16}$/;
-const NSEC_DEC = /^[0-9]{1,9}$/;
 // Characters that cannot be in a raw request path: whitespace/control, and query/fragment marks.
 const RAW_FORBIDDEN = /[\u0000-\u0020\u007f?#]/;
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -99,32 +95,48 @@ function checkNotDotSegment(segment: string, what: string): void {
   if (segment === '.') throw bad(`'.' is not allowed as a ${what}`);
 }
 
-function parseUnsigned(text: string, what: string): bigint {
+// Numbers are scanned by hand: BigInt(string) costs ~10x BigInt(number), and most ids and
+// versions in a URL are short, so values of up to 15 digits go through a double exactly.
+function parseDecimal(text: string, signed: boolean, what: string): bigint {
   if (text === '') throw bad(`${what} is empty`);
-  if (!UNSIGNED_DEC.test(text)) throw bad(`${what} ${quote(text)} is not an unsigned decimal integer`);
+  const negative = text.charCodeAt(0) === 45; // '-'
+  const first = negative ? 1 : 0;
+  const digits = text.length - first;
+  const kind = signed ? 'a decimal integer' : 'an unsigned decimal integer';
+  if ((negative && !signed) || digits === 0 || digits > 20) throw bad(`${what} ${quote(text)} is not ${kind}`);
+  let small = 0;
+  for (let i = first; i < text.length; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) throw bad(`${what} ${quote(text)} is not ${kind}`);
+    small = small * 10 + d;
+  }
+  if (digits <= 15) return BigInt(negative ? -small : small);
   const value = BigInt(text);
-  if (value > U64_MAX) throw bad(`${what} ${quote(text)} is out of range for uint64`);
-  return value;
-}
-
-function parseSigned(text: string, what: string): bigint {
-  if (text === '') throw bad(`${what} is empty`);
-  if (!SIGNED_DEC.test(text)) throw bad(`${what} ${quote(text)} is not a decimal integer`);
-  const value = BigInt(text);
-  if (value < I64_MIN || value > I64_MAX) throw bad(`${what} ${quote(text)} is out of range for int64`);
+  if (signed ? value < I64_MIN || value > I64_MAX : value > U64_MAX) {
+    throw bad(`${what} ${quote(text)} is out of range for ${signed ? 'int64' : 'uint64'}`);
+  }
   return value;
 }
 
 function parseFileId(text: string): bigint {
   if (text === '') throw bad('file id is empty');
-  if (!HEX.test(text)) throw bad(`file id ${quote(text)} is not a hexadecimal uint64`);
-  return BigInt(`0x${text}`);
+  if (text.length > 16) throw bad(`file id ${quote(text)} is longer than 16 hex digits (uint64)`);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i) | 0x20; // folds A-F onto a-f; digits are unchanged
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) throw bad(`file id ${quote(text)} is not hexadecimal`);
+  }
+  return text.length <= 13 ? BigInt(parseInt(text, 16)) : BigInt(`0x${text}`);
 }
 
 function parseNsec(text: string): number {
   if (text === '') throw bad('manifest mtime_nsec is empty');
-  if (!NSEC_DEC.test(text)) throw bad(`manifest mtime_nsec ${quote(text)} is not a decimal in [0, ${NSEC_MAX}]`);
-  return Number(text);
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9 || i >= 9) throw bad(`manifest mtime_nsec ${quote(text)} is not a decimal in [0, ${NSEC_MAX}]`);
+    value = value * 10 + d;
+  }
+  return value;
 }
 
 /**
@@ -157,7 +169,7 @@ export function parseDataUrl(pathname: string): ChunkAddress {
     const missing = count === 0 ? 'volume id' : count === 1 ? 'file path' : 'chunk (block or manifest) segment';
     throw bad(`missing ${missing}; expected ${GRAMMAR}`);
   }
-  const volume_id = parseUnsigned(segments[first]!, 'volume id');
+  const volume_id = parseDecimal(segments[first]!, false, 'volume id');
 
   const fileSegment = segments[segments.length - 2]!;
   const versionDot = fileSegment.lastIndexOf('.');
@@ -167,7 +179,7 @@ export function parseDataUrl(pathname: string): ChunkAddress {
   if (name === '') throw bad(`file segment ${quote(fileSegment)} has an empty file name`);
   checkNotDotSegment(name, 'file name');
   const file_id = parseFileId(fileSegment.slice(idDot + 1, versionDot));
-  const file_version = parseSigned(fileSegment.slice(versionDot + 1), 'file version');
+  const file_version = parseDecimal(fileSegment.slice(versionDot + 1), true, 'file version');
 
   const dirs = segments.slice(first + 1, segments.length - 2);
   const fs_path = dirs.length === 0 ? `/${name}` : `/${dirs.join('/')}/${name}`;
@@ -177,14 +189,14 @@ export function parseDataUrl(pathname: string): ChunkAddress {
     const rest = chunk.slice('manifest.'.length);
     const dot = rest.indexOf('.');
     if (dot < 0) throw bad(`manifest segment ${quote(chunk)} is not manifest.{mtime_sec}.{mtime_nsec}`);
-    const mtime_sec = parseSigned(rest.slice(0, dot), 'manifest mtime_sec');
+    const mtime_sec = parseDecimal(rest.slice(0, dot), true, 'manifest mtime_sec');
     const mtime_nsec = parseNsec(rest.slice(dot + 1));
     return { volume_id, fs_path, file_id, file_version, kind: 'manifest', mtime_sec, mtime_nsec };
   }
   const dot = chunk.indexOf('.');
   if (dot < 0) throw bad(`chunk segment ${quote(chunk)} is neither {block_id}.{block_version} nor manifest.{sec}.{nsec}`);
-  const block_id = parseUnsigned(chunk.slice(0, dot), 'block id');
-  const block_version = parseSigned(chunk.slice(dot + 1), 'block version');
+  const block_id = parseDecimal(chunk.slice(0, dot), false, 'block id');
+  const block_version = parseDecimal(chunk.slice(dot + 1), true, 'block version');
   return { volume_id, fs_path, file_id, file_version, kind: 'block', block_id, block_version };
 }
 

@@ -17,8 +17,9 @@ export interface PipelineDeps {
   asker: Asker;
   /** Modes the current driver version implements. */
   methods: () => ReadonlySet<DriverMode>;
-  /** Live actors of a mode ("driver:read"), as last seen. */
+  /** Live actors of a mode, as last seen (cheap) and counted again now (a Redis round trip). */
   liveActors: (mode: DriverMode) => number;
+  liveActorsNow: (mode: DriverMode) => Promise<number>;
   callTimeoutMs: number;
 }
 
@@ -43,7 +44,9 @@ export class DriverPipeline {
   /** One call to one mode; 503 when no actor is alive or none answers before the deadline. */
   async call(mode: DriverMode, req: DriverRequest, deadline: number, rid: string | undefined, extra: Omit<Call, 'request'> = {}): Promise<CallResult> {
     if (!this.has(mode)) throw unavailable(`the driver has no ${mode} method`);
-    if (this.deps.liveActors(mode) === 0) throw unavailable(`no ${mode} driver actor is running`);
+    if (this.deps.liveActors(mode) === 0 && (await this.deps.liveActorsNow(mode)) === 0) {
+      throw unavailable(`no ${mode} driver actor is running`);
+    }
     const left = Math.min(this.deps.callTimeoutMs, deadline - Date.now());
     if (left <= 0) throw new NoAnswerError(`request deadline passed before the ${mode} call`);
     return this.deps.asker.ask(mode, { request: DriverRequestCodec.encode(req), ...extra }, left, rid);

@@ -157,6 +157,10 @@ for (const name of ['ManifestBlock', 'Manifest', 'SignedBlockHeader', 'Request',
 }
 const staticTypes = SG_messages as unknown as Record<MessageName, StaticType>;
 
+const U64_MAX = 2n ** 64n - 1n;
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
 function fromWireValue(f: WireField, v: unknown): unknown {
   if (f.long) return (v as Long).toBigInt();
   if (f.message) return fromWire(f.message, v as Record<string, unknown>);
@@ -179,9 +183,12 @@ function fromWire(type: MessageName, raw: Record<string, unknown>): Record<strin
 
 function toWireValue(type: MessageName, f: WireField, v: unknown): unknown {
   if (f.long) {
-    if (typeof v === 'bigint') return Long.fromBigInt(v, f.long === 'u');
-    if (typeof v === 'number' && Number.isSafeInteger(v)) return Long.fromNumber(v, f.long === 'u');
-    throw new MessageError(`${type}.${f.name} must be a bigint`);
+    const n = typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : null;
+    if (n === null) throw new MessageError(`${type}.${f.name} must be a bigint`);
+    // Long.fromBigInt keeps only the low 64 bits: an out-of-range value would be signed silently wrong.
+    const fits = f.long === 'u' ? n >= 0n && n <= U64_MAX : n >= I64_MIN && n <= I64_MAX;
+    if (!fits) throw new MessageError(`${type}.${f.name} = ${n} is out of range for ${f.long === 'u' ? 'uint64' : 'int64'}`);
+    return Long.fromBigInt(n, f.long === 'u');
   }
   if (f.message) return toWire(f.message, v as Record<string, unknown>);
   return v;

@@ -30,9 +30,12 @@ export function signBytes(bytes: Uint8Array, key: KeyObject): string {
 }
 
 export function verifyBytes(bytes: Uint8Array, signatureB64: string, key: KeyObject): boolean {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(signatureB64)) return false;
+  const sig = Buffer.from(signatureB64, 'base64');
+  // Only canonical padded base64: otherwise unused bits of the last character could be changed
+  // and the altered message would still verify.
+  if (sig.length === 0 || sig.toString('base64') !== signatureB64) return false;
   try {
-    return verify('sha256', bytes, { key, ...PSS }, Buffer.from(signatureB64, 'base64'));
+    return verify('sha256', bytes, { key, ...PSS }, sig);
   } catch {
     return false;
   }
