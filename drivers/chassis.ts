@@ -5,7 +5,7 @@ import { DriverRequestCodec, type DriverRequest } from '../proto/messages.js';
 import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
 import type { CallResult, IncomingCall } from '../queues/ask.js';
 import { ChunkSink } from './helpers.js';
-import { Errno } from './errno.js';
+import { Errno, negativeErrnoOf } from './errno.js';
 
 export type DriverFunction = (...args: unknown[]) => unknown;
 
@@ -46,13 +46,11 @@ export async function callDriver(
         const sink = new ChunkSink();
         const rc = rcOf(await fn(request, sink, config, secrets), method);
         if (rc.rc !== 0) return rc;
-        if (!sink.writableEnded) sink.end();
-        await new Promise<void>((resolve, reject) => {
-          if (sink.writableFinished) return resolve();
-          sink.once('finish', resolve);
-          sink.once('error', reject);
-        });
-        return { rc: 0, chunk: sink.bytes() };
+        try {
+          return { rc: 0, chunk: await sink.collect() };
+        } catch (err) {
+          return { rc: negativeErrnoOf(err), error: `read_chunk output: ${(err as Error).message}` };
+        }
       }
       case 'write':
         return rcOf(await fn(request, chunk, config, secrets), method);

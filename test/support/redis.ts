@@ -8,8 +8,15 @@ let shared: Promise<RedisServer> | null = null;
 export function testRedis(): Promise<RedisServer> {
   if (!shared) {
     shared = startRedisServer({ quiet: true });
-    const stop = () => { void shared?.then((s) => s.stop()); };
-    process.once('exit', stop);
+    // 'exit' handlers cannot wait: kill the server synchronously, or it would outlive the
+    // worker and keep ava's output pipe open.
+    void shared.then((s) => process.once('exit', () => {
+      try {
+        process.kill(s.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }));
   }
   return shared;
 }
