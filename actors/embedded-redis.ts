@@ -62,6 +62,8 @@ export async function startRedisServer(opts: StartRedisOptions = {}): Promise<Re
     tryConnect();
   });
   child.removeAllListeners('exit');
+  // Stopping is explicit (stop()); the handle alone must not keep the owning process alive.
+  child.unref();
   let stopped: Promise<void> | null = null;
   return {
     url: `redis://127.0.0.1:${port}`,

@@ -63,8 +63,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   writeFileSync(join(dir, 'keys', 'ug.pub.pem'), ug!.key.export({ type: 'pkcs1', format: 'pem' }) as string);
   const storageDir = join(dir, 'storage');
   mkdirSync(storageDir);
-  mkdirSync(join(dir, 'driver'));
-  writeDriver(dir, opts.driverSource ?? `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, { STORAGE_DIR: storageDir });
+  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, { STORAGE_DIR: storageDir });
   const base = opts.sameGatewayAs;
   const gatewayId = base?.gatewayId ?? BigInt(randomBytes(4).readUInt32BE()) + 1000n;
   const ugId = 10n;

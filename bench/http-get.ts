@@ -1,0 +1,68 @@
+// GET benchmarks through the gateway's real http actor (autocannon in this process), each
+// against a plain Koa server in its own process answering the same number of bytes from memory.
+//   hit   64 KiB blocks stored with PUTCHUNKS and read once, so every measured GET is a cache hit
+//   miss  4 KiB blocks, each requested once: every GET goes read -> (serialize) -> cache put
+import { httpLoad, type HttpLoad } from './cannon.js';
+import { forkBench } from './support.js';
+import { BenchFile, type BenchGateway } from './gateway.js';
+import { ChunkType } from '../proto/messages.js';
+import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
+
+export const CONNECTIONS = 64;
+
+export interface GetResult {
+  gateway: HttpLoad;
+  koa: HttpLoad;
+  /** Distinct blocks requested. */
+  blocks: number;
+  /** The run used every prepared block before its time was up (raise maxBlocks). */
+  exhausted?: boolean;
+}
+
+async function koaBaseline(size: number, seconds: number, path: (i: number) => string): Promise<HttpLoad> {
+  const koa = await forkBench('baseline-server', ['koa', String(size)]);
+  try {
+    const url = `http://127.0.0.1:${koa.info.port as number}`;
+    await httpLoad({ url, connections: CONNECTIONS, seconds: 1, path }); // warm-up
+    return await httpLoad({ url, connections: CONNECTIONS, seconds, path });
+  } finally {
+    await koa.stop();
+  }
+}
+
+export async function cacheHitGets(g: BenchGateway, seconds: number): Promise<GetResult> {
+  const size = 64 * 1024;
+  const blocks = 16;
+  const file = new BenchFile(g, 0xcac4e0001n);
+  const bytes = Buffer.alloc(size, 0x3c);
+  const { blocks: manifest, data } = layOutChunks(Array.from({ length: blocks }, (_, i) => ({
+    block: { block_id: BigInt(i), block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: BigInt(i * size), logical_len: BigInt(size) },
+    bytes,
+  })));
+  const put = await sendControlPlane(g.f.url, putChunksFields(file.ref, manifest), g.f.ugKey, data, g.f.rgKey);
+  if (put.status !== 200 || put.reply?.error_code !== 0) throw new Error(`PUTCHUNKS of the hit set failed: ${put.status} ${put.body.toString().slice(0, 200)}`);
+  for (let i = 0; i < blocks; i++) {
+    const res = await fetch(file.url(i));
+    const body = Buffer.from(await res.arrayBuffer());
+    if (res.status !== 200 || !body.equals(bytes)) throw new Error(`warming GET of block ${i}: ${res.status}, ${body.length} bytes`);
+  }
+  const paths = Array.from({ length: blocks }, (_, i) => file.path(i));
+  const path = (i: number) => paths[i % blocks]!;
+  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, path }); // warm-up
+  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, path });
+  const koa = await koaBaseline(size, seconds, path);
+  return { gateway, koa, blocks };
+}
+
+export async function cacheMissGets(g: BenchGateway, seconds: number, maxBlocks = 24_000): Promise<GetResult> {
+  const warm = 2000;
+  const file = new BenchFile(g, 0x3155e0001n);
+  file.seedOnDisk(warm + maxBlocks, Buffer.alloc(4096, 0x4d));
+  const paths = Array.from({ length: warm + maxBlocks }, (_, i) => file.path(i));
+  // Warm-up on blocks of their own, so that every measured GET misses the cache.
+  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, amount: warm, path: (i) => paths[i]! });
+  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, amount: maxBlocks, path: (i) => paths[warm + i]! });
+  const koa = await koaBaseline(4096, seconds, (i) => paths[warm + (i % maxBlocks)]!);
+  const requested = gateway.ok + gateway.failed;
+  return { gateway, koa, blocks: Math.min(maxBlocks, requested), exhausted: requested >= maxBlocks };
+}

@@ -1,0 +1,108 @@
+// POST PUTCHUNKS of 1 MiB blocks through the gateway (multipart -> signature and hash checks ->
+// nonce -> write actor -> disk driver, fsync -> signed Reply), against a plain node:http server
+// storing the same bodies the same way. Requests are signed up front, each with its own nonce
+// (the gateway refuses replays); the 1 MiB data plane is shared and written beside each head.
+import { request as httpRequest, Agent } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ChunkType, ReplyCodec, RequestCodec, type Request } from '../proto/messages.js';
+import { signMessage } from '../proto/signature.js';
+import { encodeMultipart, layOutChunks, putChunksFields, randomNonce } from '../http/rg-client.js';
+import { closedLoop, forkBench, MiB, type Latency } from './support.js';
+import { BenchFile, type BenchGateway } from './gateway.js';
+
+export const POSTS_IN_FLIGHT = 8;
+const CHUNK_BYTES = MiB;
+const WARMUP = 40;
+
+export interface PostResult {
+  gateway: Latency;
+  baseline: Latency;
+  /** Chunk bytes per second, in MB (10^6 bytes). */
+  gatewayMBps: number;
+  baselineMBps: number;
+}
+
+interface Prepared {
+  heads: Buffer[];
+  tail: Buffer;
+  data: Buffer;
+  contentType: string;
+}
+
+/** Signs `count` PUTCHUNKS requests for one 1 MiB block each (64 rotating block ids). */
+function prepare(file: BenchFile, count: number): Prepared {
+  const data = randomBytes(CHUNK_BYTES);
+  const [block] = layOutChunks([{
+    block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: BigInt(CHUNK_BYTES) },
+    bytes: data,
+  }]).blocks;
+  const boundary = `------------------------${randomBytes(12).toString('hex')}`;
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  let contentType = '';
+  const heads: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const fields = putChunksFields(file.ref, [{ ...block!, block_id: BigInt(i % 64) }]);
+    const request: Request = { ...fields, message_nonce: randomNonce(), signature: '' };
+    const { bytes } = signMessage(request, RequestCodec.encode, file.g.f.ugKey);
+    // The data-plane part left empty: its bytes go between this head and the closing tail.
+    const mp = encodeMultipart([{ name: 'control-plane', data: bytes }, { name: 'data-plane', data: new Uint8Array(0) }], boundary);
+    contentType = mp.contentType;
+    heads.push(mp.body.subarray(0, mp.body.length - tail.length));
+  }
+  return { heads, tail, data, contentType };
+}
+
+function post(url: URL, agent: Agent, p: Prepared, i: number): Promise<{ status: number; body: Buffer }> {
+  const head = p.heads[i]!;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: url.hostname, port: url.port, path: '/', method: 'POST', agent,
+      headers: { 'Content-Type': p.contentType, 'Content-Length': head.length + p.data.length + p.tail.length },
+    }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.write(head);
+    req.write(p.data);
+    req.end(p.tail);
+  });
+}
+
+async function load(url: string, p: Prepared, seconds: number, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency> {
+  const agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
+  const target = new URL(url);
+  let next = 0; // every request is sent once: a nonce must never be replayed
+  const op = async () => {
+    const i = next++;
+    if (i >= p.heads.length) throw new Error('out of signed requests');
+    return ok(await post(target, agent, p, i));
+  };
+  try {
+    return await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: p.heads.length - WARMUP, maxMs: seconds * 1000, warmup: WARMUP }, op);
+  } finally {
+    agent.destroy();
+  }
+}
+
+export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
+  const file = new BenchFile(g, 0x90570001n);
+  const p = prepare(file, maxRequests + WARMUP);
+  const gateway = await load(g.f.url, p, seconds, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
+  const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-sink-'));
+  const sink = await forkBench('baseline-server', ['disk', dir]);
+  let baseline: Latency;
+  try {
+    baseline = await load(`http://127.0.0.1:${sink.info.port as number}`, p, seconds, (r) => r.status === 200);
+  } finally {
+    await sink.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const mbps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+  return { gateway, baseline, gatewayMBps: mbps(gateway), baselineMBps: mbps(baseline) };
+}

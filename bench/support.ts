@@ -1,0 +1,190 @@
+// Shared pieces of the benchmark: bounded closed-loop load, latency statistics, child
+// processes that say when they are ready, and process/Redis memory readings.
+import { fork, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface Latency {
+  count: number;
+  errors: number;
+  seconds: number;
+  /** Completed operations per second over the measured window. */
+  rate: number;
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export interface LoopOptions {
+  /** Operations in flight at any time (a closed loop: each finisher starts the next). */
+  inFlight: number;
+  /** Stop after this many operations... */
+  maxCount: number;
+  /** ...or after this long, whichever comes first. */
+  maxMs: number;
+  /** Operations run first and not measured. */
+  warmup?: number;
+  /** Called every `every` completed operations (index counted from the start of measurement). */
+  onProgress?: { every: number; fn: (done: number) => Promise<void> };
+}
+
+/**
+ * Runs op() with `inFlight` outstanding until maxCount or maxMs; an op that throws or resolves
+ * false counts as an error. Latencies in ms.
+ */
+export async function closedLoop(opts: LoopOptions, op: (i: number) => Promise<boolean | void>): Promise<Latency> {
+  if (opts.warmup) await closedLoop({ inFlight: opts.inFlight, maxCount: opts.warmup, maxMs: Math.min(opts.maxMs, 5000) }, op);
+  const lat = new Float64Array(opts.maxCount);
+  let started = 0;
+  let done = 0;
+  let errors = 0;
+  const t0 = performance.now();
+  const until = t0 + opts.maxMs;
+  let tEnd = t0;
+  let progress: Promise<void> = Promise.resolve();
+  const lane = async () => {
+    while (started < opts.maxCount && performance.now() < until) {
+      const i = started++;
+      const s = performance.now();
+      let ok: boolean | void = false;
+      try {
+        ok = await op(i);
+      } catch {
+        ok = false;
+      }
+      const e = performance.now();
+      lat[done++] = e - s;
+      tEnd = e;
+      if (ok === false) errors++;
+      if (opts.onProgress && done % opts.onProgress.every === 0) {
+        const n = done;
+        progress = progress.then(() => opts.onProgress!.fn(n));
+        await progress; // holds this lane only: a sample is taken while the others keep going
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.inFlight }, lane));
+  const sorted = lat.subarray(0, done).sort();
+  const seconds = (tEnd - t0) / 1000;
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    count: done, errors, seconds, rate: done / seconds,
+    p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean: sum / Math.max(1, done),
+  };
+}
+
+export interface Child {
+  proc: ChildProcess;
+  pid: number;
+  /** What the child sent with its ready message. */
+  info: Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+/** Stops a child: SIGTERM, then SIGKILL after graceMs. */
+export function stopProcess(proc: ChildProcess, graceMs = 5000): Promise<void> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    const kill = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    proc.once('exit', () => { clearTimeout(kill); resolve(); });
+    proc.kill('SIGTERM');
+  });
+}
+
+/** Forks one of the bench's own programs (dist/bench/<name>.js) and waits for {ready: true}. */
+export function forkBench(name: string, args: string[], timeoutMs = 15_000): Promise<Child> {
+  const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  const proc = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`${name} ${args[0] ?? ''} not ready within ${timeoutMs} ms`)); }, timeoutMs);
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code} before it was ready`)); });
+    proc.on('message', (m: { ready?: boolean } & Record<string, unknown>) => {
+      if (!m?.ready) return;
+      clearTimeout(timer);
+      proc.removeAllListeners('exit');
+      resolve({ proc, pid: proc.pid!, info: m, stop: () => stopProcess(proc) });
+    });
+  });
+}
+
+/** For the programs forkBench starts: exit with the parent, report ready. */
+export function childReady(info: Record<string, unknown> = {}, stop: () => Promise<void> | void = () => {}): void {
+  const quit = () => void Promise.resolve(stop()).finally(() => process.exit(0));
+  process.once('SIGTERM', quit);
+  process.once('SIGINT', quit);
+  process.once('disconnect', quit);
+  process.send?.({ ready: true, ...info });
+}
+
+export interface MemSample {
+  rssKb: number;
+  hwmKb: number;
+}
+
+/** VmRSS and VmHWM (peak RSS) of a process, in KiB; null once it is gone. */
+export function memoryOf(pid: number): MemSample | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+    return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+  } catch {
+    return null;
+  }
+}
+
+/** Child processes of a pid with their command lines (`ps --ppid`). */
+export function childrenOf(pid: number): { pid: number; args: string }[] {
+  let out = '';
+  try {
+    out = execFileSync('ps', ['--ppid', String(pid), '-o', 'pid=,args='], { encoding: 'utf8' });
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+  return out.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
+    const sp = l.indexOf(' ');
+    return { pid: Number(l.slice(0, sp)), args: l.slice(sp + 1) };
+  });
+}
+
+/** Polls the RSS of some processes and keeps the largest seen, while a phase runs. */
+export class RssSampler {
+  private readonly max = new Map<number, number>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly pids: number[], private readonly everyMs = 200) {}
+
+  start(): this {
+    const take = () => {
+      for (const pid of this.pids) {
+        const m = memoryOf(pid);
+        if (m) this.max.set(pid, Math.max(this.max.get(pid) ?? 0, m.rssKb));
+      }
+    };
+    take();
+    this.timer = setInterval(take, this.everyMs);
+    return this;
+  }
+
+  stop(): Map<number, number> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    return this.max;
+  }
+}
+
+/** Redis INFO memory used_memory, in bytes. */
+export async function redisUsedMemory(redis: Redis): Promise<number> {
+  const info = await redis.info('memory');
+  return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN);
+}
+
+export const MiB = 1024 * 1024;

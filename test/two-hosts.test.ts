@@ -1,0 +1,75 @@
+// One gateway spread over two process trees with separate working folders that share only a
+// Redis URL: "http,cache" on one, the driver actors on the other (their bundle comes from Redis).
+import test from 'ava';
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { ChunkType } from '../proto/messages.js';
+import { formatBlockUrl } from '../http/data-url.js';
+import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
+import { testRedis } from './support/redis.js';
+import {
+  cleanup, DISK_DRIVER_JS, fileRef, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver,
+  type GatewayFolder, type RunningGateway,
+} from './support/gateway.js';
+
+let front: GatewayFolder;
+let back: GatewayFolder;
+let frontGw: RunningGateway;
+let backGw: RunningGateway;
+let redis: Redis;
+
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
+}
+
+test.before(async () => {
+  redis = new Redis((await testRedis()).url);
+  front = await makeGatewayFolder();
+  back = await makeGatewayFolder({ sameGatewayAs: front, noDriverFolder: true });
+  // The driver's config travels in the bundle; its storage is the back host's folder.
+  writeDriver(front.dir, `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, { STORAGE_DIR: back.storageDir });
+  frontGw = startGatewayProcess(front.configFile, 'http,cache', front.dir);
+  backGw = startGatewayProcess(back.configFile, 'driver', back.dir);
+  await waitForGateway(front, redis);
+});
+
+test.after.always(async () => {
+  await Promise.all([frontGw?.stop(), backGw?.stop()]);
+  redis?.disconnect();
+  cleanup([front.dir, back.dir]);
+});
+
+test.serial('http+cache on one tree and the driver actors on another serve a put and a get', async (t) => {
+  const file = fileRef(front, { file_id: 0x77n });
+  const bytes = Buffer.from('stored by the driver host, cached by the front host');
+  const { blocks, data } = layOutChunks([{ block: { block_id: 0n, block_version: 9n, chunk_type: ChunkType.BLOCK }, bytes }]);
+  const put = await sendControlPlane(front.url, putChunksFields(file, blocks), front.ugKey, data);
+  t.is(put.status, 200, put.body.toString());
+  t.is(put.reply!.error_code, 0);
+  const res = await fetch(formatBlockUrl(front.url, { volume_id: 3n, fs_path: file.fs_path, file_id: 0x77n, file_version: file.file_version, block_id: 0n, block_version: 9n }));
+  t.is(res.status, 200);
+  t.deepEqual(Buffer.from(await res.arrayBuffer()), bytes);
+
+  t.is(filesUnder(back.storageDir).length, 1, 'the chunk is on the driver host');
+  t.is(filesUnder(front.storageDir).length, 0, 'nothing was written to the front host storage');
+  t.true(filesUnder(join(front.dir, 'cache')).length >= 1, 'the front host cached the chunk');
+  t.true(filesUnder(join(back.dir, '.sgw-work', 'bundles')).some((p) => p.endsWith('.cjs')), 'the driver host loaded the bundle from Redis');
+  t.false(existsSync(join(back.dir, 'driver')), 'the driver host has no driver folder');
+});
+
+test.serial('with the driver host gone, cached chunks are still served and misses get 503 with Retry-After', async (t) => {
+  const cachedUrl = formatBlockUrl(front.url, { volume_id: 3n, fs_path: '/dir/file.txt', file_id: 0x77n, file_version: -3n, block_id: 0n, block_version: 9n });
+  await backGw.stop();
+  await waitFor('no live read actor', async () => (await liveActors(redis, front.gatewayKey, 'driver:read')).length === 0);
+  await new Promise((r) => setTimeout(r, 1000)); // the http actor's view of live actors is at most 0.5 s old
+  const hit = await fetch(cachedUrl);
+  t.is(hit.status, 200, 'a cache hit needs no driver');
+  t.deepEqual(Buffer.from(await hit.arrayBuffer()), Buffer.from('stored by the driver host, cached by the front host'));
+  const started = Date.now();
+  const miss = await fetch(formatBlockUrl(front.url, { volume_id: 3n, fs_path: '/x', file_id: 0x78n, file_version: 1n, block_id: 0n, block_version: 1n }));
+  t.is(miss.status, 503);
+  t.truthy(miss.headers.get('retry-after'));
+  t.true(Date.now() - started < 2000, 'answered at once, not after a deadline');
+});
