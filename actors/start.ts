@@ -9,6 +9,7 @@ import { runHttpActor } from './http-actor.js';
 import { runCacheActor } from './cache-actor.js';
 import { runDriverActor } from './driver-actor.js';
 import { buildBundle, publishBundle } from '../drivers/bundle.js';
+import { unsealSecrets } from '../drivers/secrets.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
 import { DRIVER_MODES, type DriverMode } from '../queues/names.js';
 
@@ -16,6 +17,8 @@ import { DRIVER_MODES, type DriverMode } from '../queues/names.js';
 export async function publishDriver(config: GatewayConfig, redisUrl: string, folder = config.driver): Promise<{ hash: string; changed: boolean; methods: string[] }> {
   if (!folder) throw new Error('no driver folder: set "driver" in the config file or pass --dir');
   const bundle = await buildBundle(folder);
+  // Fail here, with a clear message, rather than in every driver actor on every host.
+  if (bundle.secrets) JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString());
   const redis = connectRedis(redisUrl, 'patient', 'sgw-publish');
   try {
     await whenReady(redis);
