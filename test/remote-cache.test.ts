@@ -1,0 +1,45 @@
+// An http actor without the cache role asks a cache actor on another process tree through
+// the "<gateway>.cache" queue; the chunk store lives only there.
+import test from 'ava';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { ChunkType } from '../proto/messages.js';
+import { formatBlockUrl } from '../http/data-url.js';
+import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
+import { testRedis } from './support/redis.js';
+import { cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitForGateway } from './support/gateway.js';
+
+test('a remote cache actor stores what the http actor reads, and serves it after the back-end lost it', async (t) => {
+  const redis = new Redis((await testRedis()).url);
+  const front = await makeGatewayFolder();
+  const back = await makeGatewayFolder({ sameGatewayAs: front, noDriverFolder: true });
+  const frontGw = startGatewayProcess(front.configFile, 'http,driver', front.dir);
+  const backGw = startGatewayProcess(back.configFile, 'cache', back.dir);
+  try {
+    await waitForGateway(front, redis, ['driver:read', 'driver:write', 'cache']);
+    const file = fileRef(front, { file_id: 0x4242n });
+    const bytes = Buffer.from('kept by the cache actor on the other tree');
+    const { blocks, data } = layOutChunks([{ block: { block_id: 3n, block_version: 1n, chunk_type: ChunkType.BLOCK }, bytes }]);
+    t.is((await sendControlPlane(front.url, putChunksFields(file, blocks), front.ugKey, data)).status, 200);
+    const url = formatBlockUrl(front.url, { volume_id: 3n, fs_path: file.fs_path, file_id: 0x4242n, file_version: file.file_version, block_id: 3n, block_version: 1n });
+    const first = await fetch(url);
+    t.is(first.status, 200);
+    t.deepEqual(Buffer.from(await first.arrayBuffer()), bytes);
+
+    const cached = readdirSync(join(back.dir, 'cache'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+    t.is(cached.length, 1, 'the chunk is in the cache actor\'s store');
+    t.false(existsSync(join(front.dir, 'cache')), 'the http actor keeps no store of its own');
+
+    // Remove the chunk from the back-end: only the cache can answer now.
+    const stored = readdirSync(front.storageDir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+    for (const d of stored) rmSync(join(d.parentPath, d.name));
+    const again = await fetch(url);
+    t.is(again.status, 200);
+    t.deepEqual(Buffer.from(await again.arrayBuffer()), bytes);
+  } finally {
+    await Promise.all([frontGw.stop(), backGw.stop()]);
+    redis.disconnect();
+    cleanup([front.dir, back.dir]);
+  }
+});
