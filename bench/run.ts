@@ -2,6 +2,9 @@
 // same run on this machine. Starts a private redis-server (never 6379) and a real gateway
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
+//   SGW_BENCH_SECONDS=5            length of each measured run
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put   run some benchmarks only
+//   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles (--cpu-prof) to DIR
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { testRedis } from '../test/support/redis.js';
@@ -9,118 +12,151 @@ import { startBenchGateway, ACTOR_CONCURRENCY, type BenchGateway } from './gatew
 import { bareEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTrips } from './driver-call.js';
 import { cacheHitGets, cacheMissGets, CONNECTIONS } from './http-get.js';
 import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
-import { childrenOf, memoryOf, MiB, RssSampler, sleep } from './support.js';
+import { childrenOf, cpuTicks, memoryOf, MiB, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put'] as const;
+const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
-function tripRows(label: string, t: RoundTrips, base: RoundTrips, strict: boolean): Row[] {
+type Phase = (g: BenchGateway, rows: Row[], raw: Record<string, unknown>) => Promise<void>;
+
+function tripRows(label: string, t: RoundTrips, base: RoundTrips): Row[] {
   const b = 'bare echo';
-  const p50 = { name: `${label}: p50 @${IN_FLIGHT}`, value: t.many.p50, unit: 'ms', baseline: base.many.p50, baselineName: b };
-  const rate = { name: `${label}: calls/s @${IN_FLIGHT}`, value: t.many.rate, unit: '/s', baseline: base.many.rate, baselineName: b };
-  const rows: Row[] = [
-    { name: `${label}: p50 @1`, value: t.one.p50, unit: 'ms', baseline: base.one.p50, baselineName: b },
-    strict ? { ...p50, target: 'ratio ≤ 2', pass: ratio(p50)! <= 2 } : p50,
-    { name: `${label}: p99 @${IN_FLIGHT}`, value: t.many.p99, unit: 'ms', baseline: base.many.p99, baselineName: b },
-    strict ? { ...rate, target: '≥ 5000/s', pass: rate.value >= 5000 } : rate,
-  ];
+  const p50: Row = { name: `${label}: p50 @${IN_FLIGHT}`, value: t.many.p50, unit: 'ms', baseline: base.many.p50, baselineName: b, target: 'ratio ≤ 2' };
+  p50.pass = ratio(p50)! <= 2;
   const errors = t.one.errors + t.many.errors;
-  if (errors) rows[rows.length - 1]!.note = `${errors} calls failed or timed out`;
-  return rows;
+  return [
+    { name: `${label}: p50 @1`, value: t.one.p50, unit: 'ms', baseline: base.one.p50, baselineName: b },
+    p50,
+    { name: `${label}: p99 @${IN_FLIGHT}`, value: t.many.p99, unit: 'ms', baseline: base.many.p99, baselineName: b },
+    {
+      name: `${label}: calls/s @${IN_FLIGHT}`, value: t.many.rate, unit: '/s', baseline: base.many.rate, baselineName: b,
+      target: '≥ 5000/s', pass: t.many.rate >= 5000 && errors === 0, ...(errors ? { note: `${errors} calls failed or timed out` } : {}),
+    },
+  ];
 }
+
+let bare: RoundTrips | null = null;
+async function bareBaseline(url: string): Promise<RoundTrips> {
+  if (!bare) {
+    log('driver call: bare Redis LPUSH/BRPOP echo through a worker process');
+    bare = await bareEcho(url, SECONDS);
+  }
+  return bare;
+}
+
+const phases: Record<(typeof PHASES)[number], Phase> = {
+  async echo(g, rows, raw) {
+    const base = await bareBaseline(g.f.redisUrl);
+    log('driver call: sgw ask/reply to an echo CallServer process (first 100k calls watching Redis memory)');
+    const echo = await sgwEcho(g.f.redisUrl, SECONDS);
+    raw.bare = base; raw.echo = echo;
+    rows.push(...tripRows('driver call, ask/reply machinery (echo CallServer)', echo.trips, base));
+    const m = echo.memory.usedMemory;
+    const growth = ((m.quarters[3] ?? NaN) - (m.quarters[1] ?? NaN)) / MiB;
+    rows.push({
+      name: `Redis used_memory after ${echo.memory.calls.count} ask() calls`, value: (m.quarters[3] ?? NaN) / MiB, unit: 'MiB',
+      baseline: m.before / MiB, baselineName: 'before', target: '≤ +2 MiB over the last half',
+      pass: echo.memory.calls.count >= 100_000 && echo.memory.calls.errors === 0 && growth <= 2,
+      note: `quarters ${m.quarters.map((q) => (q / MiB).toFixed(1)).join(' / ')} MiB, 2 s later ${(m.settled / MiB).toFixed(1)} MiB; `
+        + `growth over the last half ${growth.toFixed(2)} MiB; ${echo.memory.calls.errors} failed; jobs kept ${JSON.stringify(echo.memory.retainedJobs)}`,
+    });
+  },
+  async disk(g, rows, raw) {
+    const base = await bareBaseline(g.f.redisUrl);
+    log('driver call: sgw ask/reply to the gateway\'s driver:read actor (disk driver)');
+    const disk = await diskDriverCalls(g, SECONDS);
+    raw.disk = disk;
+    rows.push(...tripRows('driver call, driver:read actor + disk driver', disk, base));
+  },
+  async hit(g, rows, raw) {
+    log('GET cache hits, 64 KiB, gateway then Koa');
+    const hit = await cacheHitGets(g, SECONDS);
+    raw.hit = hit;
+    const row: Row = {
+      name: `GET 64 KiB cache hit, req/s (${CONNECTIONS} conns)`, value: hit.gateway.rate, unit: '/s',
+      baseline: hit.koa.rate, baselineName: 'Koa from memory', target: 'ratio ≥ 0.7',
+    };
+    row.pass = ratio(row)! >= 0.7 && hit.gateway.failed === 0;
+    if (hit.gateway.failed) row.note = `${hit.gateway.failed} failed: ${JSON.stringify(hit.gateway.statuses)}`;
+    rows.push(row, { name: 'GET 64 KiB cache hit, p99', value: hit.gateway.p99, unit: 'ms', baseline: hit.koa.p99, baselineName: 'Koa' });
+  },
+  async miss(g, rows, raw) {
+    log('GET cache misses, 4 KiB, gateway then Koa');
+    const miss = await cacheMissGets(g, SECONDS);
+    raw.miss = miss;
+    const row: Row = {
+      name: `GET 4 KiB cache miss, req/s (${CONNECTIONS} conns)`, value: miss.gateway.rate, unit: '/s',
+      baseline: miss.koa.rate, baselineName: 'Koa from memory', target: '≥ 3000/s',
+    };
+    row.pass = row.value >= 3000 && miss.gateway.failed === 0;
+    const notes = [`${miss.blocks} distinct blocks, each requested once`];
+    if (miss.exhausted) notes.push('ran out of prepared blocks before the time limit');
+    if (miss.gateway.failed) notes.push(`${miss.gateway.failed} failed: ${JSON.stringify(miss.gateway.statuses)}`);
+    row.note = notes.join('; ');
+    rows.push(row, { name: 'GET 4 KiB cache miss, p99', value: miss.gateway.p99, unit: 'ms', baseline: miss.koa.p99, baselineName: 'Koa' });
+  },
+  async put(g, rows, raw) {
+    log('POST PUTCHUNKS, 1 MiB, gateway then node:http');
+    const put = await putChunks(g, SECONDS);
+    raw.put = put;
+    const row: Row = {
+      name: `POST PUTCHUNKS 1 MiB, MB/s (${POSTS_IN_FLIGHT} in flight)`, value: put.gatewayMBps, unit: 'MB/s',
+      baseline: put.baselineMBps, baselineName: 'node:http + fsync', target: '≥ 200 MB/s',
+    };
+    row.pass = row.value >= 200 && put.gateway.errors === 0;
+    if (put.gateway.errors) row.note = `${put.gateway.errors} POSTs failed`;
+    rows.push(row, { name: 'POST PUTCHUNKS 1 MiB, p50', value: put.gateway.p50, unit: 'ms', baseline: put.baseline.p50, baselineName: 'node:http' });
+  },
+};
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const cpu0 = cpuTicks();
   log(`node ${process.version}, ${cpus().length} cores, ${SECONDS} s per measured run`);
   const redisServer = await testRedis();
   let g: BenchGateway | null = null;
   const rows: Row[] = [];
   const raw: Record<string, unknown> = {};
   try {
-    log('starting the gateway (sgw start: supervisor, http+cache, driver actors)');
+    log('starting the gateway (sgw start: supervisor, http+cache actor, a driver actor per mode)');
+    if (process.env.SGW_BENCH_PROFILE) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.SGW_BENCH_PROFILE}`;
     g = await startBenchGateway();
+    delete process.env.NODE_OPTIONS; // the bench's own children are not profiled
     await sleep(2000);
     const actors = ['http', 'driver:read', 'driver:write'].filter((r) => g!.pids[r]);
     const idle = Object.fromEntries(actors.map((r) => [r, memoryOf(g!.pids[r]!)?.rssKb ?? NaN]));
-
-    log('driver call: bare Redis LPUSH/BRPOP echo');
-    const bare = await bareEcho(redisServer.url, SECONDS);
-    log('driver call: sgw ask/reply to an echo CallServer (first 100k calls watching Redis memory)');
-    const echo = await sgwEcho(redisServer.url, SECONDS);
-    const sampler = new RssSampler(actors.map((r) => g!.pids[r]!)).start();
-    log('driver call: sgw ask/reply to the gateway\'s driver:read actor (disk driver)');
-    const disk = await diskDriverCalls(g, SECONDS);
-    log('GET cache hits, 64 KiB');
-    const hit = await cacheHitGets(g, SECONDS);
-    log('GET cache misses, 4 KiB');
-    const miss = await cacheMissGets(g, SECONDS);
-    log('POST PUTCHUNKS, 1 MiB');
-    const put = await putChunks(g, SECONDS);
-    const loadedMax = sampler.stop();
-    raw.bare = bare; raw.echo = echo; raw.disk = disk; raw.hit = hit; raw.miss = miss; raw.put = put;
-
-    rows.push(...tripRows('driver call, ask/reply machinery (echo CallServer)', echo.trips, bare, true));
-    rows.push(...tripRows('driver call, driver:read actor + disk driver', disk, bare, true));
-
-    const hitRow: Row = {
-      name: `GET 64 KiB cache hit, req/s (${CONNECTIONS} conns)`, value: hit.gateway.rate, unit: '/s',
-      baseline: hit.koa.rate, baselineName: 'Koa from memory', target: 'ratio ≥ 0.7',
-    };
-    hitRow.pass = ratio(hitRow)! >= 0.7 && hit.gateway.failed === 0;
-    if (hit.gateway.failed) hitRow.note = `${hit.gateway.failed} failed: ${JSON.stringify(hit.gateway.statuses)}`;
-    rows.push(hitRow, { name: 'GET 64 KiB cache hit, p99', value: hit.gateway.p99, unit: 'ms', baseline: hit.koa.p99, baselineName: 'Koa' });
-
-    const missRow: Row = {
-      name: `GET 4 KiB cache miss, req/s (${CONNECTIONS} conns)`, value: miss.gateway.rate, unit: '/s',
-      baseline: miss.koa.rate, baselineName: 'Koa from memory', target: '≥ 3000/s',
-    };
-    missRow.pass = missRow.value >= 3000 && miss.gateway.failed === 0;
-    const missNotes = [`${miss.blocks} distinct blocks, each requested once`];
-    if (miss.exhausted) missNotes.push('ran out of prepared blocks before the time limit');
-    if (miss.gateway.failed) missNotes.push(`${miss.gateway.failed} failed: ${JSON.stringify(miss.gateway.statuses)}`);
-    missRow.note = missNotes.join('; ');
-    rows.push(missRow, { name: 'GET 4 KiB cache miss, p99', value: miss.gateway.p99, unit: 'ms', baseline: miss.koa.p99, baselineName: 'Koa' });
-
-    const putRow: Row = {
-      name: `POST PUTCHUNKS 1 MiB, MB/s (${POSTS_IN_FLIGHT} in flight)`, value: put.gatewayMBps, unit: 'MB/s',
-      baseline: put.baselineMBps, baselineName: 'node:http + fsync', target: '≥ 200 MB/s',
-    };
-    putRow.pass = putRow.value >= 200 && put.gateway.errors === 0;
-    if (put.gateway.errors) putRow.note = `${put.gateway.errors} POSTs failed`;
-    rows.push(putRow, { name: 'POST PUTCHUNKS 1 MiB, p50', value: put.gateway.p50, unit: 'ms', baseline: put.baseline.p50, baselineName: 'node:http' });
-
-    const peaks: Record<string, number> = {};
+    let sampler: RssSampler | null = null;
+    for (const name of PHASES) {
+      if (!ONLY.has(name)) continue;
+      if (name !== 'echo') sampler ??= new RssSampler(actors.map((r) => g!.pids[r]!)).start(); // load on the gateway
+      await phases[name](g, rows, raw);
+    }
+    const loaded = sampler?.stop() ?? new Map<number, number>();
     for (const r of actors) {
       const pid = g.pids[r]!;
-      const loaded = loadedMax.get(pid) ?? NaN;
-      peaks[r] = (memoryOf(pid)?.hwmKb ?? NaN) / 1024;
+      const peak = (memoryOf(pid)?.hwmKb ?? NaN) / 1024;
       rows.push({ name: `RSS ${r} actor, idle`, value: idle[r]! / 1024, unit: 'MiB' });
-      rows.push({ name: `RSS ${r} actor, loaded (max sampled)`, value: loaded / 1024, unit: 'MiB', note: `VmHWM ${peaks[r]!.toFixed(1)} MiB` });
+      rows.push({ name: `RSS ${r} actor, loaded (max sampled)`, value: (loaded.get(pid) ?? NaN) / 1024, unit: 'MiB', note: `VmHWM (peak) ${peak.toFixed(1)} MiB` });
     }
-    const m = echo.memory.usedMemory;
-    const half = m.quarters[1] ?? NaN;
-    const end = m.quarters[3] ?? NaN;
-    const growth = (end - half) / MiB;
-    rows.push({
-      name: `Redis used_memory after ${echo.memory.calls.count} ask() calls`, value: end / MiB, unit: 'MiB',
-      baseline: m.before / MiB, baselineName: 'before', target: '≤ +2 MiB over the last half',
-      pass: echo.memory.calls.count >= 100_000 && growth <= 2,
-      note: `quarters ${m.quarters.map((q) => (q / MiB).toFixed(1)).join(' / ')} MiB, 2 s later ${(m.settled / MiB).toFixed(1)} MiB; `
-        + `growth over the last half ${growth.toFixed(2)} MiB; jobs kept ${JSON.stringify(echo.memory.retainedJobs)}`,
-    });
-    raw.rss = { idleKb: idle, loadedMaxKb: Object.fromEntries(actors.map((r) => [r, loadedMax.get(g!.pids[r]!)])), peakMiB: peaks };
+    raw.rssKb = { idle, loadedMax: Object.fromEntries(actors.map((r) => [r, loaded.get(g!.pids[r]!)])) };
   } finally {
     log('stopping the gateway and the private redis-server');
     await g?.stop();
     await redisServer.stop();
   }
   const seconds = (Date.now() - started) / 1000;
-  process.stdout.write(`\nsgw bench — node ${process.version}, ${cpus().length} cores, ${seconds.toFixed(0)} s. `
-    + `Driver calls: ${IN_FLIGHT} in flight, driver actor concurrency ${ACTOR_CONCURRENCY}; HTTP via autocannon in the bench process.\n\n`);
+  const cpu1 = cpuTicks();
+  // Clock ticks are 1/100 s on Linux; CPU the machine spent outside this process tree, in cores.
+  const others = (cpu1.busy - cpu0.busy - (cpu1.mine - cpu0.mine)) / 100 / seconds;
+  process.stdout.write(`\nsgw bench — node ${process.version}, ${cpus().length} cores, ${seconds.toFixed(0)} s; `
+    + `driver calls ${IN_FLIGHT} in flight (actor concurrency ${ACTOR_CONCURRENCY}); HTTP load from this process (autocannon).\n`
+    + `Other processes used ${others.toFixed(2)} cores on average during the run${others > 0.2 ? ' — figures are disturbed, run again on a quiet machine' : ''}.\n\n`);
   printTable(rows);
-  writeJson(RESULTS, { date: new Date().toISOString(), node: process.version, cores: cpus().length, seconds, rows, raw });
+  writeJson(RESULTS, { date: new Date().toISOString(), node: process.version, cores: cpus().length, seconds, otherCores: others, rows, raw });
   process.stdout.write(`\nresults: ${RESULTS}\n`);
   const left = childrenOf(process.pid).filter((c) => !c.args.startsWith('ps '));
   if (left.length) process.stderr.write(`bench: leftover child processes: ${JSON.stringify(left)}\n`);
