@@ -72,6 +72,7 @@ export async function startRedisServer(opts: StartRedisOptions = {}): Promise<Re
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
+        child.ref(); // keep the process alive until the server is really gone
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }).then(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,7 @@
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
 //   SGW_BENCH_ONLY=echo,disk,hit,miss,put   run some benchmarks only
-//   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles (--cpu-prof) to DIR
+//   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { testRedis } from '../test/support/redis.js';
@@ -123,9 +123,10 @@ async function main(): Promise<void> {
   const raw: Record<string, unknown> = {};
   try {
     log('starting the gateway (sgw start: supervisor, http+cache actor, a driver actor per mode)');
-    if (process.env.SGW_BENCH_PROFILE) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.SGW_BENCH_PROFILE}`;
+    if (process.env.SGW_BENCH_PROFILE) process.env.NODE_OPTIONS = `--import=${new URL('./cpu-profile.js', import.meta.url).href}`;
     g = await startBenchGateway();
     delete process.env.NODE_OPTIONS; // the bench's own children are not profiled
+    delete process.env.SGW_BENCH_PROFILE;
     await sleep(2000);
     const actors = ['http', 'driver:read', 'driver:write'].filter((r) => g!.pids[r]);
     const idle = Object.fromEntries(actors.map((r) => [r, memoryOf(g!.pids[r]!)?.rssKb ?? NaN]));
@@ -145,8 +146,11 @@ async function main(): Promise<void> {
     raw.rssKb = { idle, loadedMax: Object.fromEntries(actors.map((r) => [r, loaded.get(g!.pids[r]!)])) };
   } finally {
     log('stopping the gateway and the private redis-server');
+    // The redis-server's handle is unref'd: hold the loop open until it has really exited.
+    const hold = setInterval(() => {}, 1000);
     await g?.stop();
     await redisServer.stop();
+    clearInterval(hold);
   }
   const seconds = (Date.now() - started) / 1000;
   const cpu1 = cpuTicks();
