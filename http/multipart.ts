@@ -48,8 +48,6 @@ export function readControlPlanePost(req: IncomingMessage, maxBytes: number): Pr
     bb.on('file', (name, stream) => {
       const bufs: Buffer[] = [];
       stream.on('data', (d: Buffer) => {
-        total += d.length;
-        if (total > maxBytes) return fail(new HttpError(413, `body exceeds limits.max_upload_bytes (${maxBytes})`));
         if (PARTS.has(name)) bufs.push(d);
       });
       stream.on('limit', () => fail(new HttpError(413, `part ${name} exceeds limits.max_upload_bytes (${maxBytes})`)));
@@ -67,6 +65,11 @@ export function readControlPlanePost(req: IncomingMessage, maxBytes: number): Pr
       if (!control || control.length === 0) return fail(new HttpError(400, 'missing control-plane part'));
       if (control.length > CONTROL_PLANE_MAX) return fail(new HttpError(413, 'control-plane part too large'));
       resolve({ control, data: parts.get('data-plane') ?? null });
+    });
+    // Count the raw body, not only file parts: plain fields and chunked uploads count too.
+    req.on('data', (d: Buffer) => {
+      total += d.length;
+      if (total > maxBytes) fail(new HttpError(413, `body exceeds limits.max_upload_bytes (${maxBytes})`));
     });
     req.on('aborted', () => fail(new HttpError(400, 'client aborted the upload')));
     req.pipe(bb);
