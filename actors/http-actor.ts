@@ -54,6 +54,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const app = createApp({
     config, cache, pipeline, logger: log,
     firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
+    release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });
 
   const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);

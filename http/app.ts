@@ -14,6 +14,7 @@ export interface AppDeps {
   cache: ChunkCache;
   pipeline: DriverPipeline;
   firstUse: ControlPlaneDeps['firstUse'];
+  release: ControlPlaneDeps['release'];
   logger: Logger;
 }
 

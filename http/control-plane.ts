@@ -14,6 +14,7 @@ import type { GatewayConfig, PeerGateway } from '../actors/config.js';
 import { chunkCacheKeyOfDriverRequest } from './data-url.js';
 import { HttpError, unavailable } from './errors.js';
 import { readControlPlanePost } from './multipart.js';
+import { NoAnswerError } from '../queues/ask.js';
 import { randomIoContext, type ChunkCache, type ChunkResult, type DriverPipeline } from './driver-pipeline.js';
 
 export interface ControlPlaneDeps {
@@ -22,6 +23,8 @@ export interface ControlPlaneDeps {
   pipeline: DriverPipeline;
   /** Records (sender, nonce); false when it was seen within the replay window. */
   firstUse(sender: bigint, nonce: bigint): Promise<boolean>;
+  /** Forgets (sender, nonce): the request was not carried out and may be sent again. */
+  release(sender: bigint, nonce: bigint): Promise<void>;
 }
 
 const NEEDED_CAPS: Partial<Record<number, number>> = {
@@ -185,7 +188,17 @@ export function postControlPlane(deps: ControlPlaneDeps) {
       throw unavailable(`cannot check the nonce: ${(err as Error).message}`);
     }
     if (!fresh) throw new HttpError(401, `nonce ${request.message_nonce} of gateway ${sender.id} was already used (replay)`);
-    const rc = await dispatch({ request, sender, chunks }, deps, ctx.state.deadline as number, ctx.state.requestId as string);
+    let rc: number;
+    try {
+      rc = await dispatch({ request, sender, chunks }, deps, ctx.state.deadline as number, ctx.state.requestId as string);
+    } catch (err) {
+      // A 503 invites the sender to retry the same signed bytes; chunks are immutable and
+      // driver calls idempotent, so a retry after a partial attempt is safe.
+      if (err instanceof NoAnswerError || (err instanceof HttpError && err.status === 503)) {
+        await deps.release(sender.id, request.message_nonce).catch(() => undefined);
+      }
+      throw err;
+    }
     ctx.state.errorCode = rc;
     ctx.status = 200;
     ctx.type = 'application/octet-stream';

@@ -4,9 +4,10 @@ import test from 'ava';
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { ChunkType } from '../proto/messages.js';
+import { ChunkType, RequestCodec } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
-import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
+import { layOutChunks, postRaw, putChunksFields, sendControlPlane } from '../http/rg-client.js';
+import { signMessage } from '../proto/signature.js';
 import { testRedis } from './support/redis.js';
 import {
   cleanup, DISK_DRIVER_JS, fileRef, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver,
@@ -72,4 +73,21 @@ test.serial('with the driver host gone, cached chunks are still served and misse
   t.is(miss.status, 503);
   t.truthy(miss.headers.get('retry-after'));
   t.true(Date.now() - started < 2000, 'answered at once, not after a deadline');
+});
+
+test.serial('a POST refused with 503 while no driver actor runs succeeds when the same signed bytes are sent again later', async (t) => {
+  const file = fileRef(front, { file_id: 0x79n });
+  const bytes = Buffer.from('retried after Retry-After');
+  const { blocks, data } = layOutChunks([{ block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK }, bytes }]);
+  const signed = signMessage({ ...putChunksFields(file, blocks), message_nonce: 2n ** 62n + 7n, signature: '' }, RequestCodec.encode, front.ugKey).bytes;
+  const refused = await postRaw(front.url, signed, data);
+  t.is(refused.status, 503);
+  t.truthy(refused.retryAfter);
+  backGw = startGatewayProcess(back.configFile, 'driver', back.dir);
+  await waitForGateway(front, redis);
+  const retried = await postRaw(front.url, signed, data);
+  t.is(retried.status, 200, retried.body.toString());
+  t.is(retried.reply!.error_code, 0);
+  const replayed = await postRaw(front.url, signed, data);
+  t.is(replayed.status, 401, 'once carried out, the same bytes are a replay');
 });
