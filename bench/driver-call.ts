@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Asker } from '../queues/ask.js';
 import { DriverRequestCodec } from '../proto/messages.js';
-import { closedLoop, forkBench, redisUsedMemory, type Latency, MiB } from './support.js';
+import { testRedis } from '../test/support/redis.js';
+import { closedLoop, cpuWindow, forkBench, redisUsedMemory, type Latency } from './support.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 
 const CHUNK = Buffer.alloc(4096, 0xa5);
@@ -17,13 +18,21 @@ export const IN_FLIGHT = 64;
 export interface RoundTrips {
   one: Latency;
   many: Latency;
+  /** Cores each process used during the run at IN_FLIGHT. */
+  cpu: Record<string, number>;
 }
 
 /** Latency with one call in flight, then p50/p99 and rate with IN_FLIGHT. */
-async function roundTrips(call: () => Promise<boolean>, seconds: number): Promise<RoundTrips> {
+async function roundTrips(call: () => Promise<boolean>, seconds: number, pids: Record<string, number>): Promise<RoundTrips> {
   const one = await closedLoop({ inFlight: 1, maxCount: 3000, maxMs: 1500, warmup: 300 }, call);
-  const many = await closedLoop({ inFlight: IN_FLIGHT, maxCount: 100_000, maxMs: seconds * 1000, warmup: 3000 }, call);
-  return { one, many };
+  await closedLoop({ inFlight: IN_FLIGHT, maxCount: 3000, maxMs: 5000 }, call); // warm-up
+  const cpu = cpuWindow(pids);
+  const many = await closedLoop({ inFlight: IN_FLIGHT, maxCount: 100_000, maxMs: seconds * 1000 }, call);
+  return { one, many, cpu: cpu() };
+}
+
+async function workerPids(worker: number): Promise<Record<string, number>> {
+  return { worker, redis: (await testRedis()).pid, bench: process.pid };
 }
 
 /** The client side of the bare echo: LPUSH requests, one BRPOP loop for the replies. */
@@ -84,7 +93,7 @@ export async function bareEcho(redisUrl: string, seconds: number): Promise<Round
   const worker = await forkBench('echo-worker', ['bare', redisUrl, list]);
   const client = new BareEchoClient(redisUrl, list);
   try {
-    return await roundTrips(async () => (await client.call(CHUNK)).length === CHUNK.length, seconds);
+    return await roundTrips(async () => (await client.call(CHUNK)).length === CHUNK.length, seconds, await workerPids(worker.pid));
   } finally {
     await client.close();
     await worker.stop();
@@ -124,7 +133,7 @@ export async function sgwEcho(redisUrl: string, seconds: number, memoryCalls = 1
     await new Promise((r) => setTimeout(r, 2000));
     const settled = await redisUsedMemory(redis);
     const retainedJobs = await asker.jobCounts('read');
-    const trips = await roundTrips(call, seconds);
+    const trips = await roundTrips(call, seconds, await workerPids(worker.pid));
     return { trips, memory: { calls, usedMemory: { before, quarters, settled }, retainedJobs } };
   } finally {
     await asker.close();
@@ -144,10 +153,8 @@ export async function diskDriverCalls(g: BenchGateway, seconds: number): Promise
     return await roundTrips(async () => {
       const r = await asker.ask('read', { request: requests[Math.floor(Math.random() * blocks)]! }, TIMEOUT_MS);
       return r.rc === 0 && r.chunk?.length === CHUNK.length;
-    }, seconds);
+    }, seconds, g.cpuPids);
   } finally {
     await asker.close();
   }
 }
-
-export const usedMemoryMiB = (bytes: number) => bytes / MiB;

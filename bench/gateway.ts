@@ -11,6 +11,7 @@ import { driverRequestForGet } from '../http/get-chunk.js';
 import { formatBlockUrl, type BlockAddress } from '../http/data-url.js';
 import { request_to_storage_path } from '../drivers/helpers.js';
 import type { FileRef } from '../http/rg-client.js';
+import { testRedis } from '../test/support/redis.js';
 import { childrenOf } from './support.js';
 
 /** Driver calls one driver actor runs at once: as many as the benchmarks keep in flight. */
@@ -22,6 +23,8 @@ export interface BenchGateway {
   redis: Redis;
   /** Actor processes of the supervisor by role ("http", "driver:read", ...). */
   pids: Record<string, number>;
+  /** Every process a gateway benchmark loads, for CPU readings: actors, redis, this bench. */
+  cpuPids: Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -52,8 +55,9 @@ export async function startBenchGateway(): Promise<BenchGateway> {
     const role = / actor (\S+)/.exec(c.args)?.[1];
     if (role) pids[role] = c.pid;
   }
+  const cpuPids = { ...pids, supervisor: gw.proc.pid!, redis: (await testRedis()).pid, bench: process.pid };
   return {
-    f, gw, redis, pids,
+    f, gw, redis, pids, cpuPids,
     async stop() {
       await gw.stop();
       redis.disconnect();

@@ -3,7 +3,7 @@
 //   hit   64 KiB blocks stored with PUTCHUNKS and read once, so every measured GET is a cache hit
 //   miss  4 KiB blocks, each requested once: every GET goes read -> (serialize) -> cache put
 import { httpLoad, type HttpLoad } from './cannon.js';
-import { forkBench } from './support.js';
+import { cpuWindow, forkBench } from './support.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 import { ChunkType } from '../proto/messages.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
@@ -13,18 +13,23 @@ export const CONNECTIONS = 64;
 export interface GetResult {
   gateway: HttpLoad;
   koa: HttpLoad;
+  /** Cores each process used during the measured runs. */
+  cpu: Record<string, number>;
+  koaCpu: Record<string, number>;
   /** Distinct blocks requested. */
   blocks: number;
   /** The run used every prepared block before its time was up (raise maxBlocks). */
   exhausted?: boolean;
 }
 
-async function koaBaseline(size: number, seconds: number, path: (i: number) => string): Promise<HttpLoad> {
+async function koaBaseline(size: number, seconds: number, path: (i: number) => string): Promise<{ koa: HttpLoad; koaCpu: Record<string, number> }> {
   const koa = await forkBench('baseline-server', ['koa', String(size)]);
   try {
     const url = `http://127.0.0.1:${koa.info.port as number}`;
     await httpLoad({ url, connections: CONNECTIONS, seconds: 1, path }); // warm-up
-    return await httpLoad({ url, connections: CONNECTIONS, seconds, path });
+    const cpu = cpuWindow({ koa: koa.pid, bench: process.pid });
+    const load = await httpLoad({ url, connections: CONNECTIONS, seconds, path });
+    return { koa: load, koaCpu: cpu() };
   } finally {
     await koa.stop();
   }
@@ -49,9 +54,9 @@ export async function cacheHitGets(g: BenchGateway, seconds: number): Promise<Ge
   const paths = Array.from({ length: blocks }, (_, i) => file.path(i));
   const path = (i: number) => paths[i % blocks]!;
   await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, path }); // warm-up
+  const cpu = cpuWindow(g.cpuPids);
   const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, path });
-  const koa = await koaBaseline(size, seconds, path);
-  return { gateway, koa, blocks };
+  return { gateway, cpu: cpu(), ...(await koaBaseline(size, seconds, path)), blocks };
 }
 
 export async function cacheMissGets(g: BenchGateway, seconds: number, maxBlocks = 24_000): Promise<GetResult> {
@@ -61,8 +66,10 @@ export async function cacheMissGets(g: BenchGateway, seconds: number, maxBlocks 
   const paths = Array.from({ length: warm + maxBlocks }, (_, i) => file.path(i));
   // Warm-up on blocks of their own, so that every measured GET misses the cache.
   await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, amount: warm, path: (i) => paths[i]! });
+  const cpu = cpuWindow(g.cpuPids);
   const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, amount: maxBlocks, path: (i) => paths[warm + i]! });
-  const koa = await koaBaseline(4096, seconds, (i) => paths[warm + (i % maxBlocks)]!);
+  const gatewayCpu = cpu();
+  const baseline = await koaBaseline(4096, seconds, (i) => paths[warm + (i % maxBlocks)]!);
   const requested = gateway.ok + gateway.failed;
-  return { gateway, koa, blocks: Math.min(maxBlocks, requested), exhausted: requested >= maxBlocks };
+  return { gateway, cpu: gatewayCpu, ...baseline, blocks: Math.min(maxBlocks, requested), exhausted: requested >= maxBlocks };
 }

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { ChunkType, ReplyCodec, RequestCodec, type Request } from '../proto/messages.js';
 import { signMessage } from '../proto/signature.js';
 import { encodeMultipart, layOutChunks, putChunksFields, randomNonce } from '../http/rg-client.js';
-import { closedLoop, forkBench, MiB, type Latency } from './support.js';
+import { closedLoop, cpuWindow, forkBench, MiB, type Latency } from './support.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 
 export const POSTS_IN_FLIGHT = 8;
@@ -23,6 +23,9 @@ export interface PostResult {
   /** Chunk bytes per second, in MB (10^6 bytes). */
   gatewayMBps: number;
   baselineMBps: number;
+  /** Cores each process used during the measured runs. */
+  cpu: Record<string, number>;
+  baselineCpu: Record<string, number>;
 }
 
 interface Prepared {
@@ -74,7 +77,7 @@ function post(url: URL, agent: Agent, p: Prepared, i: number): Promise<{ status:
   });
 }
 
-async function load(url: string, p: Prepared, seconds: number, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency> {
+async function load(url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency & { cpu: Record<string, number> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
   const target = new URL(url);
   let next = 0; // every request is sent once: a nonce must never be replayed
@@ -84,7 +87,10 @@ async function load(url: string, p: Prepared, seconds: number, ok: (r: { status:
     return ok(await post(target, agent, p, i));
   };
   try {
-    return await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: p.heads.length - WARMUP, maxMs: seconds * 1000, warmup: WARMUP }, op);
+    await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: seconds * 1000 }, op);
+    const cpu = cpuWindow(pids);
+    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: p.heads.length - WARMUP, maxMs: seconds * 1000 }, op);
+    return { ...measured, cpu: cpu() };
   } finally {
     agent.destroy();
   }
@@ -93,16 +99,16 @@ async function load(url: string, p: Prepared, seconds: number, ok: (r: { status:
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
   const file = new BenchFile(g, 0x90570001n);
   const p = prepare(file, maxRequests + WARMUP);
-  const gateway = await load(g.f.url, p, seconds, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
+  const gateway = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
   const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-sink-'));
   const sink = await forkBench('baseline-server', ['disk', dir]);
-  let baseline: Latency;
+  let baseline: Latency & { cpu: Record<string, number> };
   try {
-    baseline = await load(`http://127.0.0.1:${sink.info.port as number}`, p, seconds, (r) => r.status === 200);
+    baseline = await load(`http://127.0.0.1:${sink.info.port as number}`, p, seconds, { sink: sink.pid, bench: process.pid }, (r) => r.status === 200);
   } finally {
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   const mbps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
-  return { gateway, baseline, gatewayMBps: mbps(gateway), baselineMBps: mbps(baseline) };
+  return { gateway, baseline, gatewayMBps: mbps(gateway), baselineMBps: mbps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
 }

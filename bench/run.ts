@@ -12,7 +12,7 @@ import { startBenchGateway, ACTOR_CONCURRENCY, type BenchGateway } from './gatew
 import { bareEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTrips } from './driver-call.js';
 import { cacheHitGets, cacheMissGets, CONNECTIONS } from './http-get.js';
 import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
-import { childrenOf, cpuTicks, memoryOf, MiB, RssSampler, sleep } from './support.js';
+import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
@@ -34,34 +34,43 @@ function tripRows(label: string, t: RoundTrips, base: RoundTrips): Row[] {
     { name: `${label}: p99 @${IN_FLIGHT}`, value: t.many.p99, unit: 'ms', baseline: base.many.p99, baselineName: b },
     {
       name: `${label}: calls/s @${IN_FLIGHT}`, value: t.many.rate, unit: '/s', baseline: base.many.rate, baselineName: b,
-      target: '≥ 5000/s', pass: t.many.rate >= 5000 && errors === 0, ...(errors ? { note: `${errors} calls failed or timed out` } : {}),
+      target: '≥ 5000/s', pass: t.many.rate >= 5000 && errors === 0,
+      note: `${errors ? `${errors} calls failed or timed out; ` : ''}CPU cores: ${formatCpu(t.cpu)} (bare echo: ${formatCpu(base.cpu)})${disturbed(t.cpu, base.cpu)}`,
     },
   ];
 }
 
+/** A note when other processes used a noticeable part of the machine during a measurement. */
+function disturbed(...cpus: (Record<string, number> | undefined)[]): string {
+  const worst = Math.max(...cpus.map((c) => c?.others ?? 0));
+  return worst > 0.25 ? `; DISTURBED: other processes used up to ${worst.toFixed(2)} cores meanwhile` : '';
+}
+
+// The bare echo is measured twice (around the sgw echo) and the better run is the baseline.
 let bare: RoundTrips | null = null;
-async function bareBaseline(url: string): Promise<RoundTrips> {
-  if (!bare) {
-    log('driver call: bare Redis LPUSH/BRPOP echo through a worker process');
-    bare = await bareEcho(url, SECONDS);
+async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
+  if (!bare || again) {
+    log(`driver call: bare Redis LPUSH/BRPOP echo through a worker process${bare ? ' (again)' : ''}`);
+    const run = await bareEcho(url, SECONDS);
+    if (!bare || run.many.rate > bare.many.rate) bare = run;
   }
   return bare;
 }
 
 const phases: Record<(typeof PHASES)[number], Phase> = {
   async echo(g, rows, raw) {
-    const base = await bareBaseline(g.f.redisUrl);
+    await bareBaseline(g.f.redisUrl);
     log('driver call: sgw ask/reply to an echo CallServer process (first 100k calls watching Redis memory)');
     const echo = await sgwEcho(g.f.redisUrl, SECONDS);
+    const base = await bareBaseline(g.f.redisUrl, true);
     raw.bare = base; raw.echo = echo;
     rows.push(...tripRows('driver call, ask/reply machinery (echo CallServer)', echo.trips, base));
     const m = echo.memory.usedMemory;
     const growth = ((m.quarters[3] ?? NaN) - (m.quarters[1] ?? NaN)) / MiB;
     rows.push({
       name: `Redis used_memory after ${echo.memory.calls.count} ask() calls`, value: (m.quarters[3] ?? NaN) / MiB, unit: 'MiB',
-      baseline: m.before / MiB, baselineName: 'before', target: '≤ +2 MiB over the last half',
-      pass: echo.memory.calls.count >= 100_000 && echo.memory.calls.errors === 0 && growth <= 2,
-      note: `quarters ${m.quarters.map((q) => (q / MiB).toFixed(1)).join(' / ')} MiB, 2 s later ${(m.settled / MiB).toFixed(1)} MiB; `
+      target: '≤ +2 MiB over the last half', pass: echo.memory.calls.count >= 100_000 && echo.memory.calls.errors === 0 && growth <= 2,
+      note: `before ${(m.before / MiB).toFixed(1)} MiB, after each 25k ${m.quarters.map((q) => (q / MiB).toFixed(1)).join(' / ')} MiB, 2 s later ${(m.settled / MiB).toFixed(1)} MiB; `
         + `growth over the last half ${growth.toFixed(2)} MiB; ${echo.memory.calls.errors} failed; jobs kept ${JSON.stringify(echo.memory.retainedJobs)}`,
     });
   },
@@ -81,7 +90,8 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
       baseline: hit.koa.rate, baselineName: 'Koa from memory', target: 'ratio ≥ 0.7',
     };
     row.pass = ratio(row)! >= 0.7 && hit.gateway.failed === 0;
-    if (hit.gateway.failed) row.note = `${hit.gateway.failed} failed: ${JSON.stringify(hit.gateway.statuses)}`;
+    row.note = `CPU cores: ${formatCpu(hit.cpu)} (Koa: ${formatCpu(hit.koaCpu)})${disturbed(hit.cpu, hit.koaCpu)}`;
+    if (hit.gateway.failed) row.note += `; ${hit.gateway.failed} failed: ${JSON.stringify(hit.gateway.statuses)}`;
     rows.push(row, { name: 'GET 64 KiB cache hit, p99', value: hit.gateway.p99, unit: 'ms', baseline: hit.koa.p99, baselineName: 'Koa' });
   },
   async miss(g, rows, raw) {
@@ -93,7 +103,7 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
       baseline: miss.koa.rate, baselineName: 'Koa from memory', target: '≥ 3000/s',
     };
     row.pass = row.value >= 3000 && miss.gateway.failed === 0;
-    const notes = [`${miss.blocks} distinct blocks, each requested once`];
+    const notes = [`${miss.blocks} distinct blocks, each requested once`, `CPU cores: ${formatCpu(miss.cpu)} (Koa: ${formatCpu(miss.koaCpu)})${disturbed(miss.cpu, miss.koaCpu)}`];
     if (miss.exhausted) notes.push('ran out of prepared blocks before the time limit');
     if (miss.gateway.failed) notes.push(`${miss.gateway.failed} failed: ${JSON.stringify(miss.gateway.statuses)}`);
     row.note = notes.join('; ');
@@ -108,7 +118,8 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
       baseline: put.baselineMBps, baselineName: 'node:http + fsync', target: '≥ 200 MB/s',
     };
     row.pass = row.value >= 200 && put.gateway.errors === 0;
-    if (put.gateway.errors) row.note = `${put.gateway.errors} POSTs failed`;
+    row.note = `CPU cores: ${formatCpu(put.cpu)} (node:http: ${formatCpu(put.baselineCpu)})${disturbed(put.cpu, put.baselineCpu)}`;
+    if (put.gateway.errors) row.note += `; ${put.gateway.errors} POSTs failed`;
     rows.push(row, { name: 'POST PUTCHUNKS 1 MiB, p50', value: put.gateway.p50, unit: 'ms', baseline: put.baseline.p50, baselineName: 'node:http' });
   },
 };
@@ -146,11 +157,8 @@ async function main(): Promise<void> {
     raw.rssKb = { idle, loadedMax: Object.fromEntries(actors.map((r) => [r, loaded.get(g!.pids[r]!)])) };
   } finally {
     log('stopping the gateway and the private redis-server');
-    // The redis-server's handle is unref'd: hold the loop open until it has really exited.
-    const hold = setInterval(() => {}, 1000);
     await g?.stop();
     await redisServer.stop();
-    clearInterval(hold);
   }
   const seconds = (Date.now() - started) / 1000;
   const cpu1 = cpuTicks();

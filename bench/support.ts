@@ -1,7 +1,7 @@
 // Shared pieces of the benchmark: bounded closed-loop load, latency statistics, child
 // processes that say when they are ready, and process/Redis memory readings.
 import { fork, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
@@ -189,15 +189,67 @@ export async function redisUsedMemory(redis: Redis): Promise<number> {
 
 export const MiB = 1024 * 1024;
 
+/** Fields 3.. of /proc/<pid>/stat (index 0 is the state, 1 the ppid, 11-14 utime stime cutime cstime). */
+function statOf(pid: number): number[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  } catch {
+    return null;
+  }
+}
+
+/** utime + stime of a process in clock ticks (1/100 s), or NaN once it is gone. */
+function ticksOf(pid: number): number {
+  const f = statOf(pid);
+  return f ? f[11]! + f[12]! : NaN;
+}
+
 /**
- * CPU time (clock ticks) of the whole machine and of this process with its reaped descendants,
- * to tell how much of the machine something else used during the run (others' tests, say).
+ * CPU ticks of the whole machine (busy, not idle or iowait) and of this process's tree (live
+ * descendants, plus what reaped ones left in their parents' cutime/cstime), to tell how much of
+ * the machine something else used meanwhile: others' test runs disturb the figures.
  */
 export function cpuTicks(): { busy: number; mine: number } {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const busy = cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0); // minus idle, iowait
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number); // fields from 3 on
-  const mine = f[11]! + f[12]! + f[13]! + f[14]!; // utime stime cutime cstime (fields 14-17)
+  const busy = cpu.reduce((a, b) => a + b, 0) - (cpu[3] ?? 0) - (cpu[4] ?? 0);
+  const children = new Map<number, number[]>();
+  const ticks = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statOf(Number(name));
+    if (!f) continue;
+    ticks.set(Number(name), f[11]! + f[12]! + f[13]! + f[14]!);
+    children.set(f[1]!, [...(children.get(f[1]!) ?? []), Number(name)]);
+  }
+  let mine = 0;
+  const todo = [process.pid];
+  while (todo.length) {
+    const pid = todo.pop()!;
+    mine += ticks.get(pid) ?? 0;
+    todo.push(...(children.get(pid) ?? []));
+  }
   return { busy, mine };
+}
+
+/** Starts a CPU reading of named processes; the returned function gives cores used since, plus `others`. */
+export function cpuWindow(pids: Record<string, number>): () => Record<string, number> {
+  const t0 = performance.now();
+  const start = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, ticksOf(pid)]));
+  const machine = cpuTicks();
+  return () => {
+    const seconds = (performance.now() - t0) / 1000;
+    const cores = (ticks: number) => Math.round((ticks / 100 / seconds) * 100) / 100;
+    const out: Record<string, number> = {};
+    for (const [k, pid] of Object.entries(pids)) out[k] = cores(ticksOf(pid) - start[k]!);
+    const now = cpuTicks();
+    out.others = cores(Math.max(0, now.busy - machine.busy - (now.mine - machine.mine)));
+    return out;
+  };
+}
+
+/** "http 0.93, redis 0.41, ..." for the busiest processes of a CPU reading. */
+export function formatCpu(cpu: Record<string, number> | undefined): string {
+  if (!cpu) return '';
+  return Object.entries(cpu).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
 }

@@ -7,10 +7,12 @@ export type { Redis };
 
 const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
 
-export function connectRedis(url: string, kind: 'fail-fast' | 'patient', name?: string): Redis {
+/** autoPipeline: commands issued in the same tick go out in one write (hot request paths). */
+export function connectRedis(url: string, kind: 'fail-fast' | 'patient', name?: string, autoPipeline = false): Redis {
   const opts: RedisOptions = kind === 'fail-fast'
     ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy, connectionName: name }
     : { maxRetriesPerRequest: null, retryStrategy, connectionName: name };
+  if (autoPipeline) opts.enableAutoPipelining = true;
   const redis = new Redis(url, opts);
   // Errors surface on the commands that fail; an unhandled 'error' event would crash the actor.
   redis.on('error', () => {});
