@@ -11,6 +11,7 @@ import { Heartbeat, LiveActors } from './registry.js';
 import { createApp } from '../http/app.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
+import { connectRedis } from '../queues/redis.js';
 import { keys, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
@@ -36,7 +37,9 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const gateway = config.gateway.key;
   const log = logger.child({ actor: 'http' });
   const asker = new Asker(opts.redisUrl, gateway);
-  const redis = asker.redis;
+  // Small control commands (nonces, live actors) on their own connection, so they never queue
+  // behind megabyte chunks on the asker's.
+  const redis = connectRedis(opts.redisUrl, 'fail-fast', 'sgw-http-control', true);
   const watch = new DriverVersionWatch(redis, opts.redisUrl, gateway);
   const modes = MODES_OF_GATEWAY[config.gateway.type];
   const live = new LiveActors(redis, gateway, () => modes.map((m) => `driver:${m}`));
@@ -89,6 +92,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
         live.close();
         watch.close();
         await asker.close();
+        redis.disconnect();
         await store?.close();
       })();
       return stopping;

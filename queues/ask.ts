@@ -109,7 +109,7 @@ export class Asker {
   constructor(private readonly redisUrl: string, private readonly gateway: string, instance = randomUUID()) {
     this.instance = instance;
     this.replyKey = keys.results(instance);
-    this.redis = connectRedis(redisUrl, 'fail-fast', `sgw-ask-${instance}`, true);
+    this.redis = connectRedis(redisUrl, 'fail-fast', `sgw-ask-${instance}`);
     this.blocking = connectRedis(redisUrl, 'patient', `sgw-replies-${instance}`);
     this.loop = this.drainReplies();
   }
