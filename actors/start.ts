@@ -1,4 +1,5 @@
 // `sgw start` and `sgw actor`: what runs in each process.
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { loadConfig, type GatewayConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
@@ -40,6 +41,17 @@ function onSignals(stop: () => Promise<void>): void {
   process.on('SIGINT', handler);
 }
 
+/** Fails at once with a clear message instead of an http actor crash-looping on EADDRINUSE. */
+function assertPortFree(host: string, port: number, configFile: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE'
+      ? `${host}:${port} is already in use: set gateway.port in ${configFile} or SGW_PORT`
+      : `cannot listen on ${host}:${port}: ${err.message}`)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
 export interface StartOptions {
   config?: string;
   roles?: string;
@@ -51,6 +63,7 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, 'sgw');
   const roles = parseRoles(opts.roles, config);
+  if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
   let embedded: RedisServer | null = null;
   let redisUrl = config.redis;
   if (!redisUrl) {
