@@ -60,6 +60,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });
 
+  await watch.check(); // know the driver's methods before the first request
   const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
   // Slow or stuck clients must not hold a request past its deadline either.
   server.requestTimeout = config.limits.request_timeout_ms;
@@ -74,7 +75,6 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const beats = [new Heartbeat(redis, gateway, { instance, role: 'http', version: '' })];
   if (store) beats.push(new Heartbeat(redis, gateway, { instance, role: 'cache', version: '' }));
   beats.forEach((b) => b.start());
-  void watch.check();
   const url = `http://${config.gateway.host}:${port}`;
   log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');
 
