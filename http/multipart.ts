@@ -15,6 +15,7 @@ export interface ControlPlanePost {
 const PARTS = new Set(['control-plane', 'data-plane']);
 const MAX_PARTS = 8;
 const CONTROL_PLANE_MAX = 16 << 20;
+const DRAIN_MS = 2000;
 const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
 const NAME = /^content-disposition:[ \t]*form-data\b[^\r\n]*?;[ \t]*name=(?:"([^"]*)"|([^;\s]+))/im;
@@ -63,6 +64,21 @@ export function splitMultipart(body: Buffer, boundary: string): Map<string, Buff
   }
 }
 
+/**
+ * Discards the rest of a refused body (never buffering it), for at most DRAIN_MS, so that the
+ * client can read the refusal instead of failing its write with EPIPE when we close.
+ */
+function refuseAfterDrain(req: IncomingMessage, err: HttpError): Promise<never> {
+  return new Promise((_, reject) => {
+    const done = () => { clearTimeout(timer); reject(err); };
+    const timer = setTimeout(done, DRAIN_MS);
+    if (req.readableEnded) return done();
+    req.once('end', done);
+    req.once('close', done);
+    req.resume();
+  });
+}
+
 /** Collects the body under maxBytes (413 beyond it, before it is buffered whole). */
 function collectBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -74,8 +90,7 @@ function collectBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
       failed = true;
       chunks.length = 0;
       req.removeListener('data', onData);
-      req.resume(); // drain the rest so the connection can carry the answer
-      reject(e);
+      refuseAfterDrain(req, e).catch(reject);
     };
     const onData = (d: Buffer) => {
       total += d.length;
@@ -92,15 +107,13 @@ function collectBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
 export async function readControlPlanePost(req: IncomingMessage, maxBytes: number): Promise<ControlPlanePost> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
-    req.resume();
-    throw new HttpError(413, `body of ${declared} bytes exceeds limits.max_upload_bytes (${maxBytes})`);
+    return refuseAfterDrain(req, new HttpError(413, `body of ${declared} bytes exceeds limits.max_upload_bytes (${maxBytes})`));
   }
   let boundary: string;
   try {
     boundary = boundaryOf(req.headers['content-type']);
   } catch (err) {
-    req.resume();
-    throw err;
+    return refuseAfterDrain(req, err as HttpError);
   }
   const parts = splitMultipart(await collectBody(req, maxBytes), boundary);
   const control = parts.get('control-plane');

@@ -3,40 +3,25 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
 import { ChunkType } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { listActors } from '../actors/registry.js';
-import { testRedis } from './support/redis.js';
-import {
-  CLI, cleanup, DISK_DRIVER_JS, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver,
-  type GatewayFolder, type RunningGateway,
-} from './support/gateway.js';
+import { CLI, DISK_DRIVER_JS, fileRef, waitFor, writeDriver } from './support/gateway.js';
+import { gatewayPerFile } from './support/gateway-per-file.js';
 
 const run = promisify(execFile);
 const DRIVER = `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`;
 const ROLES = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename'];
 
-let f: GatewayFolder;
-let gw: RunningGateway;
-let redis: Redis;
-
-test.before(async () => {
-  redis = new Redis((await testRedis()).url);
-  f = await makeGatewayFolder({ config: { actors: { concurrency: 8, count: { read: 2, write: 2 } } } });
-  writeDriver(f.dir, DRIVER, { STORAGE_DIR: f.storageDir, TAG: 'v1' });
-  gw = startGatewayProcess(f.configFile);
-  await waitForGateway(f, redis);
-});
-
-test.after.always(async () => {
-  await gw?.stop();
-  redis?.disconnect();
-  cleanup([f.dir]);
-});
+const gateway = gatewayPerFile(
+  { config: { actors: { concurrency: 8, count: { read: 2, write: 2 } } } },
+  undefined,
+  (f) => writeDriver(f.dir, DRIVER, { STORAGE_DIR: f.storageDir, TAG: 'v1' }),
+);
 
 test('a new driver version replaces every driver actor under load with zero failed requests', async (t) => {
+  const { f, redis } = gateway;
   const v1 = await redis.get(`sgw:${f.gatewayKey}:driver`);
   let stop = false;
   let done = 0;

@@ -3,33 +3,15 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { ChunkType, ManifestCodec, type ManifestBlock } from '../proto/messages.js';
 import { formatBlockUrl, formatManifestUrl } from '../http/data-url.js';
 import {
   deleteChunksFields, layOutChunks, putChunksFields, renameHintFields, sendControlPlane,
 } from '../http/rg-client.js';
-import { testRedis } from './support/redis.js';
-import {
-  cleanup, fileRef, makeGatewayFolder, rawGet, startGatewayProcess, waitForGateway, type GatewayFolder, type RunningGateway,
-} from './support/gateway.js';
+import { fileRef, rawGet } from './support/gateway.js';
+import { gatewayPerFile } from './support/gateway-per-file.js';
 
-let f: GatewayFolder;
-let gw: RunningGateway;
-let redis: Redis;
-
-test.before(async () => {
-  redis = new Redis((await testRedis()).url);
-  f = await makeGatewayFolder();
-  gw = startGatewayProcess(f.configFile);
-  await waitForGateway(f, redis);
-});
-
-test.after.always(async () => {
-  await gw?.stop();
-  redis?.disconnect();
-  cleanup([f.dir]);
-});
+const gateway = gatewayPerFile();
 
 const BIG_NONCE = 2n ** 63n + 12345n;
 
@@ -42,6 +24,7 @@ function manifestBytes(fileId: bigint, mtime: bigint): Buffer {
 }
 
 test('put, get, delete, get 404 and rename round-trip with 64-bit ids and a negative block version', async (t) => {
+  const { f } = gateway;
   const file = fileRef(f);
   const block = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) & 0xff));
   const manifest = manifestBytes(file.file_id, 1_700_000_000n);
@@ -86,6 +69,7 @@ test('put, get, delete, get 404 and rename round-trip with 64-bit ids and a nega
 });
 
 test('GET answers PING, 400 for a bad URL, 304 for If-Modified-Since, 404 for a missing chunk', async (t) => {
+  const { f } = gateway;
   t.is((await fetch(`${f.url}/PING`)).status, 200);
   t.is((await rawGet(f.url, '/DATA/3/a/../b.1F.1/0.0')).status, 400);
   t.is((await rawGet(f.url, '/DATA/3/a/..')).status, 400);
@@ -96,6 +80,7 @@ test('GET answers PING, 400 for a bad URL, 304 for If-Modified-Since, 404 for a 
 });
 
 test('the driver bundle travels through Redis and its version is the one the actors run', async (t) => {
+  const { f, redis } = gateway;
   const current = await redis.get(`sgw:${f.gatewayKey}:driver`);
   t.regex(current ?? '', /^[0-9a-f]{64}$/);
   const ids = await redis.zrangebyscore(`sgw:${f.gatewayKey}:alive:driver:read`, Date.now(), '+inf');
