@@ -11,7 +11,7 @@ import { Heartbeat, LiveActors } from './registry.js';
 import { createApp } from '../http/app.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
-import { connectRedis } from '../queues/redis.js';
+import { connectRedis, whenReady } from '../queues/redis.js';
 import { keys, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
@@ -60,7 +60,10 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });
 
-  await watch.check(); // know the driver's methods before the first request
+  // Fail-fast connections refuse commands until connected: wait, then learn the driver's methods
+  // and the live actors before the first request.
+  await Promise.all([whenReady(redis, 30_000), whenReady(asker.redis, 30_000)]);
+  await Promise.all([watch.check(), live.current()]);
   const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
   // Slow or stuck clients must not hold a request past its deadline either.
   server.requestTimeout = config.limits.request_timeout_ms;

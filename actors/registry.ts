@@ -95,8 +95,9 @@ export class LiveActors {
     return this.count(role);
   }
 
-  /** Waits for the next refresh; for tests and readiness probes. */
+  /** Counts again now and returns every role's count. */
   async current(): Promise<Map<string, number>> {
+    this.fresh = this.refresh();
     await this.fresh;
     return this.counts;
   }
