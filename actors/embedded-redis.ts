@@ -10,6 +10,8 @@ export interface RedisServer {
   url: string;
   port: number;
   pid: number;
+  /** Its working folder (removed by stop()). */
+  dir: string;
   stop(): Promise<void>;
 }
 
@@ -69,6 +71,7 @@ export async function startRedisServer(opts: StartRedisOptions = {}): Promise<Re
     url: `redis://127.0.0.1:${port}`,
     port,
     pid: child.pid!,
+    dir,
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

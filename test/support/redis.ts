@@ -1,5 +1,6 @@
 // Starts a private redis-server on a free loopback port for one test file, and stops it after.
 // Tests never touch a Redis on 6379 that may already run on the machine.
+import { rmSync } from 'node:fs';
 import { startRedisServer, type RedisServer } from '../../actors/embedded-redis.js';
 
 let shared: Promise<RedisServer> | null = null;
@@ -16,6 +17,7 @@ export function testRedis(): Promise<RedisServer> {
       } catch {
         // already gone
       }
+      rmSync(s.dir, { recursive: true, force: true });
     }));
   }
   return shared;
