@@ -48,6 +48,21 @@ function disturbed(...cpus: (Record<string, number> | undefined)[]): string {
 
 // The bare echo is measured twice (around the sgw echo) and the better run is the baseline.
 let bare: RoundTrips | null = null;
+/** The rows of an HTTP GET load run: requests/s against Koa (with a pass rule) and p99. */
+function getRows(
+  label: string, run: Awaited<ReturnType<typeof cacheHitGets>>, target: string, passes: (row: Row) => boolean, notes: string[],
+): Row[] {
+  const row: Row = {
+    name: `${label}, req/s (${CONNECTIONS} conns)`, value: run.gateway.rate, unit: '/s',
+    baseline: run.koa.rate, baselineName: 'Koa from memory', target,
+  };
+  row.pass = passes(row) && run.gateway.failed === 0;
+  notes.push(`CPU cores: ${formatCpu(run.cpu)} (Koa: ${formatCpu(run.koaCpu)})${disturbed(run.cpu, run.koaCpu)}`);
+  if (run.gateway.failed) notes.push(`${run.gateway.failed} failed: ${JSON.stringify(run.gateway.statuses)}`);
+  row.note = notes.join('; ');
+  return [row, { name: `${label}, p99`, value: run.gateway.p99, unit: 'ms', baseline: run.koa.p99, baselineName: 'Koa' }];
+}
+
 async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
   if (!bare || again) {
     log(`driver call: bare Redis LPUSH/BRPOP echo through a worker process${bare ? ' (again)' : ''}`);
@@ -85,29 +100,15 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     log('GET cache hits, 64 KiB, gateway then Koa');
     const hit = await cacheHitGets(g, SECONDS);
     raw.hit = hit;
-    const row: Row = {
-      name: `GET 64 KiB cache hit, req/s (${CONNECTIONS} conns)`, value: hit.gateway.rate, unit: '/s',
-      baseline: hit.koa.rate, baselineName: 'Koa from memory', target: 'ratio ≥ 0.7',
-    };
-    row.pass = ratio(row)! >= 0.7 && hit.gateway.failed === 0;
-    row.note = `CPU cores: ${formatCpu(hit.cpu)} (Koa: ${formatCpu(hit.koaCpu)})${disturbed(hit.cpu, hit.koaCpu)}`;
-    if (hit.gateway.failed) row.note += `; ${hit.gateway.failed} failed: ${JSON.stringify(hit.gateway.statuses)}`;
-    rows.push(row, { name: 'GET 64 KiB cache hit, p99', value: hit.gateway.p99, unit: 'ms', baseline: hit.koa.p99, baselineName: 'Koa' });
+    rows.push(...getRows('GET 64 KiB cache hit', hit, 'ratio ≥ 0.7', (r) => ratio(r)! >= 0.7, []));
   },
   async miss(g, rows, raw) {
     log('GET cache misses, 4 KiB, gateway then Koa');
     const miss = await cacheMissGets(g, SECONDS);
     raw.miss = miss;
-    const row: Row = {
-      name: `GET 4 KiB cache miss, req/s (${CONNECTIONS} conns)`, value: miss.gateway.rate, unit: '/s',
-      baseline: miss.koa.rate, baselineName: 'Koa from memory', target: '≥ 3000/s',
-    };
-    row.pass = row.value >= 3000 && miss.gateway.failed === 0;
-    const notes = [`${miss.blocks} distinct blocks, each requested once`, `CPU cores: ${formatCpu(miss.cpu)} (Koa: ${formatCpu(miss.koaCpu)})${disturbed(miss.cpu, miss.koaCpu)}`];
+    const notes = [`${miss.blocks} distinct blocks, each requested once`];
     if (miss.exhausted) notes.push('ran out of prepared blocks before the time limit');
-    if (miss.gateway.failed) notes.push(`${miss.gateway.failed} failed: ${JSON.stringify(miss.gateway.statuses)}`);
-    row.note = notes.join('; ');
-    rows.push(row, { name: 'GET 4 KiB cache miss, p99', value: miss.gateway.p99, unit: 'ms', baseline: miss.koa.p99, baselineName: 'Koa' });
+    rows.push(...getRows('GET 4 KiB cache miss', miss, '≥ 3000/s', (r) => r.value >= 3000, notes));
   },
   async put(g, rows, raw) {
     log('POST PUTCHUNKS, 1 MiB, gateway then node:http');

@@ -30,8 +30,18 @@ export interface ChunkResult {
   error?: string;
 }
 
+// io_context values come from a pool of random bytes: one randomBytes() call per 1024 of them.
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
 export function randomIoContext(): bigint {
-  return randomBytes(8).readBigUInt64BE();
+  if (poolAt >= pool.length) {
+    pool = randomBytes(8 * 1024);
+    poolAt = 0;
+  }
+  const v = pool.readBigUInt64BE(poolAt);
+  poolAt += 8;
+  return v;
 }
 
 export class DriverPipeline {
