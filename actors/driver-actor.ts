@@ -47,14 +47,18 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   const redis = connectRedis(opts.redisUrl, 'patient', `sgw-driver-${mode}-${instance}`);
   await whenReady(redis, 30_000);
+  /** Ends the actor before it served anything (the exit hook does not return in production). */
+  const giveUp = (code: number, fields: object, msg: string): never => {
+    log.error(fields, msg);
+    redis.disconnect();
+    exit(code);
+    throw new Error(`driver actor gave up: ${msg}`);
+  };
 
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
   const bundle = await fetchBundle(redis, hash);
   if (!bundle) {
-    log.error({ hash }, 'driver bundle not found in Redis');
-    redis.disconnect();
-    exit(EXIT.CONFIG);
-    throw new Error('unreachable');
+    return giveUp(EXIT.CONFIG, { hash }, 'driver bundle not found in Redis');
   }
   const driverConfig = JSON.parse(bundle.config.toString() || '{}') as Record<string, unknown>;
   const secrets = bundle.secrets
@@ -64,17 +68,11 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   const method = METHOD_OF_MODE[mode];
   const fn = loaded.methods.get(method) as DriverFunction | undefined;
   if (!fn) {
-    log.error({ hash, method }, 'this driver version does not implement the mode');
-    redis.disconnect();
-    exit(EXIT.OK);
-    throw new Error('unreachable');
+    return giveUp(EXIT.OK, { hash, method }, 'this driver version does not implement the mode');
   }
   const init = loaded.methods.get('driver_init') as DriverFunction | undefined;
   if (init && (await init(driverConfig, secrets)) === false) {
-    log.error({ hash }, 'driver_init returned false');
-    redis.disconnect();
-    exit(EXIT.CONFIG);
-    throw new Error('unreachable');
+    return giveUp(EXIT.CONFIG, { hash }, 'driver_init returned false');
   }
 
   const heartbeat = new Heartbeat(redis, gateway, { instance, role: `driver:${mode}`, version: hash });

@@ -6,6 +6,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
@@ -131,4 +132,19 @@ test('tampered sealed secrets are refused at publish time', async (t) => {
   const code = await new Promise<number | null>((resolve) => gw.proc.once('exit', resolve));
   t.not(code, 0);
   t.regex(gw.output(), /secret/i);
+});
+
+test('sgw start refuses a port that is already in use, saying how to change it', async (t) => {
+  await testRedis();
+  const f = await makeGatewayFolder();
+  dirs.push(f.dir);
+  const blocker = createServer().listen(f.port, '127.0.0.1');
+  await new Promise((r) => blocker.once('listening', r));
+  try {
+    const err = await run(process.execPath, [CLI, 'start', '--config', f.configFile]).then(() => null, (e: { code: number; stderr: string }) => e);
+    t.is(err?.code, 1);
+    t.regex(err!.stderr, new RegExp(`127\\.0\\.0\\.1:${f.port} is already in use.*SGW_PORT`));
+  } finally {
+    blocker.close();
+  }
 });
