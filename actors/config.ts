@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { parsePrivateKey, parsePublicKey } from '../proto/signature.js';
+import type { AdminCredential } from '../http/admin-auth.js';
 import { DRIVER_MODES, GATEWAY_TYPES, gatewayKey, type DriverMode, type GatewayType } from '../queues/names.js';
 
 export interface PeerGateway {
@@ -55,6 +56,8 @@ export interface GatewayConfig {
     work_dir: string;
   };
   log: { level: string };
+  /** Operator surfaces (dashboard, metrics): off / open until a credential is set. */
+  admin: AdminCredential;
 }
 
 export class ConfigError extends Error {
@@ -112,6 +115,21 @@ function readKey<T>(path: string, what: string, parse: (pem: Buffer) => T): T {
   } catch (err) {
     throw new ConfigError(`${what}: ${path} is not a PEM RSA key (${(err as Error).message})`);
   }
+}
+
+function optStr(v: unknown, what: string): string | null {
+  return v === undefined || v === null ? null : str(v, what);
+}
+
+/** SGW_ADMIN_TOKEN / SGW_ADMIN_PASSWORD keep the credential out of a config file under version control. */
+function adminCredential(a: Json, env: NodeJS.ProcessEnv): AdminCredential {
+  const token = optStr(env.SGW_ADMIN_TOKEN ?? a.token, 'admin.token');
+  const user = optStr(env.SGW_ADMIN_USER ?? a.user, 'admin.user');
+  const password = optStr(env.SGW_ADMIN_PASSWORD ?? a.password, 'admin.password');
+  if ((user === null) !== (password === null)) throw new ConfigError('admin.user and admin.password go together');
+  if (user?.includes(':')) throw new ConfigError('admin.user must not contain ":" (HTTP basic auth)');
+  if (a.allow_writes !== undefined && typeof a.allow_writes !== 'boolean') throw new ConfigError('admin.allow_writes must be true or false');
+  return { token, user, password, allow_writes: a.allow_writes === true };
 }
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -204,5 +222,6 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
       work_dir: path(str(env.SGW_WORK_DIR ?? a.work_dir, 'actors.work_dir', '.sgw-work')),
     },
     log: { level: str(env.SGW_LOG_LEVEL ?? obj(root.log, 'log').level, 'log.level', 'info') },
+    admin: adminCredential(obj(root.admin, 'admin'), env),
   };
 }

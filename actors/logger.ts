@@ -7,6 +7,6 @@ export function createLogger(level: string, name = 'sgw'): Logger {
   return pino({
     name,
     level,
-    redact: { paths: ['secrets', 'driver_secrets', '*.secrets', '*.private_key', 'headers.authorization'], censor: '[redacted]' },
+    redact: { paths: ['secrets', 'driver_secrets', '*.secrets', '*.private_key', 'headers.authorization', 'admin', '*.admin', '*.password', '*.token'], censor: '[redacted]' },
   });
 }
