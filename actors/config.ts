@@ -33,7 +33,8 @@ export interface GatewayConfig {
     /** "rg.20": prefix of this gateway's queue names. */
     key: string;
   };
-  volume: { version: bigint; cert_version: bigint; gateways: Map<bigint, PeerGateway> };
+  /** archive: a read-only volume whose data an acquisition gateway publishes. */
+  volume: { version: bigint; cert_version: bigint; archive: boolean; gateways: Map<bigint, PeerGateway> };
   /** Redis URL, or null: start a private redis-server. */
   redis: string | null;
   /** Driver bundle folder on this host, or null: run whatever version is published in Redis. */
@@ -117,6 +118,12 @@ function readKey<T>(path: string, what: string, parse: (pem: Buffer) => T): T {
   }
 }
 
+function bool(v: unknown, what: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new ConfigError(`${what} must be true or false`);
+  return v;
+}
+
 function optStr(v: unknown, what: string): string | null {
   return v === undefined || v === null ? null : str(v, what);
 }
@@ -128,8 +135,7 @@ function adminCredential(a: Json, env: NodeJS.ProcessEnv): AdminCredential {
   const password = optStr(env.SGW_ADMIN_PASSWORD ?? a.password, 'admin.password');
   if ((user === null) !== (password === null)) throw new ConfigError('admin.user and admin.password go together');
   if (user?.includes(':')) throw new ConfigError('admin.user must not contain ":" (HTTP basic auth)');
-  if (a.allow_writes !== undefined && typeof a.allow_writes !== 'boolean') throw new ConfigError('admin.allow_writes must be true or false');
-  return { token, user, password, allow_writes: a.allow_writes === true };
+  return { token, user, password, allow_writes: bool(a.allow_writes, 'admin.allow_writes') };
 }
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -184,6 +190,13 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     });
   });
 
+  if (type === 'AG') {
+    // Seed 003: at most one AG per volume, and only on an archive volume.
+    if (v.archive !== true) throw new ConfigError('an acquisition gateway serves only an archive volume: set volume.archive to true');
+    const other = [...peers.values()].find((p) => p.type === 'AG' && p.id !== id);
+    if (other) throw new ConfigError(`volume.gateways lists acquisition gateway ${other.id}, but a volume may have at most one (this gateway, ${id}, is one)`);
+  }
+
   const c = obj(root.cache, 'cache');
   const l = obj(root.limits, 'limits');
   const a = obj(root.actors, 'actors');
@@ -201,6 +214,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     volume: {
       version: id64(v.version ?? 1, 'volume.version'),
       cert_version: id64(v.cert_version ?? 1, 'volume.cert_version'),
+      archive: bool(v.archive, 'volume.archive'),
       gateways: peers,
     },
     redis: redisUrl === undefined || redisUrl === null || redisUrl === '' ? null : str(redisUrl, 'redis'),

@@ -7,10 +7,10 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { Heartbeat } from './registry.js';
 import { CallServer, type CallResult, type IncomingCall } from '../queues/ask.js';
-import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
+import { methodOf, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
-import { currentBundleHash, fetchBundle, loadDriverModule } from '../drivers/bundle.js';
-import { unsealSecrets } from '../drivers/secrets.js';
+import { currentBundleHash } from '../drivers/bundle.js';
+import { openDriver } from '../drivers/open-driver.js';
 import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../drivers/chassis.js';
 import { Errno } from '../drivers/errno.js';
 
@@ -28,7 +28,7 @@ export interface DriverActorOptions {
   exit?: (code: number) => void;
 }
 
-async function waitForVersion(redis: ReturnType<typeof connectRedis>, gateway: string, logger: Logger): Promise<string> {
+export async function waitForVersion(redis: ReturnType<typeof connectRedis>, gateway: string, logger: Logger): Promise<string> {
   let warned = false;
   for (;;) {
     const hash = await currentBundleHash(redis, gateway);
@@ -56,21 +56,17 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   };
 
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const bundle = await fetchBundle(redis, hash);
-  if (!bundle) {
+  const driver = await openDriver(redis, hash, config.gateway.private_key, config.actors.work_dir);
+  if (!driver) {
     return giveUp(EXIT.CONFIG, { hash }, 'driver bundle not found in Redis');
   }
-  const driverConfig = JSON.parse(bundle.config.toString() || '{}') as Record<string, unknown>;
-  const secrets = bundle.secrets
-    ? (JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString()) as Record<string, unknown>)
-    : {};
-  const loaded = loadDriverModule(bundle, config.actors.work_dir);
-  const method = METHOD_OF_MODE[mode];
-  const fn = loaded.methods.get(method) as DriverFunction | undefined;
+  const { config: driverConfig, secrets } = driver;
+  const method = methodOf(config.gateway.type, mode);
+  const fn = driver.methods.get(method) as DriverFunction | undefined;
   if (!fn) {
     return giveUp(EXIT.OK, { hash, method }, 'this driver version does not implement the mode');
   }
-  const init = loaded.methods.get('driver_init') as DriverFunction | undefined;
+  const init = driver.methods.get('driver_init') as DriverFunction | undefined;
   if (init && (await init(driverConfig, secrets)) === false) {
     return giveUp(EXIT.CONFIG, { hash }, 'driver_init returned false');
   }
@@ -83,7 +79,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
       await heartbeat.stop();
       await server.close(config.limits.request_timeout_ms);
       try {
-        await (loaded.methods.get('driver_shutdown') as DriverFunction | undefined)?.();
+        await (driver.methods.get('driver_shutdown') as DriverFunction | undefined)?.();
       } catch (err) {
         log.warn({ err }, 'driver_shutdown threw');
       }
@@ -95,7 +91,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
 
   const handler = async (call: IncomingCall): Promise<CallResult> => {
     try {
-      return await callDriver(fn, mode, call, driverConfig, secrets);
+      return await callDriver(fn, mode, call, driverConfig, secrets, method);
     } catch (err) {
       const hung = err instanceof DriverHung;
       if (!hung && !(err instanceof DriverThrew)) throw err;

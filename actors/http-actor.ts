@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { openChunkStore, RemoteChunkCache } from './cache-actor.js';
+import { claimAcquisitionGateway, Namespace } from './namespace.js';
 import { Heartbeat, LiveActors } from './registry.js';
 import { createApp } from '../http/app.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
@@ -54,8 +55,9 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     callTimeoutMs: config.limits.call_timeout_ms,
   });
   const windowMs = config.limits.replay_window_s * 1000;
+  const namespace = new Namespace(redis, config.gateway.volume_id);
   const app = createApp({
-    config, cache, pipeline, logger: log,
+    config, cache, pipeline, logger: log, namespace,
     firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
     release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });
@@ -63,6 +65,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   // Fail-fast connections refuse commands until connected: wait, then learn the driver's methods
   // and the live actors before the first request.
   await Promise.all([whenReady(redis, 30_000), whenReady(asker.redis, 30_000)]);
+  await claimAcquisitionGateway(redis, config);
   await Promise.all([watch.check(), live.current()]);
   const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
   // Slow or stuck clients must not hold a request past its deadline either.

@@ -6,6 +6,8 @@ import { createLogger, type Logger } from './logger.js';
 import { prepareDemo } from './demo.js';
 import { startRedisServer, type RedisServer } from './embedded-redis.js';
 import { parseRoles, Supervisor } from './supervisor.js';
+import { runCrawlActor } from './crawl-actor.js';
+import { claimAcquisitionGateway } from './namespace.js';
 import { runHttpActor } from './http-actor.js';
 import { runCacheActor } from './cache-actor.js';
 import { runDriverActor } from './driver-actor.js';
@@ -70,6 +72,16 @@ export async function startGateway(opts: StartOptions): Promise<void> {
     embedded = await startRedisServer({ quiet: true });
     redisUrl = embedded.url;
   }
+  if (config.gateway.type === 'AG') {
+    // Refuse a second AG for the volume here, with the reason, rather than in crash-looping actors.
+    const redis = connectRedis(redisUrl, 'patient', 'sgw-start');
+    try {
+      await whenReady(redis, 30_000);
+      await claimAcquisitionGateway(redis, config);
+    } finally {
+      redis.disconnect();
+    }
+  }
   if (config.driver) {
     const p = await publishDriver(config, redisUrl);
     logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
@@ -114,6 +126,9 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   } else if (role.startsWith('driver:') && DRIVER_MODES.includes(role.slice(7) as DriverMode)) {
     const d = await runDriverActor({ config, redisUrl, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => d.stop(0);
+  } else if (role === 'crawl') {
+    const c = await runCrawlActor({ config, redisUrl, logger, ...(opts.version ? { version: opts.version } : {}) });
+    stop = () => c.stop(0);
   } else {
     throw new Error(`unknown actor role "${role}"`);
   }

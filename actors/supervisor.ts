@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { EXIT } from './driver-actor.js';
-import { DRIVER_MODES, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
+import { CRAWL_MODES, DRIVER_MODES, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../drivers/version-watch.js';
 
@@ -18,22 +18,32 @@ const HEALTHY_AFTER_MS = 30_000;
 export interface Roles {
   http: boolean;
   cache: boolean;
+  /** AG only: the crawl actor (one leads per gateway, the others stand by). */
+  crawl: boolean;
   drivers: Set<DriverMode>;
 }
 
-/** Parses "--roles http,cache,driver:read,driver" (driver = every mode). */
+/** Parses "--roles http,cache,driver:read,driver,crawl" (driver = every mode). */
 export function parseRoles(spec: string | undefined, config: GatewayConfig): Roles {
-  const gwModes = MODES_OF_GATEWAY[config.gateway.type];
-  const roles: Roles = { http: false, cache: false, drivers: new Set() };
-  for (const raw of (spec ?? 'http,cache,driver').split(',').map((s) => s.trim()).filter(Boolean)) {
+  const isAg = config.gateway.type === 'AG';
+  // The AG's refresh calls are served by its crawl actor, not by a driver actor.
+  const gwModes = MODES_OF_GATEWAY[config.gateway.type].filter((m) => !isAg || !CRAWL_MODES.includes(m));
+  const roles: Roles = { http: false, cache: false, crawl: false, drivers: new Set() };
+  for (const raw of (spec ?? (isAg ? 'http,cache,driver,crawl' : 'http,cache,driver')).split(',').map((s) => s.trim()).filter(Boolean)) {
     if (raw === 'http') roles.http = true;
     else if (raw === 'cache') roles.cache = true;
+    else if (raw === 'crawl') {
+      if (!isAg) throw new Error(`role crawl: only an acquisition gateway crawls (this is a ${config.gateway.type})`);
+      roles.crawl = true;
+    }
     else if (raw === 'driver') gwModes.forEach((m) => roles.drivers.add(m));
     else if (raw.startsWith('driver:') && DRIVER_MODES.includes(raw.slice(7) as DriverMode)) {
       const mode = raw.slice(7) as DriverMode;
-      if (!gwModes.includes(mode)) throw new Error(`role ${raw}: a ${config.gateway.type} has no ${mode} mode`);
+      if (!gwModes.includes(mode)) {
+        throw new Error(isAg && CRAWL_MODES.includes(mode) ? `role ${raw}: an AG serves ${mode} in its crawl actor (role crawl)` : `role ${raw}: a ${config.gateway.type} has no ${mode} mode`);
+      }
       roles.drivers.add(mode);
-    } else throw new Error(`unknown role "${raw}" (http, cache, driver, driver:<mode>)`);
+    } else throw new Error(`unknown role "${raw}" (http, cache, driver, driver:<mode>${isAg ? ', crawl' : ''})`);
   }
   return roles;
 }
@@ -85,7 +95,7 @@ export class Supervisor {
     await whenReady(this.redis, 30_000);
     if (roles.http) this.spawn('http', roles.cache ? ['--with-cache'] : []);
     else if (roles.cache) this.spawn('cache', []);
-    if (roles.drivers.size > 0) {
+    if (roles.drivers.size > 0 || roles.crawl) {
       this.watch = new DriverVersionWatch(this.redis, this.opts.redisUrl, this.opts.config.gateway.key);
       const first = await this.watch.first();
       this.startDrivers(first);
@@ -102,13 +112,14 @@ export class Supervisor {
       if (!v.modes.has(mode)) continue; // short-circuited: the driver lacks this method
       for (let i = 0; i < this.opts.config.actors.count[mode]; i++) started.push(this.spawn(`driver:${mode}`, ['--version', v.hash], v.hash));
     }
+    if (this.opts.roles.crawl) started.push(this.spawn('crawl', ['--version', v.hash], v.hash));
     return started;
   }
 
   /** Start the new version's actors; once they are ready, drain and stop the old ones. */
   private async swapTo(v: DriverVersion): Promise<void> {
     const log = this.opts.logger;
-    const current = [...this.actors].filter((a) => a.role.startsWith('driver:') && !a.retiring);
+    const current = [...this.actors].filter((a) => (a.role.startsWith('driver:') || a.role === 'crawl') && !a.retiring);
     const old = current.filter((a) => a.version !== v.hash);
     if (current.length > 0 && old.length === 0) return; // already on this version
     log.info({ version: v.hash }, 'new driver version: starting its actors');

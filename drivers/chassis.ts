@@ -35,10 +35,9 @@ function bytesOf(v: unknown, method: string): CallResult {
 
 /** Runs one call against the driver method of `mode`. Throws DriverThrew / DriverHung. */
 export async function callDriver(
-  fn: DriverFunction, mode: DriverMode, call: IncomingCall, config: unknown, secrets: unknown,
+  fn: DriverFunction, mode: DriverMode, call: IncomingCall, config: unknown, secrets: unknown, method = METHOD_OF_MODE[mode],
 ): Promise<CallResult> {
   const request: DriverRequest = DriverRequestCodec.decode(call.request);
-  const method = METHOD_OF_MODE[mode];
   const chunk = call.chunk ?? Buffer.alloc(0);
   const run = async (): Promise<CallResult> => {
     switch (mode) {

@@ -114,18 +114,21 @@ const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isS
 /**
  * Builds a metadata command, or returns null (and logs why) when it is malformed: unknown cmd or
  * ftype, a path that is not absolute or holds a newline or NUL, a bad mode, size or TTL.
- * A directory's size is always 4096.
+ * A directory's size is always 4096. As in the seed, `finish` needs nothing else, `delete` needs no
+ * mode or size, and a directory needs no size (pass null).
  */
 export function make_metadata_command(
-  cmd: string, ftype: string, mode: number, size: number, path: string, read_ttl = 5000, write_ttl = 0,
+  cmd: string, ftype: string | null, mode: number | null, size: number | null, path: string | null, read_ttl = 5000, write_ttl = 0,
 ): MetadataCommand | null {
+  if (cmd === 'finish') return { cmd: 'finish', ftype: 'directory', mode: 0, size: 0, path: '', read_ttl, write_ttl };
+  const deleting = cmd === 'delete';
   const reason =
     !(METADATA_COMMANDS as readonly string[]).includes(cmd) ? `unknown cmd ${JSON.stringify(cmd)}`
     : ftype !== 'file' && ftype !== 'directory' ? `unknown ftype ${JSON.stringify(ftype)}`
     : typeof path !== 'string' || !path.startsWith('/') ? `path ${JSON.stringify(path)} is not absolute`
     : /[\n\0]/.test(path) ? `path ${JSON.stringify(path)} holds a newline or NUL`
-    : !isCount(mode) || mode > 0o7777 ? `bad mode ${String(mode)}`
-    : ftype === 'file' && !isCount(size) ? `bad size ${String(size)}`
+    : !(deleting && mode === null) && (!isCount(mode) || mode > 0o7777) ? `bad mode ${String(mode)}`
+    : ftype === 'file' && !deleting && !isCount(size) ? `bad size ${String(size)}`
     : !isCount(read_ttl) || !isCount(write_ttl) ? `bad ttl ${String(read_ttl)}/${String(write_ttl)}`
     : null;
   if (reason) {
@@ -133,9 +136,38 @@ export function make_metadata_command(
     return null;
   }
   return {
-    cmd: cmd as MetadataCommandName, ftype: ftype as MetadataFileType, mode,
-    size: ftype === 'directory' ? 4096 : size, path, read_ttl, write_ttl,
+    cmd: cmd as MetadataCommandName, ftype: ftype as MetadataFileType, mode: mode ?? 0,
+    size: ftype === 'directory' ? 4096 : (size ?? 0), path: path as string, read_ttl, write_ttl,
   };
+}
+
+/** Re-checks a command that reached the gateway (a driver may build one by hand). */
+export function checkMetadataCommand(v: unknown): MetadataCommand | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const c = v as Record<string, unknown>;
+  const num = (x: unknown, dflt: number | null) => (x === undefined || x === null ? dflt : (x as number));
+  return make_metadata_command(
+    c.cmd as string, (c.ftype ?? null) as string | null, num(c.mode, null), num(c.size, null), (c.path ?? null) as string | null,
+    num(c.read_ttl, 5000) as number, num(c.write_ttl, 0) as number,
+  );
+}
+
+/** Where the crawl actor listens for commands; a global, because a driver bundle carries its own copy of this module. */
+export const CRAWL_HANDLER = Symbol.for('sgw.crawl');
+
+type CrawlHandler = (cmd: MetadataCommand) => Promise<number>;
+
+/**
+ * Hands one command to the gateway: 0 ok, 1 after finish, or a negative errno (-ENOENT update or
+ * delete of a missing entry or missing parent, -EEXIST create of an existing one, -EINVAL a
+ * malformed command, -ENOSYS outside a crawl actor).
+ */
+export async function crawl(cmd: MetadataCommand | null): Promise<number> {
+  const handler = (globalThis as Record<symbol, CrawlHandler | undefined>)[CRAWL_HANDLER];
+  if (!handler) return -Errno.ENOSYS;
+  const checked = checkMetadataCommand(cmd);
+  if (!checked) return -Errno.EINVAL;
+  return handler(checked);
 }
 
 // One JSON line per call (pino's level numbers), so a driver message never splits or garbles the

@@ -2,7 +2,7 @@
 // channel for speed; a slow poll backs it up, because pub/sub messages are lost across a
 // disconnect. Listeners hear each new version once, with its method list.
 import { EventEmitter } from 'node:events';
-import { keys, METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
+import { DRIVER_MODES, gatewayTypeOf, keys, methodOf, type DriverMode } from '../queues/names.js';
 import { connectRedis, type Redis } from '../queues/redis.js';
 
 export interface DriverVersion {
@@ -22,7 +22,8 @@ export async function readDriverVersion(redis: Redis, gateway: string): Promise<
   if (!meta) return null;
   const methods = (JSON.parse(meta) as { methods: string[] }).methods;
   const modes = new Set<DriverMode>();
-  for (const [mode, method] of Object.entries(METHOD_OF_MODE)) if (methods.includes(method)) modes.add(mode as DriverMode);
+  const type = gatewayTypeOf(gateway);
+  for (const mode of DRIVER_MODES) if (methods.includes(methodOf(type, mode))) modes.add(mode);
   return { hash, methods, modes };
 }
 

@@ -1,4 +1,4 @@
-// The data-plane HTTP surface of a replica gateway as a Koa app. createApp() takes every
+// The data-plane HTTP surface of a gateway as a Koa app. createApp() takes every
 // dependency explicitly so tests and benchmarks can build one in-process on port 0.
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
@@ -8,6 +8,9 @@ import { getChunk } from './get-chunk.js';
 import { postControlPlane, type ControlPlaneDeps } from './control-plane.js';
 import type { ChunkCache, DriverPipeline } from './driver-pipeline.js';
 import type { GatewayConfig } from '../actors/config.js';
+import type { Namespace } from '../actors/namespace.js';
+import { getAgChunk } from './ag-get.js';
+import { getNamespace, NAMESPACE_PREFIX } from './namespace-api.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -16,16 +19,20 @@ export interface AppDeps {
   firstUse: ControlPlaneDeps['firstUse'];
   release: ControlPlaneDeps['release'];
   logger: Logger;
+  namespace: Namespace;
 }
 
 export function createApp(deps: AppDeps): Koa {
   const { config, logger } = deps;
   const app = new Koa();
   app.proxy = false;
-  const get = getChunk({
-    volumeId: config.gateway.volume_id, userId: config.gateway.user_id, blockSize: config.gateway.block_size,
-    cache: deps.cache, pipeline: deps.pipeline,
-  });
+  const get = config.gateway.type === 'AG'
+    ? getAgChunk({ config, namespace: deps.namespace, cache: deps.cache, pipeline: deps.pipeline })
+    : getChunk({
+      volumeId: config.gateway.volume_id, userId: config.gateway.user_id, blockSize: config.gateway.block_size,
+      cache: deps.cache, pipeline: deps.pipeline,
+    });
+  const browse = getNamespace(deps.namespace);
   const post = postControlPlane(deps);
   const timeout = config.limits.request_timeout_ms;
 
@@ -57,6 +64,7 @@ export function createApp(deps: AppDeps): Koa {
         return;
       }
       if (ctx.path.includes('/DATA/')) return get(ctx);
+      if (ctx.path === NAMESPACE_PREFIX || ctx.path.startsWith(`${NAMESPACE_PREFIX}/`)) return browse(ctx);
     } else if (ctx.method === 'POST') {
       return post(ctx);
     }

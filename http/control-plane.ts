@@ -11,6 +11,10 @@ import {
 } from '../proto/messages.js';
 import { signMessage, verifyRawMessage } from '../proto/signature.js';
 import type { GatewayConfig, PeerGateway } from '../actors/config.js';
+import type { GatewayType } from '../queues/names.js';
+import { Errno } from '../drivers/errno.js';
+
+const GATEWAY_NAMES: Record<GatewayType, string> = { RG: 'replica gateway', AG: 'acquisition gateway', UG: 'user gateway' };
 import { chunkCacheKeyOfDriverRequest } from './data-url.js';
 import { HttpError, unavailable } from './errors.js';
 import { readControlPlanePost } from './multipart.js';
@@ -27,10 +31,15 @@ export interface ControlPlaneDeps {
   release(sender: bigint, nonce: bigint): Promise<void>;
 }
 
-const NEEDED_CAPS: Partial<Record<number, number>> = {
-  [RequestType.PUTCHUNKS]: Caps.WRITE_DATA,
-  [RequestType.DELETECHUNKS]: Caps.WRITE_DATA,
-  [RequestType.RENAME_HINT]: Caps.WRITE_DATA | Caps.WRITE_METADATA,
+/** The requests each gateway type serves, with the capabilities the sender needs (WIRE.md). */
+const NEEDED_CAPS: Record<GatewayType, Partial<Record<number, number>>> = {
+  RG: {
+    [RequestType.PUTCHUNKS]: Caps.WRITE_DATA,
+    [RequestType.DELETECHUNKS]: Caps.WRITE_DATA,
+    [RequestType.RENAME_HINT]: Caps.WRITE_DATA | Caps.WRITE_METADATA,
+  },
+  AG: { [RequestType.REFRESH]: Caps.READ_DATA | Caps.READ_METADATA },
+  UG: {},
 };
 
 /** A verified request with its chunks cut out of the data plane. */
@@ -55,8 +64,9 @@ function authorize(request: Request, sender: PeerGateway, config: GatewayConfig)
   if (request.volume_version > config.volume.version || request.cert_version > config.volume.cert_version) {
     throw unavailable('the sender has a newer volume or certificate version than this gateway');
   }
-  const needed = NEEDED_CAPS[request.request_type];
-  if (needed === undefined) throw new HttpError(501, `request type ${request.request_type} is not handled by a replica gateway`);
+  const type = config.gateway.type;
+  const needed = NEEDED_CAPS[type][request.request_type];
+  if (needed === undefined) throw new HttpError(501, `request type ${request.request_type} is not handled by a ${GATEWAY_NAMES[type]}`);
   if ((sender.caps & needed) !== needed) throw new HttpError(403, `gateway ${sender.id} lacks the capabilities for this request`);
 }
 
@@ -150,6 +160,17 @@ async function dispatch(a: Accepted, deps: ControlPlaneDeps, deadline: number, r
       if (renamed.rc !== 0) return renamed.rc;
       const write = driverRequestFor(request, manifest, newPath, IoType.WRITE, ctx, bs);
       return (await deps.pipeline.store(write, a.chunks[0]!, deadline, rid)).rc;
+    }
+    case RequestType.REFRESH: {
+      // The crawl actor's driver re-checks the path and publishes what it finds; a driver
+      // without refresh() answers ENOSYS in the signed reply (its crawl goes on regardless).
+      if (!deps.pipeline.has('refresh')) return -Errno.ENOSYS;
+      const req: DriverRequest = {
+        volume_id: request.volume_id, user_id: request.user_id, coordinator_id: request.coordinator_id,
+        file_id: request.file_id, file_version: BigInt.asUintN(64, request.file_version),
+        request_type: DriverRequestType.MANIFEST, path: request.fs_path, io_type: IoType.NONE, io_context: ctx, block_size: BigInt(bs),
+      };
+      return (await deps.pipeline.call('refresh', req, deadline, rid)).rc;
     }
     default:
       throw new HttpError(501, `request type ${request.request_type} is not handled`);

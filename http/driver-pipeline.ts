@@ -62,11 +62,17 @@ export class DriverPipeline {
     return this.deps.asker.ask(mode, { request: DriverRequestCodec.encode(req), ...extra }, left, rid);
   }
 
-  /** read_chunk, then serialize when the driver has it. */
-  async read(req: DriverRequest, deadline: number, rid?: string): Promise<ChunkResult> {
+  /** read_chunk (an AG's read), then serialize when the driver has it; `wrap` goes in between (an AG signs blocks). */
+  async read(req: DriverRequest, deadline: number, rid?: string, wrap?: (chunk: Buffer) => Buffer): Promise<ChunkResult> {
     const r = await this.call('read', req, deadline, rid);
     if (r.rc !== 0) return r;
-    return this.transform('serialize', req, r.chunk ?? Buffer.alloc(0), deadline, rid);
+    const chunk = r.chunk ?? Buffer.alloc(0);
+    return this.transform('serialize', req, wrap ? wrap(chunk) : chunk, deadline, rid);
+  }
+
+  /** serialize when the driver has it (chunks the gateway makes itself, like an AG's manifests). */
+  serialize(req: DriverRequest, chunk: Buffer, deadline: number, rid?: string): Promise<ChunkResult> {
+    return this.transform('serialize', req, chunk, deadline, rid);
   }
 
   /** deserialize when the driver has it, then write_chunk. */

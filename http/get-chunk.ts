@@ -46,15 +46,16 @@ export function driverRequestForGet(addr: ChunkAddress, userId: bigint, blockSiz
 /** Maps a failed driver result of a read to its HTTP status (WIRE.md). */
 export function readFailure(r: ChunkResult, what: string): HttpError {
   if (r.rc === -Errno.ENOENT) return new HttpError(404, `${what} not found`);
+  if (r.rc === -Errno.EACCES || r.rc === -Errno.EPERM) return new HttpError(403, `the driver refused to read ${what}`);
   if (r.rc === -Errno.ETIMEDOUT) return new HttpError(504, `the driver timed out reading ${what}`);
   return new HttpError(500, `the driver failed reading ${what} (rc ${r.rc}${r.error ? `: ${r.error}` : ''})`);
 }
 
-function sendChunk(ctx: Context, bytes: Buffer): void {
+/** Chunks are immutable: by default any cache between us and the reader may keep them for good. */
+export function sendChunk(ctx: Context, bytes: Buffer, cacheControl = 'public, max-age=31536000, immutable'): void {
   ctx.status = 200;
   ctx.type = 'application/octet-stream';
-  // Chunks are immutable: any cache between us and the reader may keep them for good.
-  ctx.set('Cache-Control', 'public, max-age=31536000, immutable');
+  ctx.set('Cache-Control', cacheControl);
   ctx.body = bytes;
 }
 

@@ -12,6 +12,21 @@ export const METHOD_OF_MODE: Record<DriverMode, string> = {
   serialize: 'serialize', deserialize: 'deserialize', cdn_url: 'cdn_url', refresh: 'refresh',
 };
 
+/** The AG's read method is `read` (seed 003); every other mode has one method name everywhere. */
+export function methodOf(type: GatewayType, mode: DriverMode): string {
+  return type === 'AG' && mode === 'read' ? 'read' : METHOD_OF_MODE[mode];
+}
+
+/** "ag.5" -> "AG". */
+export function gatewayTypeOf(gateway: string): GatewayType {
+  const t = gateway.slice(0, gateway.indexOf('.')).toUpperCase();
+  if (!GATEWAY_TYPES.includes(t as GatewayType)) throw new Error(`${JSON.stringify(gateway)} is not a gateway key`);
+  return t as GatewayType;
+}
+
+/** Modes an AG serves in its crawl actor rather than in driver actors. */
+export const CRAWL_MODES: readonly DriverMode[] = ['refresh'];
+
 /** Modes a driver of this gateway type may implement; only the first group is mandatory for an RG. */
 export const MODES_OF_GATEWAY: Record<GatewayType, readonly DriverMode[]> = {
   RG: ['read', 'write', 'delete', 'rename', 'serialize', 'deserialize'],
@@ -47,4 +62,8 @@ export const keys = {
   actor: (gateway: string, instance: string) => `sgw:${gateway}:actor:${instance}`,
   /** Seen (sender, nonce) pairs, for replay protection. */
   nonce: (gateway: string, sender: bigint, nonce: bigint) => `sgw:${gateway}:nonce:${sender}:${nonce}`,
+  /** The crawl lease of an AG: the instance id of the one crawl actor allowed to crawl. */
+  crawlLease: (gateway: string) => `sgw:${gateway}:crawl:lease`,
+  /** The AG of a volume (a volume may have at most one). */
+  volumeAg: (volume: bigint) => `sgw:vol:${volume}:ag`,
 };

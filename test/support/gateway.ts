@@ -17,6 +17,7 @@ import { testRedis } from './redis.js';
 
 export const CLI = fileURLToPath(new URL('../../actors/cli.js', import.meta.url));
 export const DISK_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/disk/driver.js', import.meta.url));
+export const DATASET_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/dataset/driver.js', import.meta.url));
 
 let keyCache: { pem: string; key: KeyObject }[] | null = null;
 /** Two RSA-2048 key pairs per test process (RG and UG); generating is the slow part. */
@@ -34,6 +35,8 @@ export interface GatewayFolder {
   storageDir: string;
   gatewayId: bigint;
   gatewayKey: string;
+  /** 3 for replica gateways; random for an AG (each AG test gets a volume, and a namespace, of its own). */
+  volumeId: bigint;
   rgKey: KeyObject;
   ugKey: KeyObject;
   ugId: bigint;
@@ -51,6 +54,10 @@ export interface FolderOptions {
   sameGatewayAs?: GatewayFolder;
   /** No local driver folder: this host runs whatever version is published in Redis. */
   noDriverFolder?: boolean;
+  /** Gateway type (default RG); an AG gets an archive volume. */
+  type?: 'RG' | 'AG';
+  /** The driver's config.json (default: STORAGE_DIR for the disk driver). */
+  driverConfig?: Record<string, unknown>;
 }
 
 /** Writes a gateway's config folder: keys, config.json, driver folder, storage. */
@@ -63,16 +70,18 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   writeFileSync(join(dir, 'keys', 'ug.pub.pem'), ug!.key.export({ type: 'pkcs1', format: 'pem' }) as string);
   const storageDir = join(dir, 'storage');
   mkdirSync(storageDir);
-  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, { STORAGE_DIR: storageDir });
+  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, opts.driverConfig ?? { STORAGE_DIR: storageDir });
   const base = opts.sameGatewayAs;
+  const type = base?.gatewayKey.slice(0, 2).toUpperCase() ?? opts.type ?? 'RG';
+  const volumeId = base?.volumeId ?? (type === 'AG' ? BigInt(randomBytes(4).readUInt32BE()) + 100n : 3n);
   const gatewayId = base?.gatewayId ?? BigInt(randomBytes(4).readUInt32BE()) + 1000n;
   const ugId = 10n;
   const port = base?.port ?? (await freePort());
   const config = {
-    gateway: { type: 'RG', id: String(gatewayId), user_id: '7', volume_id: '3', block_size: 4096, host: '127.0.0.1', port, private_key: 'keys/rg.pem' },
+    gateway: { type, id: String(gatewayId), user_id: '7', volume_id: String(volumeId), block_size: 4096, host: '127.0.0.1', port, private_key: 'keys/rg.pem' },
     volume: {
-      version: 1, cert_version: 1,
-      gateways: [{ id: String(ugId), type: 'UG', user_id: '7', caps: Caps.READ_DATA | Caps.WRITE_DATA | Caps.WRITE_METADATA, public_key: 'keys/ug.pub.pem' }],
+      version: 1, cert_version: 1, ...(type === 'AG' ? { archive: true } : {}),
+      gateways: [{ id: String(ugId), type: 'UG', user_id: '7', caps: Caps.READ_DATA | Caps.WRITE_DATA | Caps.READ_METADATA | Caps.WRITE_METADATA, public_key: 'keys/ug.pub.pem' }],
     },
     redis: redis.url,
     ...(opts.noDriverFolder ? {} : { driver: 'driver' }),
@@ -84,7 +93,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return {
-    dir, configFile: join(dir, 'config.json'), storageDir, gatewayId, gatewayKey: `rg.${gatewayId}`,
+    dir, configFile: join(dir, 'config.json'), storageDir, gatewayId, gatewayKey: `${type.toLowerCase()}.${gatewayId}`, volumeId,
     rgKey: rg!.key, ugKey: ug!.key, ugId, port, url: `http://127.0.0.1:${port}`, redisUrl: redis.url,
   };
 }

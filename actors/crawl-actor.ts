@@ -1,0 +1,163 @@
+// The crawl actor of an acquisition gateway. Every host may run one; exactly one crawls at a time:
+// the holder of the gateway's crawl lease. The leader runs the driver's next_dataset() over and
+// over, turns each crawl(cmd) into a namespace write fenced by the lease, and serves the refresh
+// queue. Standbys wait for the lease; when the leader dies they take over within a lease TTL and
+// start the crawl again (re-publishing with `put` is idempotent).
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from './config.js';
+import { EXIT, waitForVersion } from './driver-actor.js';
+import { Lease } from './lease.js';
+import { claimAcquisitionGateway, Namespace, UNCHANGED } from './namespace.js';
+import { Heartbeat } from './registry.js';
+import { CallServer, type CallResult, type IncomingCall } from '../queues/ask.js';
+import { keys } from '../queues/names.js';
+import { connectRedis, whenReady } from '../queues/redis.js';
+import { callDriver, type DriverFunction } from '../drivers/chassis.js';
+import { Errno, errnoName } from '../drivers/errno.js';
+import { CRAWL_HANDLER, type MetadataCommand } from '../drivers/helpers.js';
+import { openDriver } from '../drivers/open-driver.js';
+
+export const LEASE_TTL_MS = 3000;
+const RETRY_MS = 1000;
+
+export interface CrawlActorOptions {
+  config: GatewayConfig;
+  redisUrl: string;
+  version?: string;
+  logger: Logger;
+  exit?: (code: number) => void;
+}
+
+export interface CrawlStats {
+  applied: number;
+  unchanged: number;
+  refused: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(code?: number): Promise<void>; stats: CrawlStats }> {
+  const { config } = opts;
+  const gateway = config.gateway.key;
+  const instance = randomUUID();
+  const log = opts.logger.child({ actor: 'crawl', instance });
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const redis = connectRedis(opts.redisUrl, 'patient', `sgw-crawl-${instance}`);
+  await whenReady(redis, 30_000);
+  await claimAcquisitionGateway(redis, config);
+  const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
+  const driver = await openDriver(redis, hash, config.gateway.private_key, config.actors.work_dir);
+  if (!driver) {
+    log.error({ hash }, 'driver bundle not found in Redis');
+    redis.disconnect();
+    exit(EXIT.CONFIG);
+    throw new Error('driver bundle not found');
+  }
+  const method = (name: string) => driver.methods.get(name) as DriverFunction | undefined;
+  const namespace = new Namespace(redis, config.gateway.volume_id);
+  const lease = new Lease(redis, keys.crawlLease(gateway), instance, LEASE_TTL_MS);
+  const beats = [new Heartbeat(redis, gateway, { instance, role: 'crawl', version: hash })];
+  beats[0]!.start();
+  const stats: CrawlStats = { applied: 0, unchanged: 0, refused: 0 };
+  let stopping: Promise<void> | null = null;
+  let refreshServer: CallServer | null = null;
+  let renewTimer: NodeJS.Timeout | null = null;
+  let leading = false;
+
+  const stop = (code: number = EXIT.OK): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ code, leading, ...stats }, 'crawl actor stopping');
+      if (renewTimer) clearInterval(renewTimer);
+      await Promise.all(beats.map((b) => b.stop()));
+      await refreshServer?.close(config.limits.request_timeout_ms);
+      try {
+        await method('driver_shutdown')?.();
+      } catch (err) {
+        log.warn({ err }, 'driver_shutdown threw');
+      }
+      // Freeing the lease lets a standby take over at once instead of after the TTL.
+      if (leading) await lease.release().catch(() => {});
+      redis.disconnect();
+      exit(code);
+    })();
+    return stopping;
+  };
+
+  const apply = async (cmd: MetadataCommand): Promise<number> => {
+    if (stopping) return -Errno.ESTALE;
+    const rc = await namespace.apply(cmd, config.gateway.id, { leaseKey: lease.key, token: lease.token });
+    if (rc === -Errno.ESTALE) {
+      log.error('lost the crawl lease; stopping so a standby can lead');
+      void stop(EXIT.RECYCLE);
+    }
+    if (rc === UNCHANGED) stats.unchanged++;
+    else if (rc < 0) stats.refused++;
+    else stats.applied++;
+    if (rc < 0) log.warn({ cmd: cmd.cmd, path: cmd.path, rc, errno: errnoName(rc) }, 'crawl command refused');
+    else if (log.isLevelEnabled('debug')) log.debug({ cmd: cmd.cmd, path: cmd.path, rc }, 'crawl command');
+    return rc === UNCHANGED ? 0 : rc;
+  };
+
+  const lead = async (): Promise<void> => {
+    while (!stopping && !(await lease.acquire().catch(() => false))) await sleep(RETRY_MS);
+    if (stopping) return;
+    leading = true;
+    log.info({ hash }, 'holding the crawl lease: crawling');
+    renewTimer = setInterval(() => {
+      lease.renew().then((ok) => {
+        if (!ok && !stopping) {
+          log.error('crawl lease expired; stopping so a standby can lead');
+          void stop(EXIT.RECYCLE);
+        }
+      }, () => {});
+    }, LEASE_TTL_MS / 3);
+    (globalThis as Record<symbol, unknown>)[CRAWL_HANDLER] = apply;
+    const init = method('driver_init');
+    if (init && (await init(driver.config, driver.secrets)) === false) {
+      log.error({ hash }, 'driver_init returned false');
+      return void stop(EXIT.CONFIG);
+    }
+    const refresh = method('refresh');
+    if (refresh) {
+      refreshServer = new CallServer({
+        redisUrl: opts.redisUrl, gateway, mode: 'refresh', concurrency: 1,
+        handler: (call: IncomingCall): Promise<CallResult> => callDriver(refresh, 'refresh', call, driver.config, driver.secrets)
+          .catch((err: Error) => ({ rc: -Errno.EIO, error: err.message })),
+        onDone: (call, result) => {
+          if (result.rc !== 0) log.warn({ rid: call.requestId, rc: result.rc, error: result.error }, 'refresh failed');
+        },
+      });
+      await refreshServer.worker.waitUntilReady();
+      const beat = new Heartbeat(redis, gateway, { instance, role: 'driver:refresh', version: hash });
+      beat.start();
+      beats.push(beat);
+    }
+    const next = method('next_dataset');
+    if (!next) {
+      log.warn('the driver has no next_dataset: nothing to crawl');
+      return;
+    }
+    let failures = 0;
+    while (!stopping) {
+      try {
+        const more = await next(driver.config, driver.secrets);
+        failures = 0;
+        if (more === false) {
+          log.info(stats, 'next_dataset says the dataset is complete');
+          return;
+        }
+      } catch (err) {
+        failures++;
+        log.error({ err: (err as Error).message, failures }, 'next_dataset threw; calling it again after a pause');
+        await sleep(Math.min(10_000, RETRY_MS * failures));
+      }
+    }
+  };
+  void lead().catch((err: Error) => {
+    log.error({ err: err.message }, 'crawl failed');
+    void stop(EXIT.RECYCLE);
+  });
+  log.info({ hash }, 'crawl actor ready (standing by for the lease)');
+  return { stop, stats };
+}

@@ -1,0 +1,181 @@
+// The built-in acquisition gateway (AG) driver: publishes the directory tree under DATASET_DIR
+// and serves byte ranges of its files. Copy this folder to start an AG driver; in your copy,
+// import the helpers from 'sgw' instead of '../../helpers.js'.
+//
+// next_dataset() publishes every directory and file on its first call, then rescans every
+// RESCAN_MS (default 2000) and hands the gateway what changed: new entries, updates (size, mode or
+// mtime changed) and deletions (children before their directory). refresh() re-checks one path
+// at once. Symbolic links are never published or followed, and no path may leave DATASET_DIR.
+import { lstat, open, readdir, realpath } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import {
+  crawl, Errno, log_error, make_metadata_command, negativeErrnoOf, request_byte_len, request_byte_offset, request_path,
+  type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
+} from '../../helpers.js';
+
+interface Seen {
+  type: 'file' | 'directory';
+  size: number;
+  mode: number;
+  mtimeMs: number;
+}
+
+/** What the gateway has accepted so far, by namespace path. Only successful commands change it. */
+let published: Map<string, Seen> | null = null;
+let stopped = false;
+let wake: (() => void) | null = null;
+
+function datasetDir(config: DriverConfig): string | null {
+  const dir = config.DATASET_DIR;
+  return typeof dir === 'string' && dir !== '' ? resolve(dir) : null;
+}
+
+function rescanMs(config: DriverConfig): number {
+  const ms = Number(config.RESCAN_MS ?? 2000);
+  return Number.isFinite(ms) && ms >= 10 ? ms : 2000;
+}
+
+const depth = (p: string) => (p === '/' ? 0 : p.split('/').length - 1);
+/** Parents before children; deletions use the reverse. */
+const shallowFirst = (a: string, b: string) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0);
+const inside = (p: string, under: string) => under === '/' || p === under || p.startsWith(`${under}/`);
+
+/** Walks the tree under `start` (a namespace path), without following symbolic links. */
+async function scan(root: string, start: string): Promise<Map<string, Seen>> {
+  const found = new Map<string, Seen>();
+  const queue = [start];
+  while (queue.length > 0) {
+    const nsPath = queue.shift()!;
+    let st;
+    try {
+      st = await lstat(join(root, nsPath));
+    } catch {
+      continue; // gone while we looked: the next scan sees it missing
+    }
+    if (st.isSymbolicLink() || (!st.isFile() && !st.isDirectory())) continue;
+    const seen: Seen = { type: st.isDirectory() ? 'directory' : 'file', size: st.isDirectory() ? 4096 : st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
+    if (nsPath !== '/') found.set(nsPath, seen);
+    if (seen.type === 'directory') {
+      let names: string[] = [];
+      try {
+        names = await readdir(join(root, nsPath));
+      } catch {
+        continue;
+      }
+      for (const name of names.sort()) {
+        if (/[\n\0]/.test(name)) continue; // cannot be named in the namespace
+        queue.push(nsPath === '/' ? `/${name}` : `${nsPath}/${name}`);
+      }
+    }
+  }
+  return found;
+}
+
+async function send(cmd: 'put' | 'update' | 'delete', path: string, seen: Seen): Promise<number> {
+  const command = make_metadata_command(cmd, seen.type, cmd === 'delete' ? null : seen.mode, seen.type === 'file' ? seen.size : null, path);
+  return command ? crawl(command) : -Errno.EINVAL;
+}
+
+/** Hands the gateway the difference between what it has under `under` and what is on disk now. */
+async function publishChanges(now: Map<string, Seen>, under: string): Promise<void> {
+  const known = published!;
+  const gone = [...known.keys()].filter((p) => inside(p, under) && (!now.has(p) || now.get(p)!.type !== known.get(p)!.type));
+  for (const p of gone.sort(shallowFirst).reverse()) {
+    const rc = await send('delete', p, known.get(p)!);
+    if (rc === 0 || rc === -Errno.ENOENT) known.delete(p);
+  }
+  for (const p of [...now.keys()].sort(shallowFirst)) {
+    const seen = now.get(p)!;
+    const old = known.get(p);
+    if (old && old.size === seen.size && old.mode === seen.mode && old.mtimeMs === seen.mtimeMs) continue;
+    // A changed file gets a new version (update); a new one, or one the gateway lost, is put.
+    let rc = old && seen.type === 'file' ? await send('update', p, seen) : await send('put', p, seen);
+    if (rc === -Errno.ENOENT) rc = await send('put', p, seen);
+    if (rc === 0) known.set(p, seen);
+  }
+}
+
+/** Refuses to start without a DATASET_DIR that is a directory. */
+export async function driver_init(driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<boolean> {
+  const root = datasetDir(driver_config);
+  if (root === null) {
+    log_error('dataset driver: set DATASET_DIR in the driver config.json');
+    return false;
+  }
+  try {
+    return (await lstat(root)).isDirectory();
+  } catch (err) {
+    log_error(`dataset driver: DATASET_DIR ${root}: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+export async function next_dataset(driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<boolean> {
+  const root = datasetDir(driver_config)!;
+  if (published === null) {
+    published = new Map();
+  } else {
+    await new Promise<void>((r) => {
+      const timer = setTimeout(r, rescanMs(driver_config));
+      wake = () => { clearTimeout(timer); r(); };
+    });
+    wake = null;
+  }
+  if (stopped) return false;
+  await publishChanges(await scan(root, '/'), '/');
+  return true;
+}
+
+/** Re-checks one path (and what lies under it) at once. */
+export async function refresh(request: DriverRequest, driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<number> {
+  const root = datasetDir(driver_config)!;
+  const path = request_path(request);
+  if (!(await withinDataset(root, path, false))) return -Errno.EACCES;
+  published ??= new Map();
+  await publishChanges(await scan(root, path), path);
+  return 0;
+}
+
+/**
+ * Is `path` (a namespace path) inside the dataset? Refuses ".." segments and, when `mustExist`,
+ * anything whose real location (symbolic links resolved) is outside DATASET_DIR or is a link.
+ */
+async function withinDataset(root: string, path: string, mustExist: boolean): Promise<boolean> {
+  if (!path.startsWith('/') || path.split('/').some((s) => s === '..' || s === '.')) return false;
+  if (!mustExist) return true;
+  const [realRoot, real] = await Promise.all([realpath(root), realpath(join(root, path))]);
+  // Any symbolic link on the way makes the real path differ from the one asked for.
+  return real === (path === '/' ? realRoot : join(realRoot, path)) && (real === realRoot || real.startsWith(realRoot + sep));
+}
+
+/** Writes the requested byte range of the file to chunk_fd. */
+export async function read(request: DriverRequest, chunk_fd: ChunkSink, driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<number> {
+  const root = datasetDir(driver_config)!;
+  const path = request_path(request);
+  const offset = Number(request_byte_offset(request) ?? 0n);
+  const len = Number(request_byte_len(request) ?? 0n);
+  try {
+    if (!(await withinDataset(root, path, true))) return -Errno.EACCES;
+    const file = await open(join(root, path), 'r');
+    try {
+      const buf = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await file.read(buf, got, len - got, offset + got);
+        if (bytesRead === 0) break; // the file shrank: serve what is there
+        got += bytesRead;
+      }
+      chunk_fd.write(buf.subarray(0, got));
+      return 0;
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    return negativeErrnoOf(err);
+  }
+}
+
+export function driver_shutdown(): void {
+  stopped = true;
+  wake?.();
+}

@@ -1,0 +1,105 @@
+// GET /DATA/... on an acquisition gateway. Manifests are made for each request from the
+// namespace entry (fresh block versions every time, no hashes, signed by the AG); blocks come
+// from the driver's read() as the byte range of the file, wrapped as
+// `u32be len | SignedBlockHeader | bytes` and signed, then serialized and cached.
+import { createHash } from 'node:crypto';
+import type { Context } from 'koa';
+import type { GatewayConfig } from '../actors/config.js';
+import type { Namespace, NamespaceEntry } from '../actors/namespace.js';
+import { ManifestCodec, SignedBlockHeaderCodec, type Manifest } from '../proto/messages.js';
+import { signMessage } from '../proto/signature.js';
+import { parseDataUrl, chunkCacheKey, type ChunkAddress } from './data-url.js';
+import { HttpError } from './errors.js';
+import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
+import { driverRequestForGet, readFailure, sendChunk } from './get-chunk.js';
+
+export interface AgGetDeps {
+  config: GatewayConfig;
+  namespace: Namespace;
+  cache: ChunkCache;
+  pipeline: DriverPipeline;
+}
+
+/** Blocks of a file of `size` bytes: ceil(size / block_size). */
+export function blockCount(size: number, blockSize: number): number {
+  return Math.ceil(size / blockSize);
+}
+
+/** A fresh signed 64-bit block version (random: two GETs in one millisecond still differ). */
+function freshVersion(): bigint {
+  return BigInt.asIntN(64, randomIoContext());
+}
+
+export function agManifest(entry: NamespaceEntry, config: GatewayConfig): Uint8Array {
+  const n = blockCount(entry.size, config.gateway.block_size);
+  const manifest: Manifest = {
+    volume_id: config.gateway.volume_id,
+    coordinator_id: config.gateway.id,
+    owner_id: config.gateway.user_id,
+    file_id: entry.file_id,
+    file_version: entry.file_version,
+    mtime_sec: entry.mtime_sec,
+    mtime_nsec: entry.mtime_nsec,
+    size: BigInt(entry.size),
+    blocks: Array.from({ length: n }, (_, i) => ({ block_id: BigInt(i), block_version: freshVersion() })),
+    signature: '',
+  };
+  return signMessage(manifest, ManifestCodec.encode, config.gateway.private_key).bytes;
+}
+
+/** `u32be header length | SignedBlockHeader | bytes`, the header signed by the AG (WIRE.md). */
+export function signedBlock(addr: Extract<ChunkAddress, { kind: 'block' }>, bytes: Buffer, config: GatewayConfig): Buffer {
+  const header = signMessage({
+    volume_id: addr.volume_id, file_id: addr.file_id, file_version: addr.file_version,
+    block_id: addr.block_id, block_version: addr.block_version,
+    block_hash: createHash('sha256').update(bytes).digest(), gateway_id: config.gateway.id, signature: '',
+  }, SignedBlockHeaderCodec.encode, config.gateway.private_key).bytes;
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32BE(header.length);
+  return Buffer.concat([len, header, bytes]);
+}
+
+export function getAgChunk(deps: AgGetDeps) {
+  const { config } = deps;
+  const blockSize = config.gateway.block_size;
+  return async (ctx: Context): Promise<void> => {
+    const addr = parseDataUrl(ctx.path);
+    if (addr.volume_id !== config.gateway.volume_id) throw new HttpError(404, `volume ${addr.volume_id} is not served here`);
+    const entry = await deps.namespace.stat(addr.fs_path);
+    if (!entry || entry.type !== 'file') throw new HttpError(404, `no file at ${addr.fs_path}`);
+    if (entry.file_id !== addr.file_id || entry.file_version !== addr.file_version) {
+      // The file changed since the reader looked it up: it must stat again.
+      throw new HttpError(404, `${addr.fs_path} is now file ${entry.file_id.toString(16).toUpperCase()} version ${entry.file_version}`);
+    }
+    const req = driverRequestForGet(addr, config.gateway.user_id, blockSize);
+    req.coordinator_id = config.gateway.id;
+    const deadline = ctx.state.deadline as number;
+    const rid = ctx.state.requestId as string;
+    if (addr.kind === 'manifest') {
+      ctx.state.cache = 'generated';
+      const r = await deps.pipeline.serialize(req, Buffer.from(agManifest(entry, config)), deadline, rid);
+      if (r.rc !== 0) throw readFailure(r, 'manifest');
+      // Each GET makes a new manifest: nobody may keep it.
+      return sendChunk(ctx, r.chunk ?? Buffer.alloc(0), 'no-store');
+    }
+    if (addr.block_id >= BigInt(blockCount(entry.size, blockSize))) throw new HttpError(404, `${addr.fs_path} has no block ${addr.block_id}`);
+    const key = chunkCacheKey(addr);
+    const hit = await deps.cache.get(key);
+    if (hit) {
+      ctx.state.cache = 'hit';
+      return sendChunk(ctx, hit);
+    }
+    ctx.state.cache = 'miss';
+    const offset = Number(addr.block_id) * blockSize;
+    const len = Math.min(blockSize, entry.size - offset);
+    req.len = BigInt(len);
+    const r = await deps.pipeline.read(req, deadline, rid, (bytes) => {
+      if (bytes.length > len) throw new HttpError(500, `the driver returned ${bytes.length} bytes for a ${len}-byte block`);
+      return signedBlock(addr, bytes, config);
+    });
+    if (r.rc !== 0) throw readFailure(r, 'block');
+    const bytes = r.chunk ?? Buffer.alloc(0);
+    await deps.cache.put(key, bytes);
+    sendChunk(ctx, bytes);
+  };
+}
