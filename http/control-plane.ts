@@ -201,7 +201,8 @@ export function postControlPlane(deps: ControlPlaneDeps) {
       throw new HttpError(400, 'RENAME_HINT carries exactly one manifest chunk');
     }
     checkCoordinator(request);
-    const chunks = cutChunks(request, data, request.request_type !== RequestType.DELETECHUNKS);
+    // A REFRESH names a path, not chunks.
+    const chunks = request.request_type === RequestType.REFRESH ? [] : cutChunks(request, data, request.request_type !== RequestType.DELETECHUNKS);
     let fresh: boolean;
     try {
       fresh = await deps.firstUse(sender.id, request.message_nonce);
