@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { Errno } from '../drivers/errno.js';
+import { ChunkSink } from '../drivers/helpers.js';
+import { read as datasetRead } from '../drivers/builtin/dataset/driver.js';
 import { DATASET_DRIVER_JS, rawGet, waitFor } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 import { getBlock, getManifest, list, readFile, stat } from './support/ag.js';
@@ -136,4 +138,21 @@ test('a REFRESH is answered with a signed reply; writes to an AG are refused', a
   t.is(put.status, 501, 'an AG is read-only');
   const escape = await sendControlPlane(g.f.url, { ...fields, fs_path: '/docs/../..' }, g.f.ugKey, null);
   t.is(ReplyCodec.decode(escape.body).error_code, -Errno.EACCES, 'refresh of a path outside the dataset');
+});
+
+test('the dataset driver refuses reads through links and ".." and serves ranges inside', async (t) => {
+  const req = (path: string, offset: number, len: number) => ({
+    volume_id: 1n, user_id: 1n, coordinator_id: 1n, file_id: 1n, file_version: 1n, request_type: 1, path,
+    io_type: 1, offset: BigInt(offset), len: BigInt(len), block_id: 0n, block_version: 0n, block_size: BigInt(BS),
+  });
+  const config = { DATASET_DIR: dataset };
+  for (const path of ['/docs/escape', '/docs/escape-dir/secret', '/../' + outside.split('/').pop() + '/secret', '/docs/./one']) {
+    const sink = new ChunkSink();
+    t.is(await datasetRead(req(path, 0, 10), sink, config, {}), -Errno.EACCES, path);
+    t.is((await sink.collect()).length, 0);
+  }
+  const sink = new ChunkSink();
+  t.is(await datasetRead(req('/big', BS - 2, 5), sink, config, {}), 0);
+  t.true((await sink.collect()).equals(files['/big']!.subarray(BS - 2, BS + 3)));
+  t.is(await datasetRead(req('/nope', 0, 1), new ChunkSink(), config, {}), -Errno.ENOENT);
 });

@@ -129,7 +129,7 @@ export function startGatewayProcess(configFile: string, roles?: string, cwd?: st
     proc,
     output: () => out,
     stop: () => new Promise((resolve) => {
-      if (proc.exitCode !== null) return resolve(proc.exitCode);
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
       const kill = setTimeout(() => proc.kill('SIGKILL'), 20_000);
       proc.once('exit', (code) => { clearTimeout(kill); resolve(code); });
       proc.kill('SIGTERM');
