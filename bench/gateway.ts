@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import {
-  cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitForGateway, type GatewayFolder, type RunningGateway,
+  cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitForGateway, type FolderOptions, type GatewayFolder, type RunningGateway,
 } from '../test/support/gateway.js';
 import { driverRequestForGet } from '../http/get-chunk.js';
 import { formatBlockUrl, type BlockAddress } from '../http/data-url.js';
@@ -28,8 +28,10 @@ export interface BenchGateway {
   stop(): Promise<void>;
 }
 
-export async function startBenchGateway(): Promise<BenchGateway> {
+/** An RG with the disk driver by default; `folder` picks another type or driver, `roles` what to wait for. */
+export async function startBenchGateway(folder: FolderOptions = {}, roles = ['http', 'driver:read', 'driver:write']): Promise<BenchGateway> {
   const f = await makeGatewayFolder({
+    ...folder,
     config: {
       cache: { dir: 'cache', max_bytes: 1 << 30 },
       limits: { call_timeout_ms: 5000, request_timeout_ms: 10_000, max_upload_bytes: 8 << 20 },
@@ -44,7 +46,7 @@ export async function startBenchGateway(): Promise<BenchGateway> {
   const gw = startGatewayProcess(f.configFile);
   const redis = new Redis(f.redisUrl);
   try {
-    await waitForGateway(f, redis, ['http', 'driver:read', 'driver:write']);
+    await waitForGateway(f, redis, roles);
   } catch (err) {
     await gw.stop();
     redis.disconnect();

@@ -1,0 +1,138 @@
+// Acquisition gateway benchmarks, each against a local-file-system baseline measured in the same run:
+//   crawl  a 10,000-file tree published by the built-in dataset driver (entries/s), against a
+//          plain lstat walk of the same tree
+//   GET    64 KiB blocks through the AG, cache miss (every URL once: fresh manifests give fresh
+//          block versions) and cache hit, against reading the same byte ranges with pread
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { httpLoad, type HttpLoad } from './cannon.js';
+import { startBenchGateway, type BenchGateway } from './gateway.js';
+import { CONNECTIONS } from './http-get.js';
+import { closedLoop, cpuWindow, formatCpu, sleep, type Latency } from './support.js';
+import type { Row } from './report.js';
+import { DATASET_DRIVER_JS } from '../test/support/gateway.js';
+import { stat, fileUrl, type EntryJson } from '../test/support/ag.js';
+import { ManifestCodec } from '../proto/messages.js';
+import { keys } from '../queues/names.js';
+
+const DIRS = 100;
+const FILES_PER_DIR = 100;
+const BLOCK = 64 * 1024;
+const BIG_FILES = 4;
+const BIG_SIZE = 4 << 20;
+const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+
+function makeDataset(): string {
+  const root = mkdtempSync(join(tmpdir(), 'sgw-bench-dataset-'));
+  const small = Buffer.alloc(100, 0x61);
+  for (let d = 0; d < DIRS; d++) {
+    const dir = join(root, 'tree', `d${d}`);
+    mkdirSync(dir, { recursive: true });
+    for (let f = 0; f < FILES_PER_DIR; f++) writeFileSync(join(dir, `f${f}`), small);
+  }
+  mkdirSync(join(root, 'big'));
+  for (let i = 0; i < BIG_FILES; i++) writeFileSync(join(root, 'big', `b${i}`), Buffer.alloc(BIG_SIZE, i + 1));
+  return root;
+}
+
+/** The baseline crawl: every entry lstat'ed, directories read, nothing else. */
+async function walk(root: string): Promise<number> {
+  let n = 0;
+  const queue = [root];
+  while (queue.length > 0) {
+    const dir = queue.shift()!;
+    for (const name of (await readdir(dir)).sort()) {
+      const p = join(dir, name);
+      const st = await lstat(p);
+      n++;
+      if (st.isDirectory()) queue.push(p);
+    }
+  }
+  return n;
+}
+
+async function crawlRate(g: BenchGateway, expected: number): Promise<{ seconds: number; rate: number }> {
+  const entriesKey = `sgw:vol:${g.f.volumeId}:ns:e`;
+  // The clock starts when a crawl actor holds the lease (the crawl's start), not at process start.
+  while (!(await g.redis.get(keys.crawlLease(g.f.gatewayKey)))) await sleep(5);
+  const t0 = performance.now();
+  while ((await g.redis.hlen(entriesKey)) < expected) await sleep(10);
+  const seconds = (performance.now() - t0) / 1000;
+  return { seconds, rate: expected / seconds };
+}
+
+/** pread of the same 64 KiB ranges the GETs ask for, with as many in flight as HTTP connections. */
+async function preadBaseline(root: string, seconds: number): Promise<Latency> {
+  const files = await Promise.all(Array.from({ length: BIG_FILES }, (_, i) => open(join(root, 'big', `b${i}`), 'r')));
+  const perFile = BIG_SIZE / BLOCK;
+  try {
+    const bufs = Array.from({ length: CONNECTIONS }, () => Buffer.allocUnsafe(BLOCK));
+    return await closedLoop({ inFlight: CONNECTIONS, maxCount: 10_000_000, maxMs: seconds * 1000, warmup: 1000 }, async (i) => {
+      const { bytesRead } = await files[i % BIG_FILES]!.read(bufs[i % CONNECTIONS]!, 0, BLOCK, (Math.floor(i / BIG_FILES) % perFile) * BLOCK);
+      return bytesRead === BLOCK;
+    });
+  } finally {
+    await Promise.all(files.map((f) => f.close()));
+  }
+}
+
+/** Block URL paths of `manifests` fresh manifests per big file: every one a cache miss. */
+async function blockPaths(g: BenchGateway, manifests: number): Promise<string[]> {
+  const paths: string[] = [];
+  for (let i = 0; i < BIG_FILES; i++) {
+    const e = (await stat(g.f.url, `/big/b${i}`)) as EntryJson;
+    for (let m = 0; m < manifests; m++) {
+      const r = await fetch(`${g.f.url}${fileUrl(g.f.volumeId, e)}/manifest.${e.mtime.sec}.${e.mtime.nsec}`);
+      const manifest = ManifestCodec.decode(Buffer.from(await r.arrayBuffer()));
+      for (const b of manifest.blocks ?? []) paths.push(`${fileUrl(g.f.volumeId, e)}/${b.block_id}.${b.block_version}`);
+    }
+  }
+  // Interleave files so consecutive requests do not all hit one file.
+  return paths.map((p, i) => ({ p, k: (i * 7919) % paths.length })).sort((a, b) => a.k - b.k).map((x) => x.p);
+}
+
+function getRow(label: string, load: HttpLoad, base: Latency, cpu: Record<string, number>): Row {
+  return {
+    name: `AG GET 64 KiB ${label}, req/s (${CONNECTIONS} conns)`, value: load.rate, unit: '/s', baseline: base.rate, baselineName: 'fs pread 64 KiB',
+    note: `p99 ${load.p99} ms; ${load.failed ? `${load.failed} failed ${JSON.stringify(load.statuses)}; ` : ''}CPU cores: ${formatCpu(cpu)}`,
+  };
+}
+
+export async function agBenchmarks(seconds: number): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
+  log(`AG: writing a dataset of ${DIRS * FILES_PER_DIR} small files and ${BIG_FILES} × ${BIG_SIZE >> 20} MiB files`);
+  const root = makeDataset();
+  const expected = DIRS * FILES_PER_DIR + DIRS + 1 + 1 + BIG_FILES; // files, their dirs, /tree, /big, big files
+  let g: BenchGateway | null = null;
+  try {
+    const w0 = performance.now();
+    const walked = await walk(root);
+    const walkRate = walked / ((performance.now() - w0) / 1000);
+    log('AG: starting the gateway and timing its first crawl');
+    g = await startBenchGateway({
+      type: 'AG', driverSource: `export * from ${JSON.stringify(DATASET_DRIVER_JS)};\n`,
+      driverConfig: { DATASET_DIR: root, RESCAN_MS: 3_600_000 },
+    }, ['http', 'driver:read']);
+    const crawl = await crawlRate(g, expected);
+    const rows: Row[] = [{
+      name: `AG crawl, entries/s (${expected} entries)`, value: crawl.rate, unit: '/s', baseline: walkRate, baselineName: 'lstat walk',
+      note: `${crawl.seconds.toFixed(1)} s for the whole tree; each entry is one Lua script in Redis, fenced by the crawl lease`,
+    }];
+    const base = await preadBaseline(root, seconds);
+    log('AG: GET cache misses (fresh manifests), then cache hits');
+    const misses = await blockPaths(g, 60);
+    let cpu = cpuWindow(g.cpuPids);
+    const miss = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, amount: misses.length, path: (i) => misses[i % misses.length]! });
+    rows.push(getRow('cache miss', miss, base, cpu()));
+    const hot = misses.slice(0, 64);
+    await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, path: (i) => hot[i % hot.length]! }); // warm-up
+    cpu = cpuWindow(g.cpuPids);
+    const hit = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, path: (i) => hot[i % hot.length]! });
+    rows.push(getRow('cache hit', hit, base, cpu()));
+    return { rows, raw: { crawl, walkRate, miss, hit, pread: base, missUrls: misses.length } };
+  } finally {
+    await g?.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
