@@ -1,6 +1,7 @@
 // An AG driver without refresh() that hands the gateway bad commands: each gets the negative errno
-// of WIRE.md and changes nothing, the crawl still publishes the good ones, and REFRESH answers
-// ENOSYS in a signed reply. Also: the configurations a volume refuses (one AG, archive only).
+// of WIRE.md and changes nothing, the crawl still publishes the good ones, REFRESH answers ENOSYS
+// in a signed reply, and its serialize() sees every manifest and block that leaves. Also: the configurations a volume refuses (one AG, archive only).
+import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
@@ -9,10 +10,10 @@ import { ConfigError, parseConfig } from '../actors/config.js';
 import { claimAcquisitionGateway } from '../actors/namespace.js';
 import { Errno } from '../drivers/errno.js';
 import { sendControlPlane } from '../http/rg-client.js';
-import { ReplyCodec, RequestType } from '../proto/messages.js';
-import { liveActors, waitFor } from './support/gateway.js';
+import { ManifestCodec, ReplyCodec, RequestType } from '../proto/messages.js';
+import { liveActors, rawGet, waitFor } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
-import { stat } from './support/ag.js';
+import { stat, verifyIndependently } from './support/ag.js';
 
 const DRIVER = `
 import { writeFileSync } from 'node:fs';
@@ -41,10 +42,15 @@ export function read(request, chunk_fd) {
   chunk_fd.write(Buffer.alloc(Number(request.len), 1));
   return 0;
 }
+
+// Marks what leaves the gateway, so the test can see manifests and blocks went through it.
+export function serialize(request, chunk) {
+  return Buffer.concat([Buffer.from('SER:'), chunk]);
+}
 `;
 
 // The driver's config names the file where it reports what crawl() answered.
-const g = gatewayPerFile({ type: 'AG', driverSource: DRIVER, driverConfig: {} }, ['driver:read', 'crawl'], (f) => {
+const g = gatewayPerFile({ type: 'AG', driverSource: DRIVER, driverConfig: {} }, ['driver:read', 'driver:serialize', 'crawl'], (f) => {
   writeFileSync(join(f.dir, 'driver', 'config.json'), JSON.stringify({ OUT: join(f.dir, 'crawl-answers.json') }));
 });
 
@@ -70,6 +76,22 @@ test('a driver without refresh still crawls, and REFRESH answers ENOSYS', async 
   }, g.f.ugKey, null);
   t.is(r.status, 200);
   t.is(ReplyCodec.decode(r.body).error_code, -Errno.ENOSYS);
+});
+
+test('manifests and signed blocks go through serialize on their way out', async (t) => {
+  const e = (await waitFor('the crawl', async () => stat(g.f.url, '/d/f'), 20_000))!;
+  const base = `/DATA/${g.f.volumeId}/d/f.${e.file_id}.${e.file_version}`;
+  const m = await rawGet(g.f.url, `${base}/manifest.${e.mtime.sec}.${e.mtime.nsec}`);
+  t.is(m.status, 200);
+  t.is(m.body.subarray(0, 4).toString(), 'SER:');
+  const manifest = ManifestCodec.decode(m.body.subarray(4));
+  t.true(verifyIndependently(m.body.subarray(4), 10, createPublicKey(g.f.rgKey)));
+  t.is(manifest.blocks!.length, 1);
+  const b = await rawGet(g.f.url, `${base}/0.${manifest.blocks![0]!.block_version}`);
+  t.is(b.status, 200);
+  t.is(b.body.subarray(0, 4).toString(), 'SER:');
+  const len = b.body.readUInt32BE(4);
+  t.true(b.body.subarray(8 + len).equals(Buffer.alloc(10, 1)), 'the 10 bytes read() wrote follow the signed header');
 });
 
 test('a volume takes one acquisition gateway, and only when it is an archive', async (t) => {
