@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from './config.js';
 import { runActor, startGateway, publishDriver } from './start.js';
+import { serveDashboard } from './dashboard-server.js';
 import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
 import { readPublicKey } from '../proto/signature.js';
 
@@ -24,6 +25,14 @@ program.command('actor <role>')
   .option('--version <hash>', 'driver bundle version to run (default: the current one)')
   .option('--with-cache', 'open the chunk store in the http actor')
   .action((role: string, o: { config: string; version?: string; withCache?: boolean }) => runActor(role, o));
+
+program.command('dashboard')
+  .description("serve the Bull dashboard of the config's Redis alone (no data plane), e.g. on an operator's laptop")
+  .requiredOption('-c, --config <file>', 'gateway configuration file (its redis and admin sections)')
+  .option('-p, --port <n>', 'port to listen on', '8090')
+  .option('--host <address>', 'address to listen on', '127.0.0.1')
+  .option('--insecure-local', 'serve on 127.0.0.1 without asking for the admin credential')
+  .action((o: { config: string; port: string; host: string; insecureLocal?: boolean }) => serveDashboard(o));
 
 const keys = program.command('keys').description('RSA key pairs');
 keys.command('new <name>')

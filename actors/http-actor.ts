@@ -9,6 +9,7 @@ import type { GatewayConfig } from './config.js';
 import { openChunkStore, RemoteChunkCache } from './cache-actor.js';
 import { Heartbeat, LiveActors } from './registry.js';
 import { createApp } from '../http/app.js';
+import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
@@ -54,8 +55,9 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     callTimeoutMs: config.limits.call_timeout_ms,
   });
   const windowMs = config.limits.replay_window_s * 1000;
+  const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
   const app = createApp({
-    config, cache, pipeline, logger: log,
+    config, cache, pipeline, logger: log, dashboard: dashboard.middleware,
     firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
     release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });
@@ -91,7 +93,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
         server.closeIdleConnections();
         await Promise.race([closed, new Promise((r) => setTimeout(r, config.limits.request_timeout_ms).unref())]);
         server.closeAllConnections();
-        await Promise.all(beats.map((b) => b.stop()));
+        await Promise.all([...beats.map((b) => b.stop()), dashboard.close()]);
         live.close();
         watch.close();
         await asker.close();

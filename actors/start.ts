@@ -30,7 +30,8 @@ export async function publishDriver(config: GatewayConfig, redisUrl: string, fol
   }
 }
 
-function onSignals(stop: () => Promise<void>): void {
+/** Stops gracefully on SIGTERM/SIGINT, once, then exits. */
+export function onSignals(stop: () => Promise<void>): void {
   let stopping = false;
   const handler = () => {
     if (stopping) return;

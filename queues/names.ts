@@ -31,6 +31,8 @@ export function modeQueueName(gateway: string, mode: DriverMode | 'cache'): stri
 }
 
 export const keys = {
+  /** Set of every BullMQ queue name sgw created on this Redis, for dashboards and status. */
+  queues: `${QUEUE_PREFIX}:queues`,
   /** List the asker instance pops its replies from. */
   results: (instance: string) => `sgw:results:${instance}`,
   /** A binary chunk riding beside a job (too large to inline in JSON job data). */

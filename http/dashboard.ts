@@ -1,0 +1,121 @@
+// The Bull dashboard (bull-board) over every sgw queue that shares the Redis, behind the admin
+// credential and read-only unless admin.allow_writes. Built on the first authorized request, so a
+// gateway nobody inspects pays nothing; its Redis connection is its own, apart from the data plane's.
+import type { Context, Middleware, Next } from 'koa';
+import { Queue } from 'bullmq';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { KoaAdapter } from '@bull-board/koa';
+import { requireAdmin, type AdminCredential } from './admin-auth.js';
+import { HttpError, unavailable } from './errors.js';
+import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
+import { keys, QUEUE_PREFIX } from '../queues/names.js';
+
+export const DASHBOARD_PATH = '/admin/queues';
+const DEFAULT_REFRESH_MS = 10_000;
+const REDIS_WAIT_MS = 3_000;
+
+export interface DashboardOptions {
+  redisUrl: string;
+  admin: AdminCredential;
+  /** Serve without asking for the credential (`sgw dashboard --insecure-local` only). */
+  open?: boolean;
+  /** How often the queue list is read again, so gateways started later appear. */
+  refreshMs?: number;
+}
+
+export interface Dashboard {
+  /** Answers under DASHBOARD_PATH; passes every other request on untouched. */
+  middleware: Middleware;
+  close(): Promise<void>;
+}
+
+/** The names of every queue sgw registered on this Redis, sorted (gateways group together). */
+export async function discoverQueues(redis: Redis): Promise<string[]> {
+  return (await redis.smembers(keys.queues)).sort();
+}
+
+/** bull-board's writes are PUT/POST/PATCH/DELETE; its pages, assets and reads are GET. */
+function readOnlyGuard(allowWrites: boolean): Middleware {
+  return async (ctx: Context, next: Next) => {
+    if (!allowWrites && ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      throw new HttpError(405, 'the dashboard is read-only: set admin.allow_writes to retry, clean or remove jobs', { Allow: 'GET, HEAD' });
+    }
+    return next();
+  };
+}
+
+class Board {
+  private readonly redis: Redis;
+  private readonly queues = new Map<string, Queue>();
+  private readonly api: ReturnType<typeof createBullBoard>;
+  readonly serve: Middleware;
+  private listedAt = 0;
+  private listing: Promise<void> | null = null;
+
+  constructor(redisUrl: string, private readonly readOnly: boolean, private readonly refreshMs: number) {
+    // Fail fast: a dashboard page must not wait on a Redis that is away (it answers 500 instead).
+    this.redis = connectRedis(redisUrl, 'fail-fast', 'sgw-dashboard');
+    const adapter = new KoaAdapter();
+    adapter.setBasePath(DASHBOARD_PATH);
+    this.api = createBullBoard({
+      queues: [], serverAdapter: adapter,
+      options: { uiConfig: { boardTitle: 'sgw queues' } },
+    });
+    this.serve = adapter.registerPlugin() as Middleware;
+  }
+
+  /** Reads the queue list again when it is older than refreshMs (one SMEMBERS). */
+  refresh(): Promise<void> {
+    if (Date.now() - this.listedAt < this.refreshMs) return Promise.resolve();
+    this.listing ??= this.list().finally(() => { this.listing = null; });
+    return this.listing;
+  }
+
+  private async list(): Promise<void> {
+    await whenReady(this.redis, REDIS_WAIT_MS).catch(() => {
+      throw unavailable('the dashboard cannot reach Redis');
+    });
+    const names = await discoverQueues(this.redis);
+    for (const name of names) {
+      if (this.queues.has(name)) continue;
+      const queue = new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX });
+      queue.on('error', () => {});
+      this.queues.set(name, queue);
+      this.api.addQueue(new BullMQAdapter(queue, { readOnlyMode: this.readOnly, allowRetries: !this.readOnly }));
+    }
+    this.listedAt = Date.now();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.redis.disconnect();
+  }
+}
+
+export function createDashboard(opts: DashboardOptions): Dashboard {
+  const guard = opts.open ? null : requireAdmin(opts.admin, 'off');
+  const writes = readOnlyGuard(opts.admin.allow_writes);
+  const readOnly = !opts.admin.allow_writes;
+  let board: Board | null = null;
+  let closed = false;
+
+  const serve = async (ctx: Context, next: Next): Promise<void> => {
+    if (closed) throw new HttpError(503, 'the dashboard is stopping');
+    board ??= new Board(opts.redisUrl, readOnly, opts.refreshMs ?? DEFAULT_REFRESH_MS);
+    await board.refresh();
+    await board.serve(ctx, next);
+  };
+  const protectedServe = (ctx: Context, next: Next) => writes(ctx, () => serve(ctx, next));
+
+  return {
+    middleware: (ctx, next) => {
+      if (ctx.path !== DASHBOARD_PATH && !ctx.path.startsWith(`${DASHBOARD_PATH}/`)) return next();
+      return guard ? guard(ctx, () => protectedServe(ctx, next)) : protectedServe(ctx, next);
+    },
+    async close() {
+      closed = true;
+      await board?.close();
+    },
+  };
+}
