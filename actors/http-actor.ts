@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
-import { openChunkStore, RemoteChunkCache } from './cache-actor.js';
+import { cacheUsage, openChunkStore, RemoteChunkCache } from './cache-actor.js';
 import { Heartbeat, LiveActors } from './registry.js';
 import { createApp } from '../http/app.js';
 import { createDashboard } from '../http/dashboard.js';
@@ -78,7 +78,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const port = (server.address() as AddressInfo).port;
   const instance = randomUUID();
   const beats = [new Heartbeat(redis, gateway, { instance, role: 'http', version: '' })];
-  if (store) beats.push(new Heartbeat(redis, gateway, { instance, role: 'cache', version: '' }));
+  if (store) beats.push(new Heartbeat(redis, gateway, { instance, role: 'cache', version: '' }, cacheUsage(store)));
   beats.forEach((b) => b.start());
   const url = `http://${config.gateway.host}:${port}`;
   log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');
