@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from './config.js';
 import { runActor, startGateway, publishDriver } from './start.js';
-import { serveDashboard } from './dashboard-server.js';
+import { printStatus } from './status.js';
 import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
 import { readPublicKey } from '../proto/signature.js';
 
@@ -32,7 +32,17 @@ program.command('dashboard')
   .option('-p, --port <n>', 'port to listen on', '8090')
   .option('--host <address>', 'address to listen on', '127.0.0.1')
   .option('--insecure-local', 'serve on 127.0.0.1 without asking for the admin credential')
-  .action((o: { config: string; port: string; host: string; insecureLocal?: boolean }) => serveDashboard(o));
+  .action(async (o: { config: string; port: string; host: string; insecureLocal?: boolean }) => {
+    // Imported on demand: actors need not load bull-board's UI code.
+    const { serveDashboard } = await import('./dashboard-server.js');
+    await serveDashboard(o);
+  });
+
+program.command('status')
+  .description("actors, queue depths, cache usage and Redis memory of the config's gateway, from the shared Redis")
+  .requiredOption('-c, --config <file>', 'gateway configuration file')
+  .option('--json', 'one JSON document instead of tables (for scripts)')
+  .action((o: { config: string; json?: boolean }) => printStatus(loadConfig(resolve(o.config)), o.json ?? false));
 
 const keys = program.command('keys').description('RSA key pairs');
 keys.command('new <name>')

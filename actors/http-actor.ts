@@ -78,7 +78,8 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const port = (server.address() as AddressInfo).port;
   const instance = randomUUID();
   const beats = [new Heartbeat(redis, gateway, { instance, role: 'http', version: '' })];
-  if (store) beats.push(new Heartbeat(redis, gateway, { instance, role: 'cache', version: '' }, cacheUsage(store)));
+  // Its own registry entry: one hash per instance, and the cache role publishes the store's usage.
+  if (store) beats.push(new Heartbeat(redis, gateway, { instance: randomUUID(), role: 'cache', version: '' }, cacheUsage(store)));
   beats.forEach((b) => b.start());
   const url = `http://${config.gateway.host}:${port}`;
   log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');

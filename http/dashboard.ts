@@ -1,15 +1,15 @@
 // The Bull dashboard (bull-board) over every sgw queue that shares the Redis, behind the admin
 // credential and read-only unless admin.allow_writes. Built on the first authorized request, so a
-// gateway nobody inspects pays nothing; its Redis connection is its own, apart from the data plane's.
+// gateway nobody inspects pays nothing (bull-board costs ~250 ms and ~40 MB to load); its Redis
+// connection is its own, apart from the data plane's.
 import type { Context, Middleware, Next } from 'koa';
 import { Queue } from 'bullmq';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { KoaAdapter } from '@bull-board/koa';
+import type { createBullBoard } from '@bull-board/api';
+import type { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { requireAdmin, type AdminCredential } from './admin-auth.js';
 import { HttpError, unavailable } from './errors.js';
 import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
-import { keys, QUEUE_PREFIX } from '../queues/names.js';
+import { QUEUE_PREFIX, registeredQueues } from '../queues/names.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 const DEFAULT_REFRESH_MS = 10_000;
@@ -30,11 +30,6 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-/** The names of every queue sgw registered on this Redis, sorted (gateways group together). */
-export async function discoverQueues(redis: Redis): Promise<string[]> {
-  return (await redis.smembers(keys.queues)).sort();
-}
-
 /** bull-board's writes are PUT/POST/PATCH/DELETE; its pages, assets and reads are GET. */
 function readOnlyGuard(allowWrites: boolean): Middleware {
   return async (ctx: Context, next: Next) => {
@@ -46,23 +41,26 @@ function readOnlyGuard(allowWrites: boolean): Middleware {
 }
 
 class Board {
-  private readonly redis: Redis;
   private readonly queues = new Map<string, Queue>();
-  private readonly api: ReturnType<typeof createBullBoard>;
-  readonly serve: Middleware;
   private listedAt = 0;
   private listing: Promise<void> | null = null;
 
-  constructor(redisUrl: string, private readonly readOnly: boolean, private readonly refreshMs: number) {
-    // Fail fast: a dashboard page must not wait on a Redis that is away (it answers 500 instead).
-    this.redis = connectRedis(redisUrl, 'fail-fast', 'sgw-dashboard');
+  private constructor(
+    private readonly redis: Redis, private readonly api: ReturnType<typeof createBullBoard>,
+    private readonly Adapter: typeof BullMQAdapter, readonly serve: Middleware,
+    private readonly readOnly: boolean, private readonly refreshMs: number,
+  ) {}
+
+  static async open(redisUrl: string, readOnly: boolean, refreshMs: number): Promise<Board> {
+    const [{ createBullBoard }, { BullMQAdapter }, { KoaAdapter }] = await Promise.all([
+      import('@bull-board/api'), import('@bull-board/api/bullMQAdapter'), import('@bull-board/koa'),
+    ]);
     const adapter = new KoaAdapter();
     adapter.setBasePath(DASHBOARD_PATH);
-    this.api = createBullBoard({
-      queues: [], serverAdapter: adapter,
-      options: { uiConfig: { boardTitle: 'sgw queues' } },
-    });
-    this.serve = adapter.registerPlugin() as Middleware;
+    const api = createBullBoard({ queues: [], serverAdapter: adapter, options: { uiConfig: { boardTitle: 'sgw queues' } } });
+    // Fail fast: a dashboard page must not wait on a Redis that is away (it answers 503 instead).
+    const redis = connectRedis(redisUrl, 'fail-fast', 'sgw-dashboard');
+    return new Board(redis, api, BullMQAdapter, adapter.registerPlugin() as Middleware, readOnly, refreshMs);
   }
 
   /** Reads the queue list again when it is older than refreshMs (one SMEMBERS). */
@@ -76,13 +74,13 @@ class Board {
     await whenReady(this.redis, REDIS_WAIT_MS).catch(() => {
       throw unavailable('the dashboard cannot reach Redis');
     });
-    const names = await discoverQueues(this.redis);
+    const names = await registeredQueues(this.redis);
     for (const name of names) {
       if (this.queues.has(name)) continue;
       const queue = new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX });
       queue.on('error', () => {});
       this.queues.set(name, queue);
-      this.api.addQueue(new BullMQAdapter(queue, { readOnlyMode: this.readOnly, allowRetries: !this.readOnly }));
+      this.api.addQueue(new this.Adapter(queue, { readOnlyMode: this.readOnly, allowRetries: !this.readOnly }));
     }
     this.listedAt = Date.now();
   }
@@ -97,12 +95,13 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
   const guard = opts.open ? null : requireAdmin(opts.admin, 'off');
   const writes = readOnlyGuard(opts.admin.allow_writes);
   const readOnly = !opts.admin.allow_writes;
-  let board: Board | null = null;
+  let opening: Promise<Board> | null = null;
   let closed = false;
 
   const serve = async (ctx: Context, next: Next): Promise<void> => {
     if (closed) throw new HttpError(503, 'the dashboard is stopping');
-    board ??= new Board(opts.redisUrl, readOnly, opts.refreshMs ?? DEFAULT_REFRESH_MS);
+    opening ??= Board.open(opts.redisUrl, readOnly, opts.refreshMs ?? DEFAULT_REFRESH_MS);
+    const board = await opening;
     await board.refresh();
     await board.serve(ctx, next);
   };
@@ -115,7 +114,7 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
     },
     async close() {
       closed = true;
-      await board?.close();
+      await (await opening)?.close();
     },
   };
 }

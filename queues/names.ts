@@ -1,5 +1,7 @@
 // Every Redis name sgw uses, in one place. A gateway is addressed as "<type>.<id>" (e.g. "rg.20");
 // its driver-mode queues are "<type>.<id>.<mode>" so they read naturally in a Bull dashboard.
+import type { Redis } from './redis.js';
+
 export const GATEWAY_TYPES = ['RG', 'AG', 'UG'] as const;
 export type GatewayType = (typeof GATEWAY_TYPES)[number];
 
@@ -50,3 +52,8 @@ export const keys = {
   /** Seen (sender, nonce) pairs, for replay protection. */
   nonce: (gateway: string, sender: bigint, nonce: bigint) => `sgw:${gateway}:nonce:${sender}:${nonce}`,
 };
+
+/** Every queue sgw registered on this Redis (any gateway), sorted so a gateway's queues group together. */
+export async function registeredQueues(redis: Redis): Promise<string[]> {
+  return (await redis.smembers(keys.queues)).sort();
+}
