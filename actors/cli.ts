@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { loadConfig } from './config.js';
 import { runActor, startGateway, publishDriver } from './start.js';
 import { printStatus } from './status.js';
+import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
 import { readPublicKey } from '../proto/signature.js';
 
@@ -92,7 +93,8 @@ program.command('driver')
   .action(async (o: { config: string; dir?: string }) => {
     const config = loadConfig(o.config);
     if (!config.redis) throw new Error('publishing needs the shared Redis: set "redis" or SGW_REDIS_URL');
-    const r = await publishDriver(config, config.redis, o.dir ? resolve(o.dir) : config.driver);
+    const redisUrl = config.redis;
+    const r = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });
 
