@@ -34,13 +34,21 @@ async function answer(store: ChunkStore, call: IncomingCall): Promise<CallResult
   }
 }
 
+/** What a cache actor publishes in its registry entry each beat (read by `sgw status`). */
+export function cacheUsage(store: ChunkStore): () => Record<string, number> {
+  return () => {
+    const s = store.stats();
+    return { bytes: s.bytes, max_bytes: s.maxBytes, entries: s.entries, memory_bytes: s.memoryBytes, hits: s.hits, misses: s.misses, evictions: s.evictions };
+  };
+}
+
 /** Runs a stand-alone cache actor serving its queue. */
 export async function runCacheActor(config: GatewayConfig, redisUrl: string, logger: Logger): Promise<{ stop(): Promise<void> }> {
   const store = await openChunkStore(config);
   const redis = connectRedis(redisUrl, 'patient', 'sgw-cache-actor');
   await whenReady(redis, 30_000);
   const instance = randomUUID();
-  const heartbeat = new Heartbeat(redis, config.gateway.key, { instance, role: 'cache', version: '' });
+  const heartbeat = new Heartbeat(redis, config.gateway.key, { instance, role: 'cache', version: '' }, cacheUsage(store));
   const server = new CallServer({
     redisUrl, gateway: config.gateway.key, mode: 'cache', concurrency: 64,
     handler: (call) => answer(store, call),

@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from './config.js';
 import { runActor, startGateway, publishDriver } from './start.js';
+import { printStatus } from './status.js';
+import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
 import { readPublicKey } from '../proto/signature.js';
 
@@ -24,6 +26,24 @@ program.command('actor <role>')
   .option('--version <hash>', 'driver bundle version to run (default: the current one)')
   .option('--with-cache', 'open the chunk store in the http actor')
   .action((role: string, o: { config: string; version?: string; withCache?: boolean }) => runActor(role, o));
+
+program.command('dashboard')
+  .description("serve the Bull dashboard of the config's Redis alone (no data plane), e.g. on an operator's laptop")
+  .requiredOption('-c, --config <file>', 'gateway configuration file (its redis and admin sections)')
+  .option('-p, --port <n>', 'port to listen on', '8090')
+  .option('--host <address>', 'address to listen on', '127.0.0.1')
+  .option('--insecure-local', 'serve on 127.0.0.1 without asking for the admin credential')
+  .action(async (o: { config: string; port: string; host: string; insecureLocal?: boolean }) => {
+    // Imported on demand: actors need not load bull-board's UI code.
+    const { serveDashboard } = await import('./dashboard-server.js');
+    await serveDashboard(o);
+  });
+
+program.command('status')
+  .description("actors, queue depths, cache usage and Redis memory of the config's gateway, from the shared Redis")
+  .requiredOption('-c, --config <file>', 'gateway configuration file')
+  .option('--json', 'one JSON document instead of tables (for scripts)')
+  .action((o: { config: string; json?: boolean }) => printStatus(loadConfig(resolve(o.config)), o.json ?? false));
 
 const keys = program.command('keys').description('RSA key pairs');
 keys.command('new <name>')
@@ -73,7 +93,8 @@ program.command('driver')
   .action(async (o: { config: string; dir?: string }) => {
     const config = loadConfig(o.config);
     if (!config.redis) throw new Error('publishing needs the shared Redis: set "redis" or SGW_REDIS_URL');
-    const r = await publishDriver(config, config.redis, o.dir ? resolve(o.dir) : config.driver);
+    const redisUrl = config.redis;
+    const r = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });
 

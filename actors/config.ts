@@ -55,11 +55,16 @@ export interface GatewayConfig {
     concurrency: number;
     /** State of this host's actors: temporary bundle files etc. */
     work_dir: string;
+    /** fork: `sgw start` runs and restarts this host's actors; none: a service manager runs each `sgw actor`. */
+    activation: Activation;
   };
   log: { level: string };
   /** Operator surfaces (dashboard, metrics): off / open until a credential is set. */
   admin: AdminCredential;
 }
+
+export const ACTIVATIONS = ['fork', 'none'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -126,6 +131,12 @@ function bool(v: unknown, what: string): boolean {
 
 function optStr(v: unknown, what: string): string | null {
   return v === undefined || v === null ? null : str(v, what);
+}
+
+function activation(v: unknown): Activation {
+  if (v === undefined) return 'fork';
+  if (!ACTIVATIONS.includes(v as Activation)) throw new ConfigError(`actors.activation must be one of ${ACTIVATIONS.map((x) => `"${x}"`).join(', ')}`);
+  return v as Activation;
 }
 
 /** SGW_ADMIN_TOKEN / SGW_ADMIN_PASSWORD keep the credential out of a config file under version control. */
@@ -234,6 +245,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
       count,
       concurrency: int(a.concurrency, 'actors.concurrency', 16, 1),
       work_dir: path(str(env.SGW_WORK_DIR ?? a.work_dir, 'actors.work_dir', '.sgw-work')),
+      activation: activation(a.activation),
     },
     log: { level: str(env.SGW_LOG_LEVEL ?? obj(root.log, 'log').level, 'log.level', 'info') },
     admin: adminCredential(obj(root.admin, 'admin'), env),

@@ -37,7 +37,7 @@ export interface CrawlStats {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(code?: number): Promise<void>; stats: CrawlStats }> {
+export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(code?: number): Promise<void>; stats: CrawlStats; version: string }> {
   const { config } = opts;
   const gateway = config.gateway.key;
   const instance = randomUUID();
@@ -159,5 +159,5 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
     void stop(EXIT.RECYCLE);
   });
   log.info({ hash }, 'crawl actor ready (standing by for the lease)');
-  return { stop, stats };
+  return { stop, stats, version: hash };
 }

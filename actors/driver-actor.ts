@@ -39,7 +39,7 @@ export async function waitForVersion(redis: ReturnType<typeof connectRedis>, gat
   }
 }
 
-export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(code?: number): Promise<void> }> {
+export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(code?: number): Promise<void>; version: string }> {
   const { config, mode } = opts;
   const gateway = config.gateway.key;
   const instance = randomUUID();
@@ -111,5 +111,5 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   await server.worker.waitUntilReady();
   heartbeat.start();
   log.info({ hash, mode, concurrency: config.actors.concurrency }, 'driver actor ready');
-  return { stop };
+  return { stop, version: hash };
 }

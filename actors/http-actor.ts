@@ -6,10 +6,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
-import { openChunkStore, RemoteChunkCache } from './cache-actor.js';
+import { cacheUsage, openChunkStore, RemoteChunkCache } from './cache-actor.js';
 import { claimAcquisitionGateway, Namespace } from './namespace.js';
 import { Heartbeat, LiveActors } from './registry.js';
 import { createApp } from '../http/app.js';
+import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
@@ -56,8 +57,9 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   });
   const windowMs = config.limits.replay_window_s * 1000;
   const namespace = new Namespace(redis, config.gateway.volume_id);
+  const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
   const app = createApp({
-    config, cache, pipeline, logger: log, namespace,
+    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware,
     firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
     release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });
@@ -79,7 +81,8 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const port = (server.address() as AddressInfo).port;
   const instance = randomUUID();
   const beats = [new Heartbeat(redis, gateway, { instance, role: 'http', version: '' })];
-  if (store) beats.push(new Heartbeat(redis, gateway, { instance, role: 'cache', version: '' }));
+  // Its own registry entry: one hash per instance, and the cache role publishes the store's usage.
+  if (store) beats.push(new Heartbeat(redis, gateway, { instance: randomUUID(), role: 'cache', version: '' }, cacheUsage(store)));
   beats.forEach((b) => b.start());
   const url = `http://${config.gateway.host}:${port}`;
   log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');
@@ -94,7 +97,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
         server.closeIdleConnections();
         await Promise.race([closed, new Promise((r) => setTimeout(r, config.limits.request_timeout_ms).unref())]);
         server.closeAllConnections();
-        await Promise.all(beats.map((b) => b.stop()));
+        await Promise.all([...beats.map((b) => b.stop()), dashboard.close()]);
         live.close();
         watch.close();
         await asker.close();

@@ -16,25 +16,37 @@ export interface ActorInfo {
   version: string;
   started: number;
   jobs: number;
+  /** Numbers an actor publishes about itself with each beat (e.g. the chunk store's usage). */
+  usage: Record<string, number>;
 }
+
+/** Usage fields are stored in the actor's hash with this prefix, next to the fixed ones. */
+const USAGE_PREFIX = 'usage.';
 
 /** Keeps one actor's entry fresh until stopped. */
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
   jobs = 0;
 
-  constructor(private readonly redis: Redis, private readonly gateway: string, readonly info: Omit<ActorInfo, 'jobs' | 'host' | 'pid' | 'started'>) {}
+  /** `usage` is read once per beat, so it must be cheap (counters already kept in memory). */
+  constructor(
+    private readonly redis: Redis, private readonly gateway: string,
+    readonly info: Omit<ActorInfo, 'jobs' | 'host' | 'pid' | 'started' | 'usage'>,
+    private readonly usage?: () => Record<string, number>,
+  ) {}
 
   start(): void {
     const started = Date.now();
     const beat = () => {
       const now = Date.now();
+      const usage: Record<string, number> = {};
+      for (const [k, v] of Object.entries(this.usage?.() ?? {})) usage[USAGE_PREFIX + k] = v;
       this.redis.multi()
         .zadd(keys.alive(this.gateway, this.info.role), now + TTL_MS, this.info.instance)
         .zremrangebyscore(keys.alive(this.gateway, this.info.role), '-inf', now)
         .hset(keys.actor(this.gateway, this.info.instance), {
           role: this.info.role, host: hostname(), pid: process.pid, version: this.info.version,
-          started, jobs: this.jobs, seen: now,
+          started, jobs: this.jobs, seen: now, ...usage,
         })
         .pexpire(keys.actor(this.gateway, this.info.instance), TTL_MS)
         .exec()
@@ -116,9 +128,11 @@ export async function listActors(redis: Redis, gateway: string, roles: readonly 
     for (const instance of ids) {
       const h = await redis.hgetall(keys.actor(gateway, instance));
       if (!h.role) continue;
+      const usage: Record<string, number> = {};
+      for (const [k, v] of Object.entries(h)) if (k.startsWith(USAGE_PREFIX)) usage[k.slice(USAGE_PREFIX.length)] = Number(v);
       out.push({
         instance, role: h.role, host: h.host ?? '?', pid: Number(h.pid), version: h.version ?? '',
-        started: Number(h.started), jobs: Number(h.jobs ?? 0),
+        started: Number(h.started), jobs: Number(h.jobs ?? 0), usage,
       });
     }
   }

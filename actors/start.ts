@@ -5,26 +5,33 @@ import { loadConfig, type GatewayConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { prepareDemo } from './demo.js';
 import { startRedisServer, type RedisServer } from './embedded-redis.js';
-import { parseRoles, Supervisor } from './supervisor.js';
+import { parseRoles, Supervisor, type Roles } from './supervisor.js';
+import { ProgressLine, withProgress } from './progress.js';
 import { runCrawlActor } from './crawl-actor.js';
 import { claimAcquisitionGateway } from './namespace.js';
 import { runHttpActor } from './http-actor.js';
 import { runCacheActor } from './cache-actor.js';
-import { runDriverActor } from './driver-actor.js';
+import { EXIT, runDriverActor } from './driver-actor.js';
+import { DriverVersionWatch } from '../drivers/version-watch.js';
 import { buildBundle, publishBundle } from '../drivers/bundle.js';
 import { unsealSecrets } from '../drivers/secrets.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
 import { DRIVER_MODES, type DriverMode } from '../queues/names.js';
 
 /** Builds the driver folder of the config and publishes it if its content changed. */
-export async function publishDriver(config: GatewayConfig, redisUrl: string, folder = config.driver): Promise<{ hash: string; changed: boolean; methods: string[] }> {
+export async function publishDriver(
+  config: GatewayConfig, redisUrl: string, folder = config.driver, onStep: (step: string) => void = () => {},
+): Promise<{ hash: string; changed: boolean; methods: string[] }> {
   if (!folder) throw new Error('no driver folder: set "driver" in the config file or pass --dir');
+  onStep('bundling the driver');
   const bundle = await buildBundle(folder);
   // Fail here, with a clear message, rather than in every driver actor on every host.
   if (bundle.secrets) JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString());
   const redis = connectRedis(redisUrl, 'patient', 'sgw-publish');
   try {
+    onStep('waiting for Redis');
     await whenReady(redis);
+    onStep('uploading the driver bundle');
     const r = await publishBundle(redis, config.gateway.key, bundle);
     return { ...r, methods: bundle.meta.methods };
   } finally {
@@ -32,7 +39,8 @@ export async function publishDriver(config: GatewayConfig, redisUrl: string, fol
   }
 }
 
-function onSignals(stop: () => Promise<void>): void {
+/** Stops gracefully on SIGTERM/SIGINT, once, then exits. */
+export function onSignals(stop: () => Promise<void>): void {
   let stopping = false;
   const handler = () => {
     if (stopping) return;
@@ -54,6 +62,9 @@ function assertPortFree(host: string, port: number, configFile: string): Promise
   });
 }
 
+/** `sgw start` prints its summary once the actors are ready, or after this long anyway. */
+const ACTORS_READY_WAIT_MS = 30_000;
+
 export interface StartOptions {
   config?: string;
   roles?: string;
@@ -65,10 +76,20 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, 'sgw');
   const roles = parseRoles(opts.roles, config);
+  if (config.actors.activation === 'none') return prepareExternalActivation(config, configFile, roles, logger);
   if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
+  const progress = new ProgressLine('starting');
   let embedded: RedisServer | null = null;
+  let supervisor: Supervisor | null = null;
+  onSignals(async () => {
+    progress.done();
+    logger.info('stopping: draining actors');
+    await supervisor?.stop();
+    await embedded?.stop();
+  });
   let redisUrl = config.redis;
   if (!redisUrl) {
+    progress.update('starting the private redis-server');
     embedded = await startRedisServer({ quiet: true });
     redisUrl = embedded.url;
   }
@@ -83,16 +104,14 @@ export async function startGateway(opts: StartOptions): Promise<void> {
     }
   }
   if (config.driver) {
-    const p = await publishDriver(config, redisUrl);
+    const p = await publishDriver(config, redisUrl, config.driver, (step) => progress.update(step));
     logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
   }
-  const supervisor = new Supervisor({ config, configFile, redisUrl, roles, logger });
-  onSignals(async () => {
-    logger.info('stopping: draining actors');
-    await supervisor.stop();
-    await embedded?.stop();
-  });
+  progress.update('waiting for Redis and the driver version');
+  supervisor = new Supervisor({ config, configFile, redisUrl, roles, logger });
   await supervisor.start();
+  await supervisor.settled(ACTORS_READY_WAIT_MS, (ready, total) => progress.update('waiting for the actors', `${ready}/${total} ready`));
+  progress.done();
   const lines = [
     `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
     roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
@@ -105,10 +124,54 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   process.stderr.write(`${lines.join('\n')}\n`);
 }
 
+/** The actor commands of these roles, as a service manager would run them. */
+export function actorCommands(roles: Roles, configFile: string): string[] {
+  const list = [
+    ...(roles.http ? [roles.cache ? 'http --with-cache' : 'http'] : roles.cache ? ['cache'] : []),
+    ...[...roles.drivers].map((m) => `driver:${m}`),
+    ...(roles.crawl ? ['crawl'] : []),
+  ];
+  return list.map((r) => `sgw actor ${r} --config ${configFile}`);
+}
+
+/**
+ * actors.activation "none": another manager (systemd, ...) runs every actor, so this only does what
+ * is shared (publish the driver) and says what to run. The private redis-server is refused: external
+ * actors could not find it, and it would die with this command.
+ */
+async function prepareExternalActivation(config: GatewayConfig, configFile: string, roles: Roles, logger: Logger): Promise<void> {
+  if (!config.redis) {
+    throw new Error(`actors.activation is "none" in ${configFile}: set "redis" (or SGW_REDIS_URL) to the shared Redis the actors connect to; the private redis-server is only for activation "fork"`);
+  }
+  if (config.driver) {
+    const redisUrl = config.redis;
+    const p = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, config.driver, (step) => line.update(step)));
+    logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
+  }
+  process.stderr.write([
+    `sgw: ${config.gateway.type} gateway ${config.gateway.id}: actors.activation is "none", so no actor is started here.`,
+    '  Your service manager runs each actor of this host, e.g.:',
+    ...actorCommands(roles, configFile).map((c) => `    ${c}`),
+    '',
+  ].join('\n'));
+}
+
 export interface ActorOptions {
   config: string;
   version?: string;
   withCache?: boolean;
+}
+
+function recycleOnNewVersion(config: GatewayConfig, redisUrl: string, running: string, recycle: () => Promise<void>, logger: Logger): void {
+  const redis = connectRedis(redisUrl, 'patient', 'sgw-actor-version');
+  const watch = new DriverVersionWatch(redis, redisUrl, config.gateway.key);
+  watch.on('change', (v) => {
+    if (v.hash === running) return;
+    logger.info({ running, published: v.hash }, 'a new driver version was published: exiting so the service manager restarts this actor with it');
+    watch.close();
+    redis.disconnect();
+    void recycle();
+  });
 }
 
 /** One actor in this process (forked by the supervisor, or run by an external manager). */
@@ -126,9 +189,13 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   } else if (role.startsWith('driver:') && DRIVER_MODES.includes(role.slice(7) as DriverMode)) {
     const d = await runDriverActor({ config, redisUrl, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => d.stop(0);
+    // Run by a service manager (no supervisor to swap versions): follow publishes by exiting for a
+    // restart, which loads the new version.
+    if (!process.send && !opts.version) recycleOnNewVersion(config, redisUrl, d.version, () => d.stop(EXIT.RECYCLE), logger);
   } else if (role === 'crawl') {
     const c = await runCrawlActor({ config, redisUrl, logger, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => c.stop(0);
+    if (!process.send && !opts.version) recycleOnNewVersion(config, redisUrl, c.version, () => c.stop(EXIT.RECYCLE), logger);
   } else {
     throw new Error(`unknown actor role "${role}"`);
   }

@@ -183,6 +183,19 @@ export class Supervisor {
     setTimeout(() => { if (!this.stopping && !a.retiring) this.launch(a); }, delay).unref();
   }
 
+  /** Waits until every actor started so far said it is ready or exited, at most timeoutMs. */
+  async settled(timeoutMs: number, onProgress: (ready: number, total: number) => void = () => {}): Promise<void> {
+    const list = [...this.actors];
+    let ready = 0;
+    onProgress(ready, list.length);
+    const all = Promise.all(list.map((a) => a.ready.then((ok) => {
+      if (ok) onProgress(++ready, list.length);
+    })));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((r) => { timer = setTimeout(r, timeoutMs); })]);
+    clearTimeout(timer);
+  }
+
   /** Live child processes by role (for status and tests). */
   pids(): Record<string, number[]> {
     const out: Record<string, number[]> = {};

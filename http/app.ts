@@ -1,7 +1,7 @@
 // The data-plane HTTP surface of a gateway as a Koa app. createApp() takes every
 // dependency explicitly so tests and benchmarks can build one in-process on port 0.
 import { randomUUID } from 'node:crypto';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { answerErrors, HttpError } from './errors.js';
 import { getChunk } from './get-chunk.js';
@@ -20,6 +20,8 @@ export interface AppDeps {
   release: ControlPlaneDeps['release'];
   logger: Logger;
   namespace: Namespace;
+  /** The Bull dashboard (http/dashboard.ts), answered before the data plane. */
+  dashboard?: Middleware;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -57,6 +59,7 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
   app.use(answerErrors);
+  if (deps.dashboard) app.use(deps.dashboard);
   app.use(async (ctx) => {
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
       if (ctx.path === '/PING') {

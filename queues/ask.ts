@@ -122,6 +122,7 @@ export class Asker {
       });
       q.on('error', () => {});
       this.queues.set(mode, q);
+      this.redis.sadd(keys.queues, q.name).catch(() => {});
     }
     return q;
   }
@@ -261,6 +262,8 @@ export class CallServer {
       autorun: true,
     });
     this.worker.on('error', () => {});
+    // Listed for dashboards: scanning a busy Redis for BullMQ's meta keys would cost it far more.
+    this.redis.sadd(keys.queues, this.worker.name).catch(() => {});
   }
 
   private async process(job: Job<JobData>): Promise<void> {

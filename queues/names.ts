@@ -1,5 +1,7 @@
 // Every Redis name sgw uses, in one place. A gateway is addressed as "<type>.<id>" (e.g. "rg.20");
 // its driver-mode queues are "<type>.<id>.<mode>" so they read naturally in a Bull dashboard.
+import type { Redis } from './redis.js';
+
 export const GATEWAY_TYPES = ['RG', 'AG', 'UG'] as const;
 export type GatewayType = (typeof GATEWAY_TYPES)[number];
 
@@ -46,6 +48,8 @@ export function modeQueueName(gateway: string, mode: DriverMode | 'cache'): stri
 }
 
 export const keys = {
+  /** Set of every BullMQ queue name sgw created on this Redis, for dashboards and status. */
+  queues: `${QUEUE_PREFIX}:queues`,
   /** List the asker instance pops its replies from. */
   results: (instance: string) => `sgw:results:${instance}`,
   /** A binary chunk riding beside a job (too large to inline in JSON job data). */
@@ -67,3 +71,8 @@ export const keys = {
   /** The AG of a volume (a volume may have at most one). */
   volumeAg: (volume: bigint) => `sgw:vol:${volume}:ag`,
 };
+
+/** Every queue sgw registered on this Redis (any gateway), sorted so a gateway's queues group together. */
+export async function registeredQueues(redis: Redis): Promise<string[]> {
+  return (await redis.smembers(keys.queues)).sort();
+}
