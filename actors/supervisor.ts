@@ -1,16 +1,15 @@
 // `sgw start`: runs the actors of this host's roles as child processes, restarts a crashed one
 // with back-off, kills one whose event loop stops beating, swaps driver actors to a newly
 // published version (start new, wait until ready, then drain old) and stops it all on SIGTERM.
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fork, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { EXIT } from './driver-actor.js';
+import { isSingleExecutable, packagedFile } from './packaged-files.js';
 import { DRIVER_MODES, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../drivers/version-watch.js';
 
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
 const HEALTHY_AFTER_MS = 30_000;
@@ -140,10 +139,14 @@ export class Supervisor {
   }
 
   private launch(a: Actor): void {
-    const child = fork(CLI, a.args, {
+    const options: SpawnOptions = {
       env: { ...process.env, SGW_REDIS_URL: this.opts.redisUrl },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'], // ipc: ready and heartbeat messages
+    };
+    // The single executable is its own command line: it runs no script file.
+    const child = isSingleExecutable()
+      ? spawn(process.execPath, a.args, options)
+      : fork(packagedFile('dist/actors/cli.js'), a.args, options);
     a.child = child;
     a.startedAt = Date.now();
     a.lastBeat = Date.now();

@@ -1,0 +1,118 @@
+// `npm run package`: sgw as ONE executable file (Node's single executable application support)
+// that runs every role and subcommand on a host with no Node and no node_modules. The compiled
+// command line is bundled by esbuild into one CommonJS file (a SEA's main script may require only
+// built-in modules), the files of EMBEDDED_FILES ride along as assets, and the blob is injected
+// into a copy of this Node binary with postject.
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { EMBEDDED_FILES, EMBEDDED_ID_ASSET, packageRoot } from './packaged-files.js';
+
+// Node's documented names for the SEA blob (see the single-executable-applications docs).
+const SEA_RESOURCE = 'NODE_SEA_BLOB';
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+interface Postject {
+  inject(file: string, resource: string, data: Buffer, options: { sentinelFuse: string; machoSegmentName?: string; overwrite?: boolean }): Promise<void>;
+}
+
+export interface SingleExecutable {
+  file: string;
+  bytes: number;
+  buildMs: number;
+}
+
+/** One CommonJS file holding dist/actors/cli.js and every package it imports. */
+async function bundleCommandLine(root: string, outFile: string): Promise<void> {
+  const result = await build({
+    entryPoints: [join(root, 'dist', 'actors', 'cli.js')],
+    bundle: true, platform: 'node', format: 'cjs', target: 'node20',
+    // msgpackr's optional native accelerator cannot load in a SEA: keep it out and tell msgpackr
+    // not to try (the attempt prints a warning), so it uses its plain JS code.
+    external: ['msgpackr-extract'],
+    define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
+    // import.meta is read only off the SEA path (packaged-files.ts); esbuild's own lookups are
+    // replaced by ESBUILD_BINARY_PATH.
+    logOverride: { 'empty-import-meta': 'silent', 'require-resolve-not-external': 'silent' },
+    write: false, logLevel: 'error', charset: 'utf8',
+  });
+  // A SEA main script is wrapped like a CommonJS module, where a hashbang line is a syntax error.
+  writeFileSync(outFile, result.outputFiles[0]!.text.replace(/^#![^\n]*\n/, ''));
+}
+
+/** Fails when an embedded JS file imports a package file that is not embedded with it. */
+async function checkEmbeddedImports(root: string): Promise<void> {
+  const listed = new Set(EMBEDDED_FILES.map((f) => f.path));
+  const entries = EMBEDDED_FILES.filter((f) => f.path.startsWith('dist/') && f.path.endsWith('.js')).map((f) => join(root, f.path));
+  const result = await build({ entryPoints: entries, bundle: true, platform: 'node', format: 'cjs', write: false, metafile: true, outdir: 'unused', logLevel: 'error' });
+  for (const input of Object.keys(result.metafile.inputs)) {
+    const path = relative(root, resolve(input)).split('\\').join('/');
+    if (!listed.has(path)) throw new Error(`${path} is imported by an embedded file but missing from EMBEDDED_FILES (actors/packaged-files.ts)`);
+  }
+}
+
+/** Asset map for the SEA config, and a digest of all of it that names the extraction folder. */
+function embeddedAssets(root: string, idFile: string): Record<string, string> {
+  const digest = createHash('sha256');
+  const assets: Record<string, string> = {};
+  for (const f of EMBEDDED_FILES) {
+    const source = join(root, f.path);
+    if (!existsSync(source)) throw new Error(`${source} is missing: run "npm install" and "npm run build" first`);
+    digest.update(`${f.path}\0${f.executable ? 'x' : '-'}\0`).update(readFileSync(source));
+    assets[f.path] = source;
+  }
+  writeFileSync(idFile, digest.digest('hex').slice(0, 32));
+  assets[EMBEDDED_ID_ASSET] = idFile;
+  return assets;
+}
+
+/** Builds the executable at outFile from the compiled dist/ of this package. */
+export async function buildSingleExecutable(outFile: string): Promise<SingleExecutable> {
+  const started = Date.now();
+  const root = packageRoot();
+  if (!existsSync(join(root, 'dist', 'actors', 'cli.js'))) throw new Error('dist/ is missing: run "npm run build" first');
+  const work = mkdtempSync(join(tmpdir(), 'sgw-package-'));
+  try {
+    const main = join(work, 'sgw.cjs');
+    const blob = join(work, 'sgw.blob');
+    const seaConfig = join(work, 'sea-config.json');
+    await checkEmbeddedImports(root);
+    await bundleCommandLine(root, main);
+    const config = {
+      main, output: blob, disableExperimentalSEAWarning: true,
+      useCodeCache: true, // compiled once here instead of at every actor's start
+      assets: embeddedAssets(root, join(work, 'embedded-id')),
+    };
+    writeFileSync(seaConfig, JSON.stringify(config, null, 2));
+    execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' }); // its errors are in the thrown error
+    const temp = join(work, 'sgw');
+    copyFileSync(process.execPath, temp);
+    chmodSync(temp, 0o755);
+    const postject = createRequire(import.meta.url)('postject') as Postject;
+    await postject.inject(temp, SEA_RESOURCE, readFileSync(blob), {
+      sentinelFuse: SEA_FUSE, ...(process.platform === 'darwin' ? { machoSegmentName: 'NODE_SEA' } : {}),
+    });
+    const file = resolve(outFile);
+    copyFileSync(temp, `${file}.tmp`); // the work folder may be on another file system
+    chmodSync(`${file}.tmp`, 0o755);
+    renameSync(`${file}.tmp`, file);
+    return { file, bytes: statSync(file).size, buildMs: Date.now() - started };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const out = process.argv[2] ?? join(packageRoot(), 'dist', 'sgw');
+  buildSingleExecutable(isAbsolute(out) ? out : resolve(out)).then((r) => {
+    process.stdout.write(`${r.file}  ${(r.bytes / 2 ** 20).toFixed(1)} MiB, built in ${(r.buildMs / 1000).toFixed(1)} s\n`);
+  }, (err: Error) => {
+    process.stderr.write(`sgw package: ${err.message}\n`);
+    process.exit(1);
+  });
+}
