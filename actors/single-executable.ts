@@ -17,10 +17,6 @@ import { EMBEDDED_FILES, EMBEDDED_ID_ASSET, packageRoot } from './packaged-files
 const SEA_RESOURCE = 'NODE_SEA_BLOB';
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
-interface Postject {
-  inject(file: string, resource: string, data: Buffer, options: { sentinelFuse: string; machoSegmentName?: string; overwrite?: boolean }): Promise<void>;
-}
-
 export interface SingleExecutable {
   file: string;
   bytes: number;
@@ -93,10 +89,11 @@ export async function buildSingleExecutable(outFile: string): Promise<SingleExec
     const temp = join(work, 'sgw');
     copyFileSync(process.execPath, temp);
     chmodSync(temp, 0o755);
-    const postject = createRequire(import.meta.url)('postject') as Postject;
-    await postject.inject(temp, SEA_RESOURCE, readFileSync(blob), {
-      sentinelFuse: SEA_FUSE, ...(process.platform === 'darwin' ? { machoSegmentName: 'NODE_SEA' } : {}),
-    });
+    // postject's command line in a child: its ELF parser prints harmless warnings, shown only
+    // (inside the thrown error) when injecting fails.
+    const postject = createRequire(import.meta.url).resolve('postject/dist/cli.js');
+    execFileSync(process.execPath, [postject, temp, SEA_RESOURCE, blob, '--sentinel-fuse', SEA_FUSE,
+      ...(process.platform === 'darwin' ? ['--macho-segment-name', 'NODE_SEA'] : [])], { stdio: 'pipe' });
     const file = resolve(outFile);
     copyFileSync(temp, `${file}.tmp`); // the work folder may be on another file system
     chmodSync(`${file}.tmp`, 0o755);
