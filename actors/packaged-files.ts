@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as sea from 'node:sea';
 
 export interface EmbeddedFile {
-  /** Path relative to the package root; also the asset's key inside the executable. */
+  /** Path relative to the package root (a file, or a folder taken whole); also the asset key. */
   path: string;
   /** Extracted with the executable bit (a native program). */
   executable?: boolean;
@@ -19,9 +19,10 @@ export interface EmbeddedFile {
 export const ESBUILD_BINARY = `node_modules/@esbuild/${process.platform}-${process.arch}/bin/esbuild`;
 
 /**
- * Every file the single executable carries besides its code. To ship another data file (e.g. a
- * driver chassis in another language), add it here and reach it with packagedFile(path).
- * package.json keeps esbuild's module-type decisions, and so driver bundle hashes, the same.
+ * Every file the single executable carries besides its code. To ship more data (a driver chassis
+ * in another language, a web UI's static files), add its file or folder here and reach it with
+ * packagedFile(path). package.json keeps esbuild's module-type decisions, and so driver bundle
+ * hashes, the same as from a checkout.
  */
 export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   { path: 'package.json' },
@@ -31,8 +32,14 @@ export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   { path: ESBUILD_BINARY, executable: true },
 ];
 
-/** Asset holding a digest of every embedded file: names the extraction folder. */
-export const EMBEDDED_ID_ASSET = 'sgw/embedded-id';
+/** The asset listing every embedded file (folders expanded) under a digest of their content. */
+export const EMBEDDED_MANIFEST_ASSET = 'sgw/embedded.json';
+
+export interface EmbeddedManifest {
+  /** Digest of every embedded file: names the extraction folder. */
+  id: string;
+  files: EmbeddedFile[];
+}
 
 /** True inside the single executable built by `npm run package`. */
 export function isSingleExecutable(): boolean {
@@ -48,14 +55,14 @@ function cacheHome(): string {
 
 /** Writes every embedded file under <cache>/sgw/<id>/ unless an earlier run already did. */
 function extractEmbeddedFiles(): string {
-  const id = sea.getAsset(EMBEDDED_ID_ASSET, 'utf8').trim();
+  const { id, files } = JSON.parse(sea.getAsset(EMBEDDED_MANIFEST_ASSET, 'utf8')) as EmbeddedManifest;
   let root = join(cacheHome(), 'sgw', id);
   try {
     mkdirSync(root, { recursive: true });
   } catch {
     root = join(tmpdir(), `sgw-${process.getuid?.() ?? 'user'}`, id); // no writable home (system users)
   }
-  for (const file of EMBEDDED_FILES) {
+  for (const file of files) {
     const target = join(root, file.path);
     if (existsSync(target)) continue; // the folder is named for the content: present means right
     mkdirSync(dirname(target), { recursive: true });
@@ -77,7 +84,7 @@ export function packageRoot(): string {
 
 /** Absolute path of one of the package's files; inside the executable, one of EMBEDDED_FILES. */
 export function packagedFile(path: string): string {
-  if (isSingleExecutable() && !EMBEDDED_FILES.some((f) => f.path === path)) {
+  if (isSingleExecutable() && !EMBEDDED_FILES.some((f) => path === f.path || path.startsWith(`${f.path}/`))) {
     throw new Error(`${path} is not embedded in this executable: list it in EMBEDDED_FILES`);
   }
   return join(packageRoot(), path);

@@ -4,14 +4,14 @@
 // built-in modules), the files of EMBEDDED_FILES ride along as assets, and the blob is injected
 // into a copy of this Node binary with postject.
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
-import { EMBEDDED_FILES, EMBEDDED_ID_ASSET, packageRoot } from './packaged-files.js';
+import { EMBEDDED_FILES, EMBEDDED_MANIFEST_ASSET, packageRoot, type EmbeddedFile, type EmbeddedManifest } from './packaged-files.js';
 
 // Node's documented names for the SEA blob (see the single-executable-applications docs).
 const SEA_RESOURCE = 'NODE_SEA_BLOB';
@@ -43,27 +43,39 @@ async function bundleCommandLine(root: string, outFile: string): Promise<void> {
 
 /** Fails when an embedded JS file imports a package file that is not embedded with it. */
 async function checkEmbeddedImports(root: string): Promise<void> {
-  const listed = new Set(EMBEDDED_FILES.map((f) => f.path));
-  const entries = EMBEDDED_FILES.filter((f) => f.path.startsWith('dist/') && f.path.endsWith('.js')).map((f) => join(root, f.path));
+  const listed = (path: string) => EMBEDDED_FILES.some((f) => path === f.path || path.startsWith(`${f.path}/`));
+  const entries = expandFolders(root).filter((f) => f.path.startsWith('dist/') && f.path.endsWith('.js')).map((f) => join(root, f.path));
   const result = await build({ entryPoints: entries, bundle: true, platform: 'node', format: 'cjs', write: false, metafile: true, outdir: 'unused', logLevel: 'error' });
   for (const input of Object.keys(result.metafile.inputs)) {
-    const path = relative(root, resolve(input)).split('\\').join('/');
-    if (!listed.has(path)) throw new Error(`${path} is imported by an embedded file but missing from EMBEDDED_FILES (actors/packaged-files.ts)`);
+    const path = relative(root, resolve(input)).split(sep).join('/');
+    if (!listed(path)) throw new Error(`${path} is imported by an embedded file but missing from EMBEDDED_FILES (actors/packaged-files.ts)`);
   }
 }
 
-/** Asset map for the SEA config, and a digest of all of it that names the extraction folder. */
-function embeddedAssets(root: string, idFile: string): Record<string, string> {
-  const digest = createHash('sha256');
-  const assets: Record<string, string> = {};
-  for (const f of EMBEDDED_FILES) {
+/** EMBEDDED_FILES with each folder replaced by the files under it. */
+function expandFolders(root: string): EmbeddedFile[] {
+  return EMBEDDED_FILES.flatMap((f) => {
     const source = join(root, f.path);
     if (!existsSync(source)) throw new Error(`${source} is missing: run "npm install" and "npm run build" first`);
+    if (!statSync(source).isDirectory()) return [f];
+    return readdirSync(source, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
+      .map((e) => ({ ...f, path: relative(root, join(e.parentPath, e.name)).split(sep).join('/') }));
+  });
+}
+
+/** Asset map for the SEA config, with the manifest that lists the files under their digest. */
+function embeddedAssets(root: string, manifestFile: string): Record<string, string> {
+  const files = expandFolders(root);
+  const digest = createHash('sha256');
+  const assets: Record<string, string> = {};
+  for (const f of files) {
+    const source = join(root, f.path);
     digest.update(`${f.path}\0${f.executable ? 'x' : '-'}\0`).update(readFileSync(source));
     assets[f.path] = source;
   }
-  writeFileSync(idFile, digest.digest('hex').slice(0, 32));
-  assets[EMBEDDED_ID_ASSET] = idFile;
+  const manifest: EmbeddedManifest = { id: digest.digest('hex').slice(0, 32), files };
+  writeFileSync(manifestFile, JSON.stringify(manifest));
+  assets[EMBEDDED_MANIFEST_ASSET] = manifestFile;
   return assets;
 }
 
@@ -82,7 +94,7 @@ export async function buildSingleExecutable(outFile: string): Promise<SingleExec
     const config = {
       main, output: blob, disableExperimentalSEAWarning: true,
       useCodeCache: true, // compiled once here instead of at every actor's start
-      assets: embeddedAssets(root, join(work, 'embedded-id')),
+      assets: embeddedAssets(root, join(work, 'embedded.json')),
     };
     writeFileSync(seaConfig, JSON.stringify(config, null, 2));
     execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' }); // its errors are in the thrown error
