@@ -3,7 +3,7 @@
 // install they are used where they lie. Inside the single executable (Node SEA) they are embedded
 // as assets and extracted once, on first need, to a cache folder named for their content.
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as sea from 'node:sea';
@@ -56,11 +56,12 @@ function cacheHome(): string {
 /** Writes every embedded file under <cache>/sgw/<id>/ unless an earlier run already did. */
 function extractEmbeddedFiles(): string {
   const { id, files } = JSON.parse(sea.getAsset(EMBEDDED_MANIFEST_ASSET, 'utf8')) as EmbeddedManifest;
-  let root = join(cacheHome(), 'sgw', id);
+  const root = join(cacheHome(), 'sgw', id);
+  // No fallback to a shared folder such as /tmp: another user could plant a binary there.
   try {
     mkdirSync(root, { recursive: true });
-  } catch {
-    root = join(tmpdir(), `sgw-${process.getuid?.() ?? 'user'}`, id); // no writable home (system users)
+  } catch (err) {
+    throw new Error(`cannot extract sgw's embedded files to ${root} (${(err as Error).message}): set XDG_CACHE_HOME to a writable folder`);
   }
   for (const file of files) {
     const target = join(root, file.path);

@@ -165,3 +165,13 @@ test('the executable runs the key and secrets subcommands with no Node around', 
   t.regex(bad?.stderr ?? '', /^sgw: /m, 'and says why');
   t.false(existsSync(host.nodeMarker), 'nothing tried to run node');
 });
+
+test('the executable says where to extract its embedded files when the cache folder cannot be written', async (t) => {
+  const host = await workerHost();
+  const notAFolder = join(host.dir, 'plain-file');
+  writeFileSync(notAFolder, 'not a folder');
+  const err = await run(host.exe, ['start'], { cwd: host.dir, env: { ...host.env, XDG_CACHE_HOME: join(notAFolder, 'cache') }, timeout: 60_000 })
+    .then(() => null, (e: { code: number; stderr: string }) => e);
+  t.is(err?.code, 1, 'it stops with exit code 1');
+  t.regex(err?.stderr ?? '', /cannot extract sgw's embedded files .*set XDG_CACHE_HOME to a writable folder/);
+});
