@@ -32,11 +32,18 @@ async function bundleCommandLine(root: string, outFile: string): Promise<void> {
     // not to try (the attempt prints a warning), so it uses its plain JS code.
     external: ['msgpackr-extract'],
     define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
-    // import.meta is read only off the SEA path (packaged-files.ts); esbuild's own lookups are
-    // replaced by ESBUILD_BINARY_PATH.
-    logOverride: { 'empty-import-meta': 'silent', 'require-resolve-not-external': 'silent' },
-    write: false, logLevel: 'error', charset: 'utf8',
+    // esbuild's own lookups of its package are replaced by ESBUILD_BINARY_PATH.
+    logOverride: { 'require-resolve-not-external': 'silent' },
+    write: false, logLevel: 'silent', charset: 'utf8',
   });
+  // import.meta is empty in the bundle: a file path made from it would crash the executable at
+  // start or point nowhere. Only packaged-files.ts may use it (off the SEA path).
+  const misuses = result.warnings
+    .filter((w) => w.id === 'empty-import-meta' && w.location && !w.location.file.endsWith('actors/packaged-files.js'))
+    .map((w) => `${w.location!.file}:${w.location!.line}`);
+  if (misuses.length > 0) {
+    throw new Error(`import.meta is used in ${misuses.join(', ')}: reach package files through packagedFile() of actors/packaged-files.ts`);
+  }
   // A SEA main script is wrapped like a CommonJS module, where a hashbang line is a syntax error.
   writeFileSync(outFile, result.outputFiles[0]!.text.replace(/^#![^\n]*\n/, ''));
 }
