@@ -4,7 +4,7 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -109,7 +109,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
       const found = await listActors(redis!, 'rg.20', ['driver:read']);
       return found.length > 0 ? found : null;
     }, 30_000);
-    for (const a of readers) t.is(readlinkSync(`/proc/${a.pid}/exe`), host.exe, 'the driver actor is the executable itself');
+    for (const a of readers) t.is(readlinkSync(`/proc/${a.pid}/exe`), realpathSync(host.exe), 'the driver actor is the executable itself');
 
     // A chunk put where the demo's disk driver looks (./.sgw/storage + request_to_storage_path).
     const url = formatBlockUrl(base, { volume_id: 1n, fs_path: '/sea/file', file_id: 0x5ea1n, file_version: 2n, block_id: 3n, block_version: 9n });
