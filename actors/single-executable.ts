@@ -8,7 +8,7 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFile
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { EMBEDDED_FILES, EMBEDDED_MANIFEST_ASSET, packageRoot, type EmbeddedFile, type EmbeddedManifest } from './packaged-files.js';
@@ -125,7 +125,7 @@ export async function buildSingleExecutable(outFile: string): Promise<SingleExec
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const out = process.argv[2] ?? join(packageRoot(), 'dist', 'sgw');
-  buildSingleExecutable(isAbsolute(out) ? out : resolve(out)).then((r) => {
+  buildSingleExecutable(out).then((r) => {
     process.stdout.write(`${r.file}  ${(r.bytes / 2 ** 20).toFixed(1)} MiB, built in ${(r.buildMs / 1000).toFixed(1)} s\n`);
   }, (err: Error) => {
     process.stderr.write(`sgw package: ${err.message}\n`);
