@@ -2,11 +2,9 @@
 // of its own (keys, config, the built-in disk driver, storage and cache), made once and reused.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '../drivers/secrets.js';
 import { Caps } from '../proto/messages.js';
-
-const DISK_DRIVER = fileURLToPath(new URL('../drivers/builtin/disk/driver.js', import.meta.url));
+import { packagedFile } from './packaged-files.js';
 
 export interface Demo {
   home: string;
@@ -35,7 +33,8 @@ export function prepareDemo(home = process.env.SGW_HOME ?? '.sgw'): Demo {
   writeKeyPair(join(root, 'keys'), 'rg');
   writeKeyPair(join(root, 'keys'), 'ug');
   // The driver folder re-exports the built-in disk driver; publishing bundles it whole.
-  writeFileSync(join(root, 'driver', 'driver.mjs'), `export * from ${JSON.stringify(DISK_DRIVER)};\n`);
+  const diskDriver = packagedFile('dist/drivers/builtin/disk/driver.js');
+  writeFileSync(join(root, 'driver', 'driver.mjs'), `export * from ${JSON.stringify(diskDriver)};\n`);
   writeFileSync(join(root, 'driver', 'config.json'), `${JSON.stringify({ STORAGE_DIR: demo.storageDir }, null, 2)}\n`);
   if (!existsSync(demo.configFile)) {
     const config = {

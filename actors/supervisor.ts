@@ -1,19 +1,19 @@
 // `sgw start`: runs the actors of this host's roles as child processes, restarts a crashed one
 // with back-off, kills one whose event loop stops beating, swaps driver actors to a newly
 // published version (start new, wait until ready, then drain old) and stops it all on SIGTERM.
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fork, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { EXIT } from './driver-actor.js';
+import { isSingleExecutable, packagedFile } from './packaged-files.js';
 import { CRAWL_MODES, DRIVER_MODES, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../drivers/version-watch.js';
 
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
 const HEALTHY_AFTER_MS = 30_000;
+const STARTUP_GRACE_MS = 45_000;
 
 export interface Roles {
   http: boolean;
@@ -53,6 +53,7 @@ interface Actor {
   args: string[];
   child: ChildProcess | null;
   ready: Promise<boolean>;
+  /** When the actor last beat; 0 until its first beat (it is still starting). */
   lastBeat: number;
   startedAt: number;
   failures: number;
@@ -82,7 +83,10 @@ export class Supervisor {
     const stuckMs = opts.config.limits.call_timeout_ms + 5_000;
     this.watchdog = setInterval(() => {
       for (const a of this.actors) {
-        if (a.child && !a.retiring && Date.now() - a.lastBeat > stuckMs) {
+        // A starting actor (loading its bundle, connecting) gets longer than a running one: on a
+        // loaded machine start-up alone can outlast a call's deadline.
+        const silentMs = a.lastBeat === 0 ? Date.now() - a.startedAt - STARTUP_GRACE_MS : Date.now() - a.lastBeat;
+        if (a.child && !a.retiring && silentMs > stuckMs) {
           opts.logger.error({ role: a.role, pid: a.child.pid }, 'actor stopped beating; killing it');
           a.child.kill('SIGKILL');
         }
@@ -142,7 +146,7 @@ export class Supervisor {
   private spawn(role: string, extra: string[], version?: string): Actor {
     const actor: Actor = {
       role, args: ['actor', role, '--config', this.opts.configFile, ...extra],
-      child: null, ready: Promise.resolve(false), lastBeat: Date.now(), startedAt: Date.now(), failures: 0, retiring: false,
+      child: null, ready: Promise.resolve(false), lastBeat: 0, startedAt: Date.now(), failures: 0, retiring: false,
     };
     if (version) actor.version = version;
     this.actors.add(actor);
@@ -151,13 +155,17 @@ export class Supervisor {
   }
 
   private launch(a: Actor): void {
-    const child = fork(CLI, a.args, {
+    const options: SpawnOptions = {
       env: { ...process.env, SGW_REDIS_URL: this.opts.redisUrl },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'], // ipc: ready and heartbeat messages
+    };
+    // The single executable is its own command line: it runs no script file.
+    const child = isSingleExecutable()
+      ? spawn(process.execPath, a.args, options)
+      : fork(packagedFile('dist/actors/cli.js'), a.args, options);
     a.child = child;
     a.startedAt = Date.now();
-    a.lastBeat = Date.now();
+    a.lastBeat = 0;
     a.ready = new Promise<boolean>((resolve) => {
       child.on('message', (m: { type?: string }) => {
         a.lastBeat = Date.now();

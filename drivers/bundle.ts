@@ -6,10 +6,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Redis } from 'ioredis';
 import { keys } from '../queues/names.js';
+import { packageRoot, packagedFile, useEmbeddedEsbuild } from '../actors/packaged-files.js';
 import { parseSealedSecrets } from './secrets.js';
 
 export interface BundleMeta {
@@ -54,8 +54,8 @@ export class DriverLoadError extends Error {
 export const ENTRY_NAMES = ['driver.ts', 'driver.js', 'driver.mjs', 'driver.cjs'] as const;
 
 // Drivers' `import ... from 'sgw'` is bundled from this file, so bundles need no sgw at run time.
-const HELPERS_PATH = fileURLToPath(new URL('./helpers.js', import.meta.url));
-const PACKAGE_ROOT = resolve(dirname(HELPERS_PATH), '..', '..');
+// Looked up on first build: inside the single executable that extracts it.
+const HELPERS_FILE = 'dist/drivers/helpers.js';
 const NODE_BUILTINS = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
 
@@ -125,10 +125,11 @@ function readSealedSecrets(folder: string): Buffer | null {
  * relative to the sgw install, which must not change the hash: name them "sgw/<path>" instead.
  */
 function stableSgwPaths(code: string, folder: string, inputs: string[]): string {
+  const root = packageRoot();
   let out = code;
   for (const input of inputs) {
     if (!input.startsWith('../') && !isAbsolute(input)) continue;
-    const inPackage = relative(PACKAGE_ROOT, resolve(folder, input));
+    const inPackage = relative(root, resolve(folder, input));
     if (inPackage.startsWith('..') || isAbsolute(inPackage)) continue;
     const stable = `sgw/${inPackage.split(sep).join('/')}`;
     out = out.split(`// ${input}\n`).join(`// ${stable}\n`).split(JSON.stringify(input)).join(JSON.stringify(stable));
@@ -137,6 +138,7 @@ function stableSgwPaths(code: string, folder: string, inputs: string[]): string 
 }
 
 async function compileDriver(folder: string, entry: string): Promise<string> {
+  useEmbeddedEsbuild();
   const { build } = await import('esbuild'); // loaded only by publishers, not by driver actors
   try {
     const result = await build({
@@ -144,7 +146,7 @@ async function compileDriver(folder: string, entry: string): Promise<string> {
       entryPoints: [join(folder, entry)],
       bundle: true, platform: 'node', format: 'cjs', target: 'node20',
       external: NODE_BUILTINS,
-      alias: { sgw: HELPERS_PATH },
+      alias: { sgw: packagedFile(HELPERS_FILE) },
       write: false, metafile: true, logLevel: 'silent', charset: 'utf8',
     });
     const code = result.outputFiles[0]!.text;

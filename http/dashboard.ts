@@ -5,6 +5,7 @@
 import type { Context, Middleware, Next } from 'koa';
 import { Queue } from 'bullmq';
 import type { createBullBoard } from '@bull-board/api';
+import { isSingleExecutable, packagedFile } from '../actors/packaged-files.js';
 import type { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { requireAdmin, type AdminCredential } from './admin-auth.js';
 import { HttpError, unavailable } from './errors.js';
@@ -57,7 +58,10 @@ class Board {
     ]);
     const adapter = new KoaAdapter();
     adapter.setBasePath(DASHBOARD_PATH);
-    const api = createBullBoard({ queues: [], serverAdapter: adapter, options: { uiConfig: { boardTitle: 'sgw queues' } } });
+    // The UI's pages and static files are read from disk: inside the single executable they are
+    // embedded files (bull-board would otherwise look for them with require.resolve).
+    const uiBasePath = isSingleExecutable() ? packagedFile('node_modules/@bull-board/ui') : undefined;
+    const api = createBullBoard({ queues: [], serverAdapter: adapter, options: { uiConfig: { boardTitle: 'sgw queues' }, ...(uiBasePath ? { uiBasePath } : {}) } });
     // Fail fast: a dashboard page must not wait on a Redis that is away (it answers 503 instead).
     const redis = connectRedis(redisUrl, 'fail-fast', 'sgw-dashboard');
     return new Board(redis, api, BullMQAdapter, adapter.registerPlugin() as Middleware, readOnly, refreshMs);

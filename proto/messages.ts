@@ -2,12 +2,10 @@
 // nonces are random over 64 bits; a JS number would lose them). Static protobufjs code does the
 // byte work; this module converts Long <-> bigint and checks required fields before encoding,
 // because protobufjs's encode() silently writes defaults for missing required fields.
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import Long from 'long';
 import { SG_messages } from './generated/sg.js';
+import { SG_PROTO } from './generated/sg-schema.js';
 
 export interface ManifestBlock {
   block_id: bigint;
@@ -141,8 +139,7 @@ interface StaticType {
 }
 
 // Field metadata comes from the .proto itself so that the schema is written down only once.
-const protoPath = join(dirname(fileURLToPath(import.meta.url)), 'sg.proto');
-const schema = protobuf.parse(readFileSync(protoPath, 'utf8'), { keepCase: true }).root.resolveAll();
+const schema = protobuf.parse(SG_PROTO, { keepCase: true }).root.resolveAll();
 const fieldsOf = new Map<MessageName, WireField[]>();
 for (const name of ['ManifestBlock', 'Manifest', 'SignedBlockHeader', 'Request', 'Reply', 'DriverRequest'] as MessageName[]) {
   const type = schema.lookupType(`SG_messages.${name}`);
