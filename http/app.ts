@@ -11,6 +11,7 @@ import type { GatewayConfig } from '../actors/config.js';
 import type { Namespace } from '../actors/namespace.js';
 import { getAgChunk } from './ag-get.js';
 import { getNamespace, NAMESPACE_PREFIX } from './namespace-api.js';
+import { isFilesPath, ugFilesApi } from './ug-api.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -34,6 +35,8 @@ export function createApp(deps: AppDeps): Koa {
     });
   const browse = getNamespace(deps.namespace);
   const post = postControlPlane(deps);
+  // A user gateway's application API (every method); other gateways have none.
+  const files = config.gateway.type === 'UG' ? ugFilesApi(deps) : null;
   const timeout = config.limits.request_timeout_ms;
 
   app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
@@ -58,6 +61,7 @@ export function createApp(deps: AppDeps): Koa {
   });
   app.use(answerErrors);
   app.use(async (ctx) => {
+    if (files && isFilesPath(ctx.path)) return files(ctx);
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
       if (ctx.path === '/PING') {
         ctx.body = 'PONG\n';
