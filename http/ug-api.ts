@@ -54,6 +54,12 @@ export function parseRange(header: string | undefined, size: number): [number, n
   return [start, end];
 }
 
+async function* resume(first: IteratorResult<Buffer>, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  if (first.done) return;
+  yield first.value;
+  yield* rest;
+}
+
 function answer(ctx: Context, status: number, r: UgResult): void {
   ctx.status = status;
   ctx.body = { entry: entryJson(r.entry), warnings: r.warnings };
@@ -83,7 +89,11 @@ export function ugFilesApi(deps: UgDeps) {
     ctx.type = 'application/octet-stream';
     ctx.length = end - start;
     if (ctx.method === 'HEAD') return;
-    ctx.body = Readable.from(reader.range(file, start, end));
+    // The first block before the status line goes out, so a file nobody can serve gets its 502;
+    // a later failure can only cut the body short (the client sees it fall short of Content-Length).
+    const blocks = reader.range(file, start, end);
+    const first = await blocks.next();
+    ctx.body = Readable.from(resume(first, blocks));
   }
 
   async function formUpload(ctx: Context, dir: string): Promise<void> {
