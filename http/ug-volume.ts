@@ -122,8 +122,14 @@ export class UgVolume {
 
   /** GET with a deadline; throws on network errors, returns any status. */
   async get(url: string): Promise<{ status: number; body: Buffer }> {
-    const res = await fetch(url, { signal: AbortSignal.timeout(this.config.limits.call_timeout_ms) });
-    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(this.config.limits.call_timeout_ms) });
+      return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+    } catch (err) {
+      // fetch says only "fetch failed"; the reason (ECONNREFUSED, a timeout, ...) is its cause.
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ChunkRejected(`GET ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
   }
 }
 

@@ -65,6 +65,8 @@ export interface FolderOptions {
   volumeId?: bigint;
   /** gateway.block_size (default 4096). */
   blockSize?: number;
+  /** The id of the volume's UG (default 10): gateways of one Redis need distinct ids. */
+  ugId?: bigint;
   /** The driver's config.json (default: STORAGE_DIR for the disk driver). */
   driverConfig?: Record<string, unknown>;
 }
@@ -87,7 +89,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   const defaultDriver = type === 'UG' ? 'export {};\n' : `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`;
   if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? defaultDriver, opts.driverConfig ?? { STORAGE_DIR: storageDir });
   const volumeId = base?.volumeId ?? opts.volumeId ?? (type === 'AG' ? BigInt(randomBytes(4).readUInt32BE()) + 100n : 3n);
-  const ugId = 10n;
+  const ugId = opts.ugId ?? 10n;
   const gatewayId = base?.gatewayId ?? (type === 'UG' ? ugId : BigInt(randomBytes(4).readUInt32BE()) + 1000n);
   const peers = (opts.peers ?? []).map((p) => ({
     id: String(p.gatewayId), type: p.gatewayKey.slice(0, 2).toUpperCase(), user_id: '7', caps: Caps.READ_DATA | Caps.READ_METADATA,

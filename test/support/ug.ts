@@ -47,10 +47,12 @@ const LIMITS = { call_timeout_ms: 15_000, request_timeout_ms: 60_000, max_upload
 export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): Promise<RunningVolume> {
   const volumeId = opts.volumeId ?? BigInt(randomBytes(3).readUIntBE(0, 3)) + 10_000n;
   const blockSize = opts.blockSize ?? 65536;
+  // Each volume's UG gets an id of its own: its driver queues and version live under it in Redis.
+  const ugId = BigInt(randomBytes(3).readUIntBE(0, 3)) + 100n;
   const rgs: GatewayFolder[] = [];
-  for (let i = 0; i < (opts.rgs ?? 2); i++) rgs.push(await makeGatewayFolder({ volumeId, blockSize, config: { limits: LIMITS, ...opts.rgConfig } }));
+  for (let i = 0; i < (opts.rgs ?? 2); i++) rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig } }));
   const ug = await makeGatewayFolder({
-    type: 'UG', volumeId, blockSize, peers: [...rgs, ...(opts.extraPeers ?? [])],
+    type: 'UG', volumeId, blockSize, ugId, peers: [...rgs, ...(opts.extraPeers ?? [])],
     ...(opts.ugDriverSource ? { driverSource: opts.ugDriverSource } : {}),
     driverConfig: opts.ugDriverConfig ?? {},
     config: { limits: LIMITS, ...opts.ugConfig },
