@@ -29,6 +29,8 @@ export interface UgVolumeOptions {
   volumeId?: bigint;
   /** The volume's block size (default 64 KiB). */
   blockSize?: number;
+  /** The UG's id (default: random); an AG listing the UG must name it. */
+  ugId?: bigint;
 }
 
 export interface RunningVolume {
@@ -48,7 +50,7 @@ export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): P
   const volumeId = opts.volumeId ?? BigInt(randomBytes(3).readUIntBE(0, 3)) + 10_000n;
   const blockSize = opts.blockSize ?? 65536;
   // Each volume's UG gets an id of its own: its driver queues and version live under it in Redis.
-  const ugId = BigInt(randomBytes(3).readUIntBE(0, 3)) + 100n;
+  const ugId = opts.ugId ?? BigInt(randomBytes(3).readUIntBE(0, 3)) + 100n;
   const rgs: GatewayFolder[] = [];
   for (let i = 0; i < (opts.rgs ?? 2); i++) rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig } }));
   const ug = await makeGatewayFolder({
