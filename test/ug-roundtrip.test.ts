@@ -140,3 +140,24 @@ test.serial('bad input gets a clear 4xx and changes nothing', async (t) => {
   t.is((await client.put('/bad/f.bin/under', Buffer.from('x'))).status, 409, 'a file is not a directory');
   t.deepEqual(await vol.redis.hgetall(`sgw:vol:${ug.volumeId}:ns:e`), before, 'the namespace is unchanged');
 });
+
+test('a browser form upload (multipart, through @koa/multer) writes each file part into the directory', async (t) => {
+  const { client } = vol.v;
+  const a = patternBytes(BS + 3, 51);
+  const b = patternBytes(10, 52);
+  const form = new FormData();
+  form.append('file', new Blob([new Uint8Array(a)]), 'a.bin');
+  form.append('file', new Blob([new Uint8Array(b)]), 'b.txt');
+  form.append('note', 'a text field is ignored');
+  const up = await client.request('POST', '/uploads/form', { body: form });
+  t.is(up.status, 201, up.body.toString());
+  t.deepEqual(up.json<{ entries: EntryJson[] }>().entries.map((e) => [e.path, e.size]), [['/uploads/form/a.bin', a.length], ['/uploads/form/b.txt', 10]]);
+  t.true((await client.get('/uploads/form/a.bin')).body.equals(a));
+  t.true((await client.get('/uploads/form/b.txt')).body.equals(b));
+  const none = new FormData();
+  none.append('note', 'no file');
+  const empty = await client.request('POST', '/uploads/none', { body: none });
+  t.is(empty.status, 400);
+  t.regex(empty.body.toString(), /no file part/);
+  t.is((await client.stat('/uploads/none')).status, 404, 'nothing was made');
+});
