@@ -7,6 +7,7 @@ import { loadConfig } from './config.js';
 import { runActor, startGateway, publishDriver } from './start.js';
 import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
 import { readPublicKey } from '../proto/signature.js';
+import { registerUgCommands } from './ug-cli.js';
 
 const program = new Command('sgw')
   .description('Syndicate-style storage gateways as actors over Redis queues')
@@ -76,6 +77,8 @@ program.command('driver')
     const r = await publishDriver(config, config.redis, o.dir ? resolve(o.dir) : config.driver);
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });
+
+registerUgCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`sgw: ${err.message}\n`);

@@ -1,0 +1,68 @@
+// Pure parts of the user gateway: Range parsing, the CLI's progress line, the CDN rewrite and
+// the encrypting driver's sealing.
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { ProgressLine } from '../actors/progress.js';
+import { parseRange } from '../http/ug-api.js';
+import { HttpError } from '../http/errors.js';
+import { cdn_url } from '../drivers/builtin/cdn/driver.js';
+import * as encrypt from '../drivers/builtin/encrypt/driver.js';
+import { DriverRequestType, IoType, type DriverRequest } from '../proto/messages.js';
+
+test('parseRange reads one bytes= range and refuses what it cannot serve with 416', (t) => {
+  t.is(parseRange(undefined, 10), null);
+  t.deepEqual(parseRange('bytes=0-0', 10), [0, 1]);
+  t.deepEqual(parseRange('bytes=2-', 10), [2, 10]);
+  t.deepEqual(parseRange('bytes=-3', 10), [7, 10]);
+  t.deepEqual(parseRange('bytes=-30', 10), [0, 10]);
+  t.deepEqual(parseRange('bytes=5-100', 10), [5, 10]);
+  for (const bad of ['bytes=10-', 'bytes=5-4', 'bytes=-0', 'bytes=-', 'items=0-1', 'bytes=0-1,3-4']) {
+    const err = t.throws(() => parseRange(bad, 10), { instanceOf: HttpError }, bad);
+    t.is(err?.status, 416, bad);
+    t.is(err?.headers['Content-Range'], 'bytes */10');
+  }
+});
+
+function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; written: () => string } {
+  let out = '';
+  return { stream: { isTTY, write: (s: string) => { out += s; return true; } } as unknown as NodeJS.WriteStream, written: () => out };
+}
+
+test('the progress line draws on a terminal and stays silent in a pipe', (t) => {
+  const tty = fakeStream(true);
+  const p = new ProgressLine('put /a', 4 * 1024 * 1024, tty.stream);
+  p.add(2 * 1024 * 1024);
+  p.finish();
+  t.regex(tty.written(), /put \/a {2}2\.0 MiB \/ 4\.0 MiB {2}50% {2}[\d.]+ MB\/s\n$/);
+  const pipe = fakeStream(false);
+  const q = new ProgressLine('get /b', null, pipe.stream);
+  q.add(5);
+  q.finish();
+  t.is(pipe.written(), '');
+});
+
+const req = (over: Partial<DriverRequest> = {}): DriverRequest => ({
+  volume_id: 3n, user_id: 7n, coordinator_id: 10n, file_id: 0xABCn, file_version: 5n, request_type: DriverRequestType.BLOCK,
+  path: '/a', io_type: IoType.WRITE, io_context: 1n, block_size: 4096n, block_id: 2n, block_version: -9n, ...over,
+});
+
+test('the CDN driver rewrites to {scheme}://{CDN_PREFIX}/{host:port}{path}', (t) => {
+  const config = { CDN_PREFIX: 'cdn.example.net' };
+  t.is(cdn_url(req(), 'http://rg.example:8080/DATA/3/a.ABC.5/2.-9', config), 'http://cdn.example.net/rg.example:8080/DATA/3/a.ABC.5/2.-9');
+  t.is(cdn_url(req(), 'https://rg.example/DATA/3/a.ABC.5/manifest.1.2', { CDN_PREFIX: 'https://cdn.example.net/' }), 'https://cdn.example.net/rg.example/DATA/3/a.ABC.5/manifest.1.2');
+  t.is(cdn_url(req(), 'not a url', config), undefined);
+});
+
+test('the encrypting driver seals with AES-256-GCM bound to the chunk it belongs to', (t) => {
+  t.false(encrypt.driver_init({}, { KEY: 'short' }));
+  t.true(encrypt.driver_init({}, { KEY: randomBytes(32).toString('hex') }));
+  const plain = Buffer.from('attack at dawn');
+  const sealed = encrypt.serialize(req(), plain) as Buffer;
+  t.false(sealed.includes(plain));
+  t.is(sealed.length, plain.length + 12 + 16);
+  t.deepEqual(encrypt.deserialize(req(), sealed), plain);
+  t.is(encrypt.deserialize(req({ block_id: 3n }), sealed), -74, 'another block\'s address does not open it (EBADMSG)');
+  const flipped = Buffer.from(sealed);
+  flipped[13]! ^= 1;
+  t.is(encrypt.deserialize(req(), flipped), -74, 'an altered chunk does not open');
+});
