@@ -1,7 +1,11 @@
 // Pure parts of the user gateway: Range parsing, the CLI's progress line, the CDN rewrite and
 // the encrypting driver's sealing.
 import test from 'ava';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, parseConfig } from '../actors/config.js';
 import { ProgressLine } from '../actors/progress.js';
 import { parseRange } from '../http/ug-api.js';
 import { HttpError } from '../http/errors.js';
@@ -65,4 +69,21 @@ test('the encrypting driver seals with AES-256-GCM bound to the chunk it belongs
   const flipped = Buffer.from(sealed);
   flipped[13]! ^= 1;
   t.is(encrypt.deserialize(req(), flipped), -74, 'an altered chunk does not open');
+});
+
+test('config: a UG needs its application token (ug.token or SGW_UG_TOKEN); the ug section is checked', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sgw-ug-config-'));
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  writeFileSync(join(dir, 'k.pem'), privateKey);
+  const base = { gateway: { type: 'UG', id: 10, user_id: 1, volume_id: 1, private_key: 'k.pem' } };
+  try {
+    t.throws(() => parseConfig(base, dir), { instanceOf: ConfigError, message: /ug\.token or SGW_UG_TOKEN/ });
+    const c = parseConfig({ ...base, ug: { token: 'file' } }, dir);
+    t.deepEqual(c.ug, { token: 'file', parallel_blocks: 8, batch_bytes: 4 << 20 });
+    t.is(parseConfig({ ...base, ug: { token: 'file' } }, dir, { SGW_UG_TOKEN: 'env' }).ug.token, 'env');
+    t.throws(() => parseConfig({ ...base, ug: { token: 'x', parallel_blocks: 0 } }, dir), { instanceOf: ConfigError, message: /ug\.parallel_blocks/ });
+    t.is(parseConfig({ ...base, gateway: { ...base.gateway, type: 'RG' } }, dir).ug.token, null, 'other gateways need none');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
