@@ -72,6 +72,9 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number
   return out;
 }
 
+/** PUTCHUNKS batches of one write on their way at once (the replicas fsync each chunk: overlap hides it). */
+const POSTS_IN_FLIGHT = 2;
+
 /** A fresh manifest mtime: wall-clock seconds, nanoseconds made unique with random sub-millisecond digits. */
 function manifestMtime(): { sec: bigint; nsec: number } {
   const now = Date.now();
@@ -164,8 +167,8 @@ export class UgWriter {
     const sent: ManifestBlock[] = [];
     let size = 0;
     let batch: Buffer[] = [];
-    let posting: Promise<void> = Promise.resolve();
-    // One batch is posted while the next is read and serialized.
+    const posting: Promise<void>[] = [];
+    // Up to POSTS_IN_FLIGHT batches are on their way while the next is read and serialized.
     const flush = async () => {
       const first = sent.length;
       const raw = batch;
@@ -178,9 +181,10 @@ export class UgWriter {
       });
       const laid = layOutChunks(uploads);
       sent.push(...laid.blocks);
-      await posting;
-      posting = this.toEveryReplica(`PUTCHUNKS of ${path}`, putChunksFields(this.fileRef(file), laid.blocks), laid.data);
-      posting.catch(() => undefined); // awaited before the next batch or at the end
+      if (posting.length >= POSTS_IN_FLIGHT) await posting.shift();
+      const post = this.toEveryReplica(`PUTCHUNKS of ${path}`, putChunksFields(this.fileRef(file), laid.blocks), laid.data);
+      post.catch(() => undefined); // awaited in turn, or at the end
+      posting.push(post);
     };
     try {
       for await (const block of blocksOf(body, bs)) {
@@ -189,7 +193,7 @@ export class UgWriter {
         if (batch.length >= perBatch) await flush();
       }
       if (batch.length > 0) await flush();
-      await posting;
+      await Promise.all(posting);
       const mtime = manifestMtime();
       const manifest = await this.signedManifest(file, size, sent, mtime);
       const m = layOutChunks([{ block: manifestBlock(mtime), bytes: manifest }]);
@@ -209,7 +213,7 @@ export class UgWriter {
       return { entry, warnings };
     } catch (err) {
       // The new version never became visible: its chunks are garbage (best effort).
-      await posting.catch(() => undefined);
+      await Promise.allSettled(posting);
       if (sent.length > 0) await this.toEveryReplica('clean-up', deleteChunksFields(this.fileRef(file), sent), null).catch(() => undefined);
       throw err;
     }
