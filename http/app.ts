@@ -11,7 +11,7 @@ import type { GatewayConfig } from '../actors/config.js';
 import type { Namespace } from '../actors/namespace.js';
 import { getAgChunk } from './ag-get.js';
 import { getNamespace, NAMESPACE_PREFIX } from './namespace-api.js';
-import { isFilesPath, ugFilesApi } from './ug-api.js';
+import { isFilesPath, ugFilesApi, ugServesNoChunks } from './ug-api.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -29,7 +29,7 @@ export function createApp(deps: AppDeps): Koa {
   app.proxy = false;
   const get = config.gateway.type === 'AG'
     ? getAgChunk({ config, namespace: deps.namespace, cache: deps.cache, pipeline: deps.pipeline })
-    : getChunk({
+    : config.gateway.type === 'UG' ? ugServesNoChunks : getChunk({
       volumeId: config.gateway.volume_id, userId: config.gateway.user_id, blockSize: config.gateway.block_size,
       cache: deps.cache, pipeline: deps.pipeline,
     });

@@ -27,6 +27,11 @@ export function isFilesPath(path: string): boolean {
   return path === FILES_PREFIX || path.startsWith(`${FILES_PREFIX}/`);
 }
 
+/** GET /DATA on a UG: its files' chunks live on the replicas (and an AG), never here. */
+export async function ugServesNoChunks(): Promise<void> {
+  throw new HttpError(404, 'a user gateway serves no chunks: fetch them from the replica gateways of the volume');
+}
+
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Bearer token (or ?token= for a browser form); compared in constant time. */

@@ -10,6 +10,7 @@ import { Errno, errnoName } from '../drivers/errno.js';
 import { make_metadata_command } from '../drivers/helpers.js';
 import { ChunkType, IoType, ManifestCodec, type Manifest, type ManifestBlock } from '../proto/messages.js';
 import { signMessage } from '../proto/signature.js';
+import { chunkCacheKey } from './data-url.js';
 import { HttpError } from './errors.js';
 import {
   deleteChunksFields, layOutChunks, putChunksFields, randomNonce, renameHintFields, sendControlPlane,
@@ -226,6 +227,9 @@ export class UgWriter {
       const m = manifest ?? (await this.reader.manifestOf(old));
       const blocks: ManifestBlock[] = (m.blocks ?? []).map((b) => ({ block_id: b.block_id, block_version: b.block_version, chunk_type: ChunkType.BLOCK }));
       blocks.push(manifestBlock({ sec: m.mtime_sec, nsec: m.mtime_nsec }));
+      // This UG's cached copies go too (they could never be asked for again: keys name the version).
+      const addr = { volume_id: this.v.config.gateway.volume_id, fs_path: old.path, file_id: old.file_id, file_version: old.file_version };
+      await Promise.all((m.blocks ?? []).map((b) => this.v.deps.cache.delete(chunkCacheKey({ kind: 'block', ...addr, block_id: b.block_id, block_version: b.block_version })).catch(() => false)));
       await this.toEveryReplica(`DELETECHUNKS of ${old.path}`, deleteChunksFields(this.fileRef(old), blocks), null);
       return [];
     } catch (err) {

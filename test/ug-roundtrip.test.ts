@@ -132,6 +132,9 @@ test.serial('bad input gets a clear 4xx and changes nothing', async (t) => {
   t.is((await client.get('/no/such/file')).status, 404);
   t.is((await client.rm('/no/such/file')).status, 404);
   t.is((await client.mv('/no/such/file', '/x')).status, 404);
+  const data = await fetch(`${client.url}/DATA/${ug.volumeId}/bad/f.bin.1F.1/0.0`);
+  t.is(data.status, 404, 'a UG serves no chunks');
+  t.regex(await data.text(), /replica gateways/);
   const noToken = await fetch(`${client.url}/FILES/bad/f.bin`);
   t.is(noToken.status, 401);
   const wrong = await fetch(`${client.url}/FILES/bad/f.bin`, { headers: { Authorization: 'Bearer nope' } });
