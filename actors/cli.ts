@@ -9,6 +9,7 @@ import { printStatus } from './status.js';
 import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
 import { readPublicKey } from '../proto/signature.js';
+import { registerUgCommands } from './ug-cli.js';
 
 const program = new Command('sgw')
   .description('Syndicate-style storage gateways as actors over Redis queues')
@@ -97,6 +98,8 @@ program.command('driver')
     const r = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });
+
+registerUgCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`sgw: ${err.message}\n`);

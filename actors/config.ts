@@ -61,6 +61,17 @@ export interface GatewayConfig {
   log: { level: string };
   /** Operator surfaces (dashboard, metrics): off / open until a credential is set. */
   admin: AdminCredential;
+  /** User gateways only: the application API's token and how reads and writes fan out. */
+  ug: UgSettings;
+}
+
+export interface UgSettings {
+  /** Bearer token of the application API (required for a UG; SGW_UG_TOKEN overrides). */
+  token: string | null;
+  /** Blocks fetched (read) or serialized (write) at once for one file. */
+  parallel_blocks: number;
+  /** Most bytes of chunks in one PUTCHUNKS POST (keep under the replicas' max_upload_bytes). */
+  batch_bytes: number;
 }
 
 export const ACTIVATIONS = ['fork', 'none'] as const;
@@ -220,6 +231,13 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   const request_timeout_ms = int(l.request_timeout_ms, 'limits.request_timeout_ms', 30_000, 100);
   const redisUrl = env.SGW_REDIS_URL ?? root.redis;
   const driver = env.SGW_DRIVER ?? root.driver;
+  const u = obj(root.ug, 'ug');
+  const ug: UgSettings = {
+    token: optStr(env.SGW_UG_TOKEN ?? u.token, 'ug.token'),
+    parallel_blocks: int(u.parallel_blocks, 'ug.parallel_blocks', 8, 1),
+    batch_bytes: int(u.batch_bytes, 'ug.batch_bytes', 4 << 20, 1),
+  };
+  if (type === 'UG' && ug.token === null) throw new ConfigError('a user gateway needs an application token: set ug.token or SGW_UG_TOKEN');
   return {
     baseDir, file, gateway,
     volume: {
@@ -249,5 +267,6 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     },
     log: { level: str(env.SGW_LOG_LEVEL ?? obj(root.log, 'log').level, 'log.level', 'info') },
     admin: adminCredential(obj(root.admin, 'admin'), env),
+    ug,
   };
 }

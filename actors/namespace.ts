@@ -116,6 +116,57 @@ return 0
 
 export const UNCHANGED = 2;
 
+// The user gateway's file operations, compare-and-set on the version the writer saw, so two
+// writers of one path cannot both win: the second finds a version it did not expect.
+// KEYS: entries, children of path's parent, children of new path's parent (or the same)
+// ARGV: op (publish | remove | rename), path, name, parent, expected version ('' = must be
+//       absent), entry JSON, new path, new name, new parent
+// Returns 0 or a negative errno (-ESTALE: the version changed; -EEXIST: the path appeared).
+const FILE_SCRIPT = `
+local op, path, name, parent, expected, newJson = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local function checkDir(p)
+  if p == '/' then return 0 end
+  local pj = redis.call('HGET', KEYS[1], p)
+  if not pj then return -${Errno.ENOENT} end
+  if cjson.decode(pj).type ~= 'directory' then return -${Errno.ENOTDIR} end
+  return 0
+end
+local oldJson = redis.call('HGET', KEYS[1], path)
+if oldJson then
+  local old = cjson.decode(oldJson)
+  if old.type ~= 'file' then return -${Errno.EISDIR} end
+  if expected == '' then return -${Errno.EEXIST} end
+  if old.ver ~= expected then return -${Errno.ESTALE} end
+elseif expected ~= '' then
+  return -${Errno.ESTALE}
+end
+if op == 'publish' then
+  local rc = checkDir(parent)
+  if rc ~= 0 then return rc end
+  redis.call('HSET', KEYS[1], path, newJson)
+  redis.call('ZADD', KEYS[2], 0, name)
+  return 0
+end
+if not oldJson then return -${Errno.ENOENT} end
+if op == 'remove' then
+  redis.call('HDEL', KEYS[1], path)
+  redis.call('ZREM', KEYS[2], name)
+  return 0
+end
+if op == 'rename' then
+  local newPath, newName, newParent = ARGV[7], ARGV[8], ARGV[9]
+  if redis.call('HEXISTS', KEYS[1], newPath) == 1 then return -${Errno.EEXIST} end
+  local rc = checkDir(newParent)
+  if rc ~= 0 then return rc end
+  redis.call('HDEL', KEYS[1], path)
+  redis.call('ZREM', KEYS[2], name)
+  redis.call('HSET', KEYS[1], newPath, newJson)
+  redis.call('ZADD', KEYS[3], 0, newName)
+  return 0
+end
+return -${Errno.EINVAL}
+`;
+
 function stored(e: Omit<NamespaceEntry, 'path'>): StoredEntry {
   return {
     type: e.type, id: String(e.file_id), ver: String(e.file_version), size: String(e.size), mode: String(e.mode),
@@ -139,7 +190,7 @@ const ROOT_ENTRY = (): NamespaceEntry => ({
 });
 
 /** A random signed 64-bit value: file ids and versions are random over 64 bits, as deployed. */
-function random64(signed: boolean): bigint {
+export function random64(signed: boolean): bigint {
   const v = randomBytes(8).readBigUInt64BE();
   return signed ? BigInt.asIntN(64, v) : v;
 }
@@ -152,6 +203,39 @@ export interface Fence {
 export class Namespace {
   constructor(private readonly redis: Redis, readonly volumeId: bigint) {
     redis.defineCommand('sgwNamespaceWrite', { numberOfKeys: 4, lua: WRITE_SCRIPT });
+    redis.defineCommand('sgwNamespaceFile', { numberOfKeys: 3, lua: FILE_SCRIPT });
+  }
+
+  private runFileScript(path: string, newParentPath: string, args: string[]): Promise<number> {
+    const run = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).sgwNamespaceFile!;
+    return run.call(this.redis, nsKeys.entries(this.volumeId), nsKeys.children(this.volumeId, parentOf(path)),
+      nsKeys.children(this.volumeId, newParentPath), ...args);
+  }
+
+  /**
+   * Publishes a file version at entry.path: a new file when `replaces` is null (-EEXIST if the
+   * path exists), else only while the path still holds version `replaces` (-ESTALE otherwise).
+   * The parent must be a directory (-ENOENT, -ENOTDIR); a directory at the path: -EISDIR.
+   */
+  publishFile(entry: NamespaceEntry, replaces: bigint | null): Promise<number> {
+    if (checkPath(entry.path) || entry.path === ROOT || entry.type !== 'file') return Promise.resolve(-Errno.EINVAL);
+    const p = entry.path;
+    return this.runFileScript(p, parentOf(p), ['publish', p, nameOf(p), parentOf(p), replaces === null ? '' : String(replaces), JSON.stringify(stored(entry))]);
+  }
+
+  /** Removes the file at path while it still holds `version` (-ESTALE otherwise). */
+  removeFile(path: string, version: bigint): Promise<number> {
+    if (checkPath(path) || path === ROOT) return Promise.resolve(-Errno.EINVAL);
+    return this.runFileScript(path, parentOf(path), ['remove', path, nameOf(path), parentOf(path), String(version), '']);
+  }
+
+  /** Moves the file at path (still at `version`) to renamed.path, which must not exist, as `renamed`. */
+  renameFile(path: string, version: bigint, renamed: NamespaceEntry): Promise<number> {
+    const to = renamed.path;
+    if (checkPath(path) || checkPath(to) || path === ROOT || to === ROOT || path === to) return Promise.resolve(-Errno.EINVAL);
+    return this.runFileScript(path, parentOf(to), [
+      'rename', path, nameOf(path), parentOf(path), String(version), JSON.stringify(stored(renamed)), to, nameOf(to), parentOf(to),
+    ]);
   }
 
   async stat(path: string): Promise<NamespaceEntry | null> {

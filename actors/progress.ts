@@ -78,3 +78,40 @@ export async function withProgress<T>(label: string, work: (line: ProgressLine) 
     line.done();
   }
 }
+
+function human(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** A transfer on a progress line: bytes done, of the total when known, percent and rate. */
+export class TransferProgress {
+  private done = 0;
+  private readonly started: number;
+  private readonly now: () => number;
+  private readonly line: ProgressLine;
+
+  /** total: bytes expected, or null when unknown. */
+  constructor(private readonly label: string, private readonly total: number | null, stream?: ProgressStream, opts: ProgressOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.started = this.now();
+    this.line = new ProgressLine(label, stream, opts);
+  }
+
+  add(bytes: number): void {
+    this.done += bytes;
+    const secs = Math.max(0.001, (this.now() - this.started) / 1000);
+    const of = this.total === null ? '' : ` / ${human(this.total)}, ${this.total === 0 ? 100 : Math.floor((100 * this.done) / this.total)}%`;
+    this.line.update(this.label, `${human(this.done)}${of}, ${(this.done / secs / 1e6).toFixed(1)} MB/s`);
+  }
+
+  /** Erases the line. */
+  finish(): void {
+    this.line.done();
+  }
+}

@@ -11,6 +11,7 @@ import type { GatewayConfig } from '../actors/config.js';
 import type { Namespace } from '../actors/namespace.js';
 import { getAgChunk } from './ag-get.js';
 import { getNamespace, NAMESPACE_PREFIX } from './namespace-api.js';
+import { isFilesPath, ugFilesApi, ugServesNoChunks } from './ug-api.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -30,12 +31,14 @@ export function createApp(deps: AppDeps): Koa {
   app.proxy = false;
   const get = config.gateway.type === 'AG'
     ? getAgChunk({ config, namespace: deps.namespace, cache: deps.cache, pipeline: deps.pipeline })
-    : getChunk({
+    : config.gateway.type === 'UG' ? ugServesNoChunks : getChunk({
       volumeId: config.gateway.volume_id, userId: config.gateway.user_id, blockSize: config.gateway.block_size,
       cache: deps.cache, pipeline: deps.pipeline,
     });
   const browse = getNamespace(deps.namespace);
   const post = postControlPlane(deps);
+  // A user gateway's application API (every method); other gateways have none.
+  const files = config.gateway.type === 'UG' ? ugFilesApi(deps) : null;
   const timeout = config.limits.request_timeout_ms;
 
   app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
@@ -61,6 +64,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(answerErrors);
   if (deps.dashboard) app.use(deps.dashboard);
   app.use(async (ctx) => {
+    if (files && isFilesPath(ctx.path)) return files(ctx);
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
       if (ctx.path === '/PING') {
         ctx.body = 'PONG\n';

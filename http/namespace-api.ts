@@ -9,9 +9,9 @@ import { HttpError } from './errors.js';
 export const NAMESPACE_PREFIX = '/NAMESPACE';
 const MAX_LIMIT = 1000;
 
-/** The namespace path of a request path, decoded, or a 400. */
-function pathOf(requestPath: string): string {
-  const rest = requestPath.slice(NAMESPACE_PREFIX.length);
+/** The namespace path of a request path under `prefix`, decoded, or a 400. */
+export function pathOf(requestPath: string, prefix = NAMESPACE_PREFIX): string {
+  const rest = requestPath.slice(prefix.length);
   let path: string;
   try {
     path = decodeURIComponent(rest === '' ? '/' : rest);
@@ -32,19 +32,21 @@ function limitOf(v: string | undefined): number {
 }
 
 export function getNamespace(namespace: Namespace) {
-  return async (ctx: Context): Promise<void> => {
-    const path = pathOf(ctx.path);
-    const entry = await namespace.stat(path);
-    if (!entry) throw new HttpError(404, `no entry at ${path}`);
-    ctx.type = 'application/json';
-    ctx.set('Cache-Control', `max-age=${Math.floor(entry.read_ttl / 1000)}`);
-    if (ctx.query.list === undefined) {
-      ctx.body = { entry: entryJson(entry) };
-      return;
-    }
-    if (entry.type !== 'directory') throw new HttpError(400, `${path} is not a directory`);
-    const after = typeof ctx.query.after === 'string' && ctx.query.after !== '' ? ctx.query.after : null;
-    const page = await namespace.list(path, after, limitOf(typeof ctx.query.limit === 'string' ? ctx.query.limit : undefined));
-    ctx.body = { entry: entryJson(entry), entries: page.entries.map(entryJson), next: page.next };
-  };
+  return (ctx: Context): Promise<void> => answerStatOrList(ctx, namespace, pathOf(ctx.path));
+}
+
+/** Answers the entry at path as JSON, with a page of its children when the query says `list`. */
+export async function answerStatOrList(ctx: Context, namespace: Namespace, path: string): Promise<void> {
+  const entry = await namespace.stat(path);
+  if (!entry) throw new HttpError(404, `no entry at ${path}`);
+  ctx.type = 'application/json';
+  ctx.set('Cache-Control', `max-age=${Math.floor(entry.read_ttl / 1000)}`);
+  if (ctx.query.list === undefined) {
+    ctx.body = { entry: entryJson(entry) };
+    return;
+  }
+  if (entry.type !== 'directory') throw new HttpError(400, `${path} is not a directory`);
+  const after = typeof ctx.query.after === 'string' && ctx.query.after !== '' ? ctx.query.after : null;
+  const page = await namespace.list(path, after, limitOf(typeof ctx.query.limit === 'string' ? ctx.query.limit : undefined));
+  ctx.body = { entry: entryJson(entry), entries: page.entries.map(entryJson), next: page.next };
 }

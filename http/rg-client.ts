@@ -61,19 +61,21 @@ export interface ControlPlaneAnswer {
 
 /** Signs the request with the sender's key and POSTs it with its data plane. */
 export async function sendControlPlane(
-  url: string, fields: RequestFields, senderKey: KeyObject, data: Buffer | null, gatewayKey?: KeyObject,
+  url: string, fields: RequestFields, senderKey: KeyObject, data: Buffer | null, gatewayKey?: KeyObject, timeoutMs?: number,
 ): Promise<ControlPlaneAnswer> {
   const request: Request = { ...fields, message_nonce: fields.message_nonce ?? randomNonce(), signature: '' };
   const { bytes } = signMessage(request, RequestCodec.encode, senderKey);
-  return postRaw(url, bytes, data, gatewayKey);
+  return postRaw(url, bytes, data, gatewayKey, timeoutMs);
 }
 
 /** POSTs already-encoded control-plane bytes (tests use it to send tampered ones). */
-export async function postRaw(url: string, control: Uint8Array, data: Buffer | null, gatewayKey?: KeyObject): Promise<ControlPlaneAnswer> {
+export async function postRaw(url: string, control: Uint8Array, data: Buffer | null, gatewayKey?: KeyObject, timeoutMs?: number): Promise<ControlPlaneAnswer> {
   const parts: MultipartPart[] = [{ name: 'control-plane', data: control }];
   if (data) parts.push({ name: 'data-plane', data });
   const { body, contentType } = encodeMultipart(parts);
-  const res = await fetch(url.endsWith('/') ? url : `${url}/`, { method: 'POST', body: new Uint8Array(body) as Uint8Array<ArrayBuffer>, headers: { 'Content-Type': contentType } });
+  const res = await fetch(url.endsWith('/') ? url : `${url}/`, { method: 'POST', body: new Uint8Array(body) as Uint8Array<ArrayBuffer>, headers: { 'Content-Type': contentType },
+    ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
+  });
   const answer = Buffer.from(await res.arrayBuffer());
   let reply: Reply | null = null;
   let replyVerified: boolean | null = null;

@@ -29,6 +29,9 @@ function testKeys(): { pem: string; key: KeyObject }[] {
   return keyCache;
 }
 
+/** The application token of test user gateways. */
+export const UG_TEST_TOKEN = 'test-ug-token';
+
 export interface GatewayFolder {
   dir: string;
   configFile: string;
@@ -54,8 +57,16 @@ export interface FolderOptions {
   sameGatewayAs?: GatewayFolder;
   /** No local driver folder: this host runs whatever version is published in Redis. */
   noDriverFolder?: boolean;
-  /** Gateway type (default RG); an AG gets an archive volume. */
-  type?: 'RG' | 'AG';
+  /** Gateway type (default RG); an AG gets an archive volume; a UG signs with the UG key and has id ugId (10). */
+  type?: 'RG' | 'AG' | 'UG';
+  /** Other gateways of the volume this one lists with their URL (all sign with the RG/AG key). */
+  peers?: GatewayFolder[];
+  /** The volume (default 3 for RG and UG, random for an AG). */
+  volumeId?: bigint;
+  /** gateway.block_size (default 4096). */
+  blockSize?: number;
+  /** The id of the volume's UG (default 10): gateways of one Redis need distinct ids. */
+  ugId?: bigint;
   /** The driver's config.json (default: STORAGE_DIR for the disk driver). */
   driverConfig?: Record<string, unknown>;
 }
@@ -68,21 +79,34 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   mkdirSync(join(dir, 'keys'));
   writeFileSync(join(dir, 'keys', 'rg.pem'), rg!.pem);
   writeFileSync(join(dir, 'keys', 'ug.pub.pem'), ug!.key.export({ type: 'pkcs1', format: 'pem' }) as string);
+  writeFileSync(join(dir, 'keys', 'ug.pem'), ug!.pem);
+  writeFileSync(join(dir, 'keys', 'rg.pub.pem'), rg!.key.export({ type: 'pkcs1', format: 'pem' }) as string);
   const storageDir = join(dir, 'storage');
   mkdirSync(storageDir);
-  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, opts.driverConfig ?? { STORAGE_DIR: storageDir });
   const base = opts.sameGatewayAs;
   const type = base?.gatewayKey.slice(0, 2).toUpperCase() ?? opts.type ?? 'RG';
-  const volumeId = base?.volumeId ?? (type === 'AG' ? BigInt(randomBytes(4).readUInt32BE()) + 100n : 3n);
-  const gatewayId = base?.gatewayId ?? BigInt(randomBytes(4).readUInt32BE()) + 1000n;
-  const ugId = 10n;
+  // A UG without a driver of its own gets an empty one: every UG mode is then short-circuited.
+  const defaultDriver = type === 'UG' ? 'export {};\n' : `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`;
+  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? defaultDriver, opts.driverConfig ?? { STORAGE_DIR: storageDir });
+  const volumeId = base?.volumeId ?? opts.volumeId ?? (type === 'AG' ? BigInt(randomBytes(4).readUInt32BE()) + 100n : 3n);
+  const ugId = opts.ugId ?? 10n;
+  const gatewayId = base?.gatewayId ?? (type === 'UG' ? ugId : BigInt(randomBytes(4).readUInt32BE()) + 1000n);
+  const peers = (opts.peers ?? []).map((p) => ({
+    id: String(p.gatewayId), type: p.gatewayKey.slice(0, 2).toUpperCase(), user_id: '7', caps: Caps.READ_DATA | Caps.READ_METADATA,
+    public_key: 'keys/rg.pub.pem', url: p.url,
+  }));
+  const ugPeer = { id: String(ugId), type: 'UG', user_id: '7', caps: Caps.READ_DATA | Caps.WRITE_DATA | Caps.READ_METADATA | Caps.WRITE_METADATA, public_key: 'keys/ug.pub.pem' };
   const port = base?.port ?? (await freePort());
   const config = {
-    gateway: { type, id: String(gatewayId), user_id: '7', volume_id: String(volumeId), block_size: 4096, host: '127.0.0.1', port, private_key: 'keys/rg.pem' },
-    volume: {
-      version: 1, cert_version: 1, ...(type === 'AG' ? { archive: true } : {}),
-      gateways: [{ id: String(ugId), type: 'UG', user_id: '7', caps: Caps.READ_DATA | Caps.WRITE_DATA | Caps.READ_METADATA | Caps.WRITE_METADATA, public_key: 'keys/ug.pub.pem' }],
+    gateway: {
+      type, id: String(gatewayId), user_id: '7', volume_id: String(volumeId), block_size: opts.blockSize ?? 4096, host: '127.0.0.1', port,
+      private_key: type === 'UG' ? 'keys/ug.pem' : 'keys/rg.pem',
     },
+    volume: {
+      version: 1, cert_version: 1, ...(type === 'AG' || peers.some((p) => p.type === 'AG') ? { archive: true } : {}),
+      gateways: [...(type === 'UG' ? [] : [ugPeer]), ...peers],
+    },
+    ...(type === 'UG' ? { ug: { token: UG_TEST_TOKEN } } : {}),
     redis: redis.url,
     ...(opts.noDriverFolder ? {} : { driver: 'driver' }),
     cache: { dir: 'cache', max_bytes: 64 << 20 },
