@@ -11,7 +11,7 @@ import { signMessage } from '../proto/signature.js';
 import { parseDataUrl, chunkCacheKey, type ChunkAddress } from './data-url.js';
 import { HttpError } from './errors.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
-import { driverRequestForGet, readFailure, sendChunk } from './get-chunk.js';
+import { driverRequestForGet, readFailure, sendCachedOrRead, sendChunk } from './get-chunk.js';
 
 export interface AgGetDeps {
   config: GatewayConfig;
@@ -83,23 +83,12 @@ export function getAgChunk(deps: AgGetDeps) {
       return sendChunk(ctx, r.chunk ?? Buffer.alloc(0), 'no-store');
     }
     if (addr.block_id >= BigInt(blockCount(entry.size, blockSize))) throw new HttpError(404, `${addr.fs_path} has no block ${addr.block_id}`);
-    const key = chunkCacheKey(addr);
-    const hit = await deps.cache.get(key);
-    if (hit) {
-      ctx.state.cache = 'hit';
-      return sendChunk(ctx, hit);
-    }
-    ctx.state.cache = 'miss';
     const offset = Number(addr.block_id) * blockSize;
     const len = Math.min(blockSize, entry.size - offset);
     req.len = BigInt(len);
-    const r = await deps.pipeline.read(req, deadline, rid, (bytes) => {
+    await sendCachedOrRead(ctx, deps.cache, chunkCacheKey(addr), 'block', () => deps.pipeline.read(req, deadline, rid, (bytes) => {
       if (bytes.length > len) throw new HttpError(500, `the driver returned ${bytes.length} bytes for a ${len}-byte block`);
       return signedBlock(addr, bytes, config);
-    });
-    if (r.rc !== 0) throw readFailure(r, 'block');
-    const bytes = r.chunk ?? Buffer.alloc(0);
-    await deps.cache.put(key, bytes);
-    sendChunk(ctx, bytes);
+    }));
   };
 }

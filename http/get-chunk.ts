@@ -67,18 +67,23 @@ export function getChunk(deps: GetChunkDeps) {
       ctx.status = 304;
       return;
     }
-    const key = chunkCacheKey(addr);
-    const hit = await deps.cache.get(key);
-    if (hit) {
-      ctx.state.cache = 'hit';
-      return sendChunk(ctx, hit);
-    }
-    ctx.state.cache = 'miss';
     const req = driverRequestForGet(addr, deps.userId, deps.blockSize);
-    const r = await deps.pipeline.read(req, ctx.state.deadline as number, ctx.state.requestId as string);
-    if (r.rc !== 0) throw readFailure(r, addr.kind === 'block' ? 'block' : 'manifest');
-    const bytes = r.chunk ?? Buffer.alloc(0);
-    await deps.cache.put(key, bytes);
-    sendChunk(ctx, bytes);
+    await sendCachedOrRead(ctx, deps.cache, chunkCacheKey(addr), addr.kind === 'block' ? 'block' : 'manifest',
+      () => deps.pipeline.read(req, ctx.state.deadline as number, ctx.state.requestId as string));
   };
+}
+
+/** Answers from the cache; on a miss runs `read` (the driver pipeline), caches and answers its bytes. */
+export async function sendCachedOrRead(ctx: Context, cache: ChunkCache, key: string, what: string, read: () => Promise<ChunkResult>): Promise<void> {
+  const hit = await cache.get(key);
+  if (hit) {
+    ctx.state.cache = 'hit';
+    return sendChunk(ctx, hit);
+  }
+  ctx.state.cache = 'miss';
+  const r = await read();
+  if (r.rc !== 0) throw readFailure(r, what);
+  const bytes = r.chunk ?? Buffer.alloc(0);
+  await cache.put(key, bytes);
+  sendChunk(ctx, bytes);
 }

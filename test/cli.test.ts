@@ -13,7 +13,7 @@ import { formatBlockUrl } from '../http/data-url.js';
 import { freePort } from '../actors/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 import {
-  CLI, cleanup, DISK_DRIVER_JS, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver,
+  CLI, cleanup, DISK_DRIVER_JS, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver, processAlive,
 } from './support/gateway.js';
 
 const run = promisify(execFile);
@@ -26,15 +26,6 @@ function tempDir(): string {
   return d;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('sgw start with no config runs a demo gateway on a private redis-server and stops it all on SIGTERM', async (t) => {
   const home = tempDir();
   const port = await freePort();
@@ -43,7 +34,10 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
   const base = `http://127.0.0.1:${port}`;
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
   await waitFor('the demo gateway', async () => (await fetch(`${base}/PING`)).status === 200, 30_000);
+  // The summary comes once the actors are ready, which may be after /PING first answers.
+  await waitFor('the summary', async () => /stop with/.test(out), 40_000);
   t.regex(out, new RegExp(`http://127\\.0\\.0\\.1:${port}/`), 'prints its URL');
   t.regex(out, /private redis-server/, 'says it started its own Redis');
   t.regex(out, /storage\s+.*demo[/\\]storage/, 'says where its data lives');
@@ -59,8 +53,8 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
 
   const code = await new Promise<number | null>((resolve) => { proc.once('exit', resolve); proc.kill('SIGTERM'); });
   t.is(code, 0);
-  await waitFor('the private redis-server to stop', async () => !alive(redisPid), 5000);
-  t.false(alive(redisPid));
+  await waitFor('the private redis-server to stop', async () => !processAlive(redisPid), 5000);
+  t.false(processAlive(redisPid));
 });
 
 test('sgw start explains how to install Redis when redis-server is missing', async (t) => {

@@ -16,7 +16,7 @@ import { request_to_storage_path } from '../drivers/helpers.js';
 import { unsealSecrets } from '../drivers/secrets.js';
 import { formatBlockUrl, parseDataUrl } from '../http/data-url.js';
 import { driverRequestForGet } from '../http/get-chunk.js';
-import { cleanup, waitFor } from './support/gateway.js';
+import { cleanup, waitFor, processAlive } from './support/gateway.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -33,15 +33,6 @@ function findOnPath(name: string): string {
     if (dir && isAbsolute(dir) && existsSync(join(dir, name))) return join(dir, name); // not realpath: Debian's redis-server is a link that dispatches on its name
   }
   throw new Error(`${name} is not on the PATH`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 let built: Promise<SingleExecutable> | null = null;
@@ -138,7 +129,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     redis = null;
     proc.kill('SIGTERM');
     t.is(await exited, 0, 'SIGTERM stops it cleanly');
-    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !alive(p)), 10_000);
+    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !processAlive(p)), 10_000);
     t.false(existsSync(host.nodeMarker), 'nothing tried to run node');
   } finally {
     redis?.disconnect();

@@ -211,3 +211,13 @@ export function rawGet(url: string, path: string, headers: Record<string, string
     req.on('error', reject);
   });
 }
+
+/** Whether a process of this pid exists (signal 0 checks without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
