@@ -56,6 +56,8 @@ export interface GatewayConfig {
     work_dir: string;
   };
   log: { level: string };
+  /** /metrics and the per-request counters behind it (off: for measuring their cost). */
+  metrics: { enabled: boolean };
   /** Operator surfaces (dashboard, metrics): off / open until a credential is set. */
   admin: AdminCredential;
 }
@@ -115,6 +117,12 @@ function readKey<T>(path: string, what: string, parse: (pem: Buffer) => T): T {
   } catch (err) {
     throw new ConfigError(`${what}: ${path} is not a PEM RSA key (${(err as Error).message})`);
   }
+}
+
+function bool(v: unknown, what: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw new ConfigError(`${what} must be true or false`);
+  return v;
 }
 
 function optStr(v: unknown, what: string): string | null {
@@ -223,5 +231,6 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     },
     log: { level: str(env.SGW_LOG_LEVEL ?? obj(root.log, 'log').level, 'log.level', 'info') },
     admin: adminCredential(obj(root.admin, 'admin'), env),
+    metrics: { enabled: bool(obj(root.metrics, 'metrics').enabled, 'metrics.enabled', true) },
   };
 }

@@ -8,6 +8,9 @@ import { getChunk } from './get-chunk.js';
 import { postControlPlane, type ControlPlaneDeps } from './control-plane.js';
 import type { ChunkCache, DriverPipeline } from './driver-pipeline.js';
 import type { GatewayConfig } from '../actors/config.js';
+import { requireAdmin } from './admin-auth.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { Readiness } from './readiness.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -16,6 +19,9 @@ export interface AppDeps {
   firstUse: ControlPlaneDeps['firstUse'];
   release: ControlPlaneDeps['release'];
   logger: Logger;
+  /** Null when metrics are off (config metrics.enabled: false). */
+  metrics: GatewayMetrics | null;
+  readiness: Readiness;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -28,8 +34,11 @@ export function createApp(deps: AppDeps): Koa {
   });
   const post = postControlPlane(deps);
   const timeout = config.limits.request_timeout_ms;
+  const { metrics, readiness } = deps;
+  const adminOnly = requireAdmin(config.admin, 'open');
 
   app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
+  if (metrics) app.use(metrics.middleware());
 
   // Request id, deadline and one log line per request.
   app.use(async (ctx, next) => {
@@ -52,9 +61,18 @@ export function createApp(deps: AppDeps): Koa {
   app.use(answerErrors);
   app.use(async (ctx) => {
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
-      if (ctx.path === '/PING') {
-        ctx.body = 'PONG\n';
-        return;
+      // Never gated by readiness: probes and scrapes must work while the gateway is not ready.
+      switch (ctx.path) {
+        case '/PING':
+          ctx.body = 'PONG\n';
+          return;
+        case '/health':
+          ctx.body = { alive: true, pid: process.pid, uptime_s: Math.round(process.uptime()) };
+          return;
+        case '/ready':
+          return readiness.answer(ctx);
+        case '/metrics':
+          if (metrics) return adminOnly(ctx, () => metrics.serve(ctx));
       }
       if (ctx.path.includes('/DATA/')) return get(ctx);
     } else if (ctx.method === 'POST') {
