@@ -307,6 +307,14 @@ export class CallServer {
     this.opts.onDone?.(call, result, ms);
   }
 
+  /**
+   * False once this server can no longer take jobs by itself: its worker stopped, or a connection
+   * gave up reconnecting. A dropped connection that is still retrying counts as healthy.
+   */
+  healthy(): boolean {
+    return this.worker.isRunning() && this.workerRedis.status !== 'end' && this.redis.status !== 'end';
+  }
+
   /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */
   async close(graceMs = 30_000): Promise<void> {
     await Promise.race([this.worker.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
