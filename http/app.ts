@@ -24,6 +24,8 @@ export interface AppDeps {
   readiness: Readiness;
 }
 
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
 export function createApp(deps: AppDeps): Koa {
   const { config, logger } = deps;
   const app = new Koa();
@@ -43,7 +45,9 @@ export function createApp(deps: AppDeps): Koa {
   // Request id, deadline and one log line per request.
   app.use(async (ctx, next) => {
     const started = performance.now();
-    ctx.state.requestId = ctx.get('X-Request-Id') || randomUUID();
+    // A caller's id is kept when it is a short token (it rides in job data and every log line).
+    const given = ctx.get('X-Request-Id');
+    ctx.state.requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     ctx.state.deadline = Date.now() + timeout;
     ctx.set('X-Request-Id', ctx.state.requestId as string);
     try {

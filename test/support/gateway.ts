@@ -109,10 +109,12 @@ export interface RunningGateway {
   stop(): Promise<number | null>;
 }
 
-/** `sgw start --config FILE [--roles R]` as a child process (its own process tree). */
-export function startGatewayProcess(configFile: string, roles?: string, cwd?: string): RunningGateway {
+/** `sgw start --config FILE [--roles R]` as a child process (its own process tree); `env` over the defaults. */
+export function startGatewayProcess(configFile: string, roles?: string, cwd?: string, env: Record<string, string> = {}): RunningGateway {
   const args = [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : [])];
-  const proc = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn' } });
+  const proc = spawn(process.execPath, args, {
+    cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn', ...env },
+  });
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });
