@@ -39,7 +39,7 @@ test.before(async () => {
   f = await makeGatewayFolder({ config: { admin: { token: ADMIN_TOKEN } } });
   writeDriver(f.dir, DRIVER, { STORAGE_DIR: f.storageDir });
   writeFileSync(join(f.dir, 'driver', 'secrets.sealed.json'), sealSecrets(Buffer.from(JSON.stringify({ API_KEY })), createPublicKey(f.rgKey)));
-  gw = startGatewayProcess(f.configFile, undefined, f.dir, { SGW_LOG_LEVEL: 'debug' });
+  gw = startGatewayProcess(f.configFile, undefined, f.dir, { env: { SGW_LOG_LEVEL: 'debug' } });
   await waitForGateway(f, redis);
 });
 

@@ -109,14 +109,22 @@ export interface RunningGateway {
   stop(): Promise<number | null>;
 }
 
-/** `sgw start --config FILE [--roles R]` as a child process (its own process tree); `env` over the defaults. */
-export function startGatewayProcess(configFile: string, roles?: string, cwd?: string, env: Record<string, string> = {}): RunningGateway {
+export interface GatewayProcessOptions {
+  /** Environment over the defaults (e.g. SGW_LOG_LEVEL). */
+  env?: Record<string, string>;
+  /** Write the log lines (stdout) to this file descriptor instead of collecting them in output(). */
+  stdoutFd?: number;
+}
+
+/** `sgw start --config FILE [--roles R]` as a child process (its own process tree). */
+export function startGatewayProcess(configFile: string, roles?: string, cwd?: string, opts: GatewayProcessOptions = {}): RunningGateway {
   const args = [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : [])];
   const proc = spawn(process.execPath, args, {
-    cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn', ...env },
+    cwd, stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'],
+    env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn', ...opts.env },
   });
   let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
+  proc.stdout?.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });
   return {
     proc,
