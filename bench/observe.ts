@@ -111,9 +111,10 @@ export async function observeCost(g: BenchGateway, seconds: number): Promise<Obs
       // Alternate which goes first, so neither always runs on a warmer (or more disturbed) machine.
       const order = r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const);
       for (const which of order) {
+        const started = performance.now();
         const cpu = cpuWindow({ http: pids[which] ?? 0 });
         const load = await httpLoad({ url: (which === 'on' ? on : off).url, connections: CONNECTIONS, seconds, path });
-        cpuSeconds[which] += cpu().http! * load.seconds;
+        cpuSeconds[which] += cpu().http! * ((performance.now() - started) / 1000); // cores × the window's seconds
         runs[which].push(load);
       }
     }
