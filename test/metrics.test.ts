@@ -5,6 +5,7 @@ import { ChunkType } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { routeOf } from '../http/metrics.js';
+import { ConfigError, parseConfig } from '../actors/config.js';
 import { keys } from '../queues/names.js';
 import { fileRef, liveActors, rawGet, waitFor } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
@@ -39,6 +40,13 @@ test('route labels are templates, never raw paths', (t) => {
   t.is(routeOf('GET', '/PING'), '/PING');
   t.is(routeOf('GET', '/some/random/path/123'), 'other');
   t.is(routeOf('POST', '/elsewhere'), 'other');
+});
+
+test.serial('config: metrics are on by default, metrics.enabled must be a boolean', (t) => {
+  const base = { gateway: { type: 'RG', id: 1, user_id: 1, volume_id: 1, private_key: 'keys/rg.pem' } };
+  t.true(parseConfig(base, gateway.f.dir).metrics.enabled);
+  t.false(parseConfig({ ...base, metrics: { enabled: false } }, gateway.f.dir).metrics.enabled);
+  t.throws(() => parseConfig({ ...base, metrics: { enabled: 'no' } }, gateway.f.dir), { instanceOf: ConfigError, message: /metrics.enabled/ });
 });
 
 test.serial('/metrics needs the admin credential when one is configured', async (t) => {
