@@ -51,9 +51,10 @@ test.after.always(async () => {
 
 interface Line { level: number; msg: string; rid?: string; actor?: string; [k: string]: unknown }
 
-/** The gateway's pino lines so far (the supervisor's start banner is plain text and skipped). */
+/** The gateway's complete pino lines so far (the supervisor's start banner is plain text and skipped). */
 function lines(): Line[] {
-  return gw.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+  const complete = gw.output().split('\n').slice(0, -1); // the last piece may be a line still being written
+  return complete.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
 }
 
 const PINO = { debug: 20, info: 30, warn: 40 };
@@ -70,7 +71,7 @@ test.serial('the X-Request-Id of a GET appears in the http line and in the read 
   t.is(driverLine.level, PINO.debug);
   t.is(driverLine.msg, 'driver call');
   t.is(driverLine.rc, 0);
-  const httpLine = lines().find((l) => l.rid === rid && l.actor === 'http');
+  const httpLine = await waitFor('the http actor\'s line', async () => lines().find((l) => l.rid === rid && l.actor === 'http'));
   t.like(httpLine, { level: PINO.info, msg: 'request', status: 200, cache: 'miss' });
 });
 

@@ -158,10 +158,14 @@ export async function liveActors(redis: Redis, gateway: string, role: string): P
   return redis.zrangebyscore(keys.alive(gateway, role), Date.now(), '+inf');
 }
 
-/** Waits until the gateway answers /PING and every listed role has a live actor. */
+/**
+ * Waits until the gateway answers /PING, every listed role has a live actor, and /ready says the
+ * whole gateway serves (until then every driver call gets 503).
+ */
 export async function waitForGateway(f: GatewayFolder, redis: Redis, roles: string[] = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename']): Promise<void> {
   await waitFor('gateway /PING', async () => (await fetch(`${f.url}/PING`)).status === 200);
   for (const role of roles) await waitFor(`a live ${role} actor`, async () => (await liveActors(redis, f.gatewayKey, role)).length > 0);
+  await waitFor('gateway /ready', async () => (await fetch(`${f.url}/ready`)).status === 200);
 }
 
 export function fileRef(f: GatewayFolder, fields: Partial<FileRef> = {}): FileRef {
