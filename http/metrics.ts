@@ -29,14 +29,18 @@ const JOB_COUNTS_TTL_MS = 1000;
 const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const PING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
 
+// Prefixes of the operator and application surfaces, each one label value.
+const PREFIX_ROUTES = ['/admin/queues', '/FILES', '/NAMESPACE'];
+
 /** The route template of a request: a small fixed set, never a raw path. */
 export function routeOf(method: string, path: string): string {
-  if (method === 'POST') return path === '/' ? '/' : 'other';
   if (path.includes('/DATA/')) return '/DATA/*';
   switch (path) {
+    case '/': return method === 'POST' ? '/' : 'other';
     case '/PING': case '/metrics': case '/health': case '/ready': return path;
-    default: return path.startsWith('/admin/queues') ? '/admin/queues' : 'other';
   }
+  for (const p of PREFIX_ROUTES) if (path === p || path.startsWith(`${p}/`)) return `${p}/*`;
+  return 'other';
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);

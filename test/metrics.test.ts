@@ -40,6 +40,9 @@ test('route labels are templates, never raw paths', (t) => {
   t.is(routeOf('GET', '/PING'), '/PING');
   t.is(routeOf('GET', '/some/random/path/123'), 'other');
   t.is(routeOf('POST', '/elsewhere'), 'other');
+  t.is(routeOf('GET', '/admin/queues/api/queues'), '/admin/queues/*');
+  t.is(routeOf('PUT', '/FILES/dir/a.txt'), '/FILES/*');
+  t.is(routeOf('GET', '/FILESX'), 'other');
 });
 
 test.serial('config: metrics are on by default, metrics.enabled must be a boolean', (t) => {
