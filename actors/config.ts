@@ -59,6 +59,8 @@ export interface GatewayConfig {
     activation: Activation;
   };
   log: { level: string };
+  /** /metrics and the per-request counters behind it (off: for measuring their cost). */
+  metrics: { enabled: boolean };
   /** Operator surfaces (dashboard, metrics): off / open until a credential is set. */
   admin: AdminCredential;
   /** User gateways only: the application API's token and how reads and writes fan out. */
@@ -134,8 +136,8 @@ function readKey<T>(path: string, what: string, parse: (pem: Buffer) => T): T {
   }
 }
 
-function bool(v: unknown, what: string): boolean {
-  if (v === undefined) return false;
+function bool(v: unknown, what: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new ConfigError(`${what} must be true or false`);
   return v;
 }
@@ -157,7 +159,7 @@ function adminCredential(a: Json, env: NodeJS.ProcessEnv): AdminCredential {
   const password = optStr(env.SGW_ADMIN_PASSWORD ?? a.password, 'admin.password');
   if ((user === null) !== (password === null)) throw new ConfigError('admin.user and admin.password go together');
   if (user?.includes(':')) throw new ConfigError('admin.user must not contain ":" (HTTP basic auth)');
-  return { token, user, password, allow_writes: bool(a.allow_writes, 'admin.allow_writes') };
+  return { token, user, password, allow_writes: bool(a.allow_writes, 'admin.allow_writes', false) };
 }
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -243,7 +245,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     volume: {
       version: id64(v.version ?? 1, 'volume.version'),
       cert_version: id64(v.cert_version ?? 1, 'volume.cert_version'),
-      archive: bool(v.archive, 'volume.archive'),
+      archive: bool(v.archive, 'volume.archive', false),
       gateways: peers,
     },
     redis: redisUrl === undefined || redisUrl === null || redisUrl === '' ? null : str(redisUrl, 'redis'),
@@ -268,5 +270,6 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     log: { level: str(env.SGW_LOG_LEVEL ?? obj(root.log, 'log').level, 'log.level', 'info') },
     admin: adminCredential(obj(root.admin, 'admin'), env),
     ug,
+    metrics: { enabled: bool(obj(root.metrics, 'metrics').enabled, 'metrics.enabled', true) },
   };
 }

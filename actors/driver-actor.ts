@@ -73,9 +73,11 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
 
   const heartbeat = new Heartbeat(redis, gateway, { instance, role: `driver:${mode}`, version: hash });
   let stopping: Promise<void> | null = null;
+  let selfCheck: NodeJS.Timeout | undefined;
   const stop = (code = EXIT.OK as number): Promise<void> => {
     stopping ??= (async () => {
       log.info({ code }, 'driver actor stopping');
+      clearInterval(selfCheck);
       await heartbeat.stop();
       await server.close(config.limits.request_timeout_ms);
       try {
@@ -110,6 +112,14 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   });
   await server.worker.waitUntilReady();
   heartbeat.start();
+  // The heartbeat has a connection of its own: an actor whose worker can no longer take jobs would
+  // look alive forever. Recycle it instead, so its supervisor starts a fresh one.
+  selfCheck = setInterval(() => {
+    if (server.healthy() || stopping) return;
+    log.error('the queue worker stopped taking jobs; recycling actor');
+    void stop(EXIT.RECYCLE);
+  }, 1000);
+  selfCheck.unref();
   log.info({ hash, mode, concurrency: config.actors.concurrency }, 'driver actor ready');
   return { stop, version: hash };
 }

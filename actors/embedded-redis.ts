@@ -39,6 +39,8 @@ export interface StartRedisOptions {
   binary?: string;
   port?: number;
   quiet?: boolean;
+  /** Working folder to use (and load a saved dump.rdb from); default: a fresh temporary one. */
+  dir?: string;
 }
 
 export async function startRedisServer(opts: StartRedisOptions = {}): Promise<RedisServer> {
@@ -46,7 +48,7 @@ export async function startRedisServer(opts: StartRedisOptions = {}): Promise<Re
   const probe = spawnSync(binary, ['--version'], { stdio: 'ignore' });
   if (probe.error) throw new RedisMissingError(binary);
   const port = opts.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'sgw-redis-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sgw-redis-'));
   const child: ChildProcess = spawn(binary, [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--maxmemory-policy', 'noeviction', '--loglevel', 'warning',

@@ -14,7 +14,9 @@ import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
-import { keys, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
+import { keys, modeQueueName, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
+import { GatewayMetrics } from '../http/metrics.js';
+import { Readiness } from '../http/readiness.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
 export interface HttpActorOptions {
@@ -44,7 +46,15 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const redis = connectRedis(opts.redisUrl, 'fail-fast', 'sgw-http-control', true);
   const watch = new DriverVersionWatch(redis, opts.redisUrl, gateway);
   const modes = MODES_OF_GATEWAY[config.gateway.type];
-  const live = new LiveActors(redis, gateway, () => modes.map((m) => `driver:${m}`));
+  const readiness = new Readiness({
+    redisUp: () => redis.status === 'ready' && asker.redis.status === 'ready',
+    modes: () => watch.version?.modes ?? null,
+    liveActors: (mode) => live.count(`driver:${mode}`),
+    recount: () => live.current(),
+  });
+  const live = new LiveActors(redis, gateway, () => modes.map((m) => `driver:${m}`), () => readiness.update());
+  // A lost connection makes the gateway unready at once, not at the next live-actor refresh.
+  for (const conn of [redis, asker.redis]) for (const ev of ['ready', 'close', 'end']) conn.on(ev, () => readiness.update());
   const store = opts.withCache ? await openChunkStore(config) : null;
   const cache: ChunkCache = store ?? new RemoteChunkCache(asker, config.limits.call_timeout_ms);
   const noModes: ReadonlySet<DriverMode> = new Set();
@@ -54,12 +64,28 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     liveActors: (mode) => live.count(`driver:${mode}`),
     liveActorsNow: (mode) => live.countFresh(`driver:${mode}`),
     callTimeoutMs: config.limits.call_timeout_ms,
+    readiness,
   });
+  const metrics = config.metrics.enabled ? new GatewayMetrics({
+    queues: () => [...(watch.version?.modes ?? []), ...(store ? [] : ['cache' as const])]
+      .map((mode) => ({ mode, name: modeQueueName(gateway, mode) })),
+    jobCounts: (mode) => asker.jobCounts(mode),
+    modes: () => watch.version?.modes ?? noModes,
+    liveActors: (mode) => live.count(`driver:${mode}`),
+    restarts: () => redis.hgetall(keys.restarts(gateway)),
+    ping: async () => {
+      const started = performance.now();
+      await redis.ping();
+      return performance.now() - started;
+    },
+    cacheStats: () => store?.stats() ?? null,
+  }) : null;
+  if (metrics) asker.observe = metrics.observeCall;
   const windowMs = config.limits.replay_window_s * 1000;
   const namespace = new Namespace(redis, config.gateway.volume_id);
   const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
   const app = createApp({
-    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware,
+    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,
     firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
     release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });
@@ -69,6 +95,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   await Promise.all([whenReady(redis, 30_000), whenReady(asker.redis, 30_000)]);
   await claimAcquisitionGateway(redis, config);
   await Promise.all([watch.check(), live.current()]);
+  readiness.update();
   const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
   // Slow or stuck clients must not hold a request past its deadline either.
   server.requestTimeout = config.limits.request_timeout_ms;

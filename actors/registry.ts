@@ -74,7 +74,11 @@ export class LiveActors {
   private timer: NodeJS.Timeout | null = null;
   private fresh: Promise<void>;
 
-  constructor(private readonly redis: Redis, private readonly gateway: string, private readonly roles: () => readonly string[]) {
+  /** onRefresh: told after every recount (readiness follows it without its own Redis calls). */
+  constructor(
+    private readonly redis: Redis, private readonly gateway: string, private readonly roles: () => readonly string[],
+    private readonly onRefresh?: () => void,
+  ) {
     this.fresh = this.refresh();
     this.timer = setInterval(() => { this.fresh = this.refresh(); }, 500);
     this.timer.unref();
@@ -93,6 +97,7 @@ export class LiveActors {
     } catch {
       this.counts = new Map(); // Redis unreachable: nothing is known to be alive
     }
+    this.onRefresh?.();
   }
 
   /** Live actors of a role as last seen (unknown roles count as 0). */

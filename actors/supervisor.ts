@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { EXIT } from './driver-actor.js';
 import { isSingleExecutable, packagedFile } from './packaged-files.js';
-import { CRAWL_MODES, DRIVER_MODES, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
+import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../drivers/version-watch.js';
 
@@ -188,6 +188,8 @@ export class Supervisor {
     a.failures = uptime > HEALTHY_AFTER_MS ? 1 : a.failures + 1;
     const delay = code === EXIT.RECYCLE && a.failures <= 1 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (a.failures - 1));
     log.warn({ role: a.role, code, signal, restartInMs: delay }, 'actor exited; restarting');
+    // Counted in Redis so that any http actor of the gateway, on any host, can report it.
+    this.redis.hincrby(keys.restarts(this.opts.config.gateway.key), a.role, 1).catch(() => {});
     setTimeout(() => { if (!this.stopping && !a.retiring) this.launch(a); }, delay).unref();
   }
 

@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,ag,ug   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,ag,ug,observe   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -14,11 +14,12 @@ import { cacheHitGets, cacheMissGets, CONNECTIONS } from './http-get.js';
 import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
 import { ugBenchmarks } from './ug.js';
+import { observeCost } from './observe.js';
 import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'ag', 'ug'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'observe', 'ag', 'ug'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -135,7 +136,32 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     if (put.gateway.errors) row.note += `; ${put.gateway.errors} POSTs failed`;
     rows.push(row, { name: 'POST PUTCHUNKS 1 MiB, p50', value: put.gateway.p50, unit: 'ms', baseline: put.baseline.p50, baselineName: 'node:http' });
   },
+  async observe(g, rows, raw) {
+    log('GET 64 KiB cache hits through two front http actors: metrics + request log on, then off (alternating)');
+    const o = await observeCost(g, SECONDS);
+    raw.observe = o;
+    const failed = [...o.on, ...o.off].reduce((a, r) => a + r.failed, 0);
+    const row: Row = {
+      name: `GET 64 KiB cache hit, metrics + request log on, req/s (${CONNECTIONS} conns)`, value: o.onRate, unit: '/s',
+      baseline: o.offRate, baselineName: 'metrics and request log off', target: 'ratio ≥ 0.9',
+    };
+    row.pass = ratio(row)! >= 0.9 && failed === 0 && o.metricsCounted > 0 && o.logLines > 0;
+    row.note = `rounds on ${o.on.map((r) => Math.round(r.rate)).join(' / ')}, off ${o.off.map((r) => Math.round(r.rate)).join(' / ')} req/s; `
+      + `the "on" actor wrote ${o.logLines} request lines (${(o.logBytes / MiB).toFixed(1)} MiB) and counted ${o.metricsCounted} requests in /metrics`
+      + `${failed ? `; ${failed} requests failed` : ''}`;
+    rows.push(row, {
+      name: 'GET 64 KiB cache hit, http actor CPU per request, metrics + request log on', value: o.onCpuUs, unit: 'µs',
+      baseline: o.offCpuUs, baselineName: 'off',
+    }, {
+      name: 'GET 64 KiB cache hit, metrics + request log on, p99', value: mean(o.on.map((r) => r.p99)), unit: 'ms',
+      baseline: mean(o.off.map((r) => r.p99)), baselineName: 'off',
+    });
+  },
 };
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, x) => a + x, 0) / xs.length;
+}
 
 async function main(): Promise<void> {
   const started = Date.now();

@@ -2,7 +2,7 @@
 // constant time; a bearer token or HTTP basic auth (what a browser offers), either may be set.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Next } from 'koa';
-import { HttpError } from './errors.js';
+import { AuthRejection, HttpError } from './errors.js';
 
 export interface AdminCredential {
   /** `Authorization: Bearer <token>`. */
@@ -57,7 +57,7 @@ export function requireAdmin(c: AdminCredential, whenUnset: 'off' | 'open') {
     }
     if (!authorizes(c, ctx.get('Authorization') || undefined)) {
       const challenge: Record<string, string> = c.user !== null ? { 'WWW-Authenticate': 'Basic realm="sgw admin", charset="UTF-8"' } : { 'WWW-Authenticate': 'Bearer realm="sgw admin"' };
-      throw new HttpError(401, 'admin credential required', challenge);
+      throw new AuthRejection(401, 'admin_credential', 'admin credential required', challenge);
     }
     return next();
   };

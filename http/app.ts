@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
+import { fixedFieldsLogger } from '../actors/logger.js';
 import { answerErrors, HttpError } from './errors.js';
 import { getChunk } from './get-chunk.js';
 import { postControlPlane, type ControlPlaneDeps } from './control-plane.js';
@@ -12,6 +13,9 @@ import type { Namespace } from '../actors/namespace.js';
 import { getAgChunk } from './ag-get.js';
 import { getNamespace, NAMESPACE_PREFIX } from './namespace-api.js';
 import { isFilesPath, ugFilesApi, ugServesNoChunks } from './ug-api.js';
+import { requireAdmin } from './admin-auth.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { Readiness } from './readiness.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -23,7 +27,12 @@ export interface AppDeps {
   namespace: Namespace;
   /** The Bull dashboard (http/dashboard.ts), answered before the data plane. */
   dashboard?: Middleware;
+  /** Null when metrics are off (config metrics.enabled: false). */
+  metrics: GatewayMetrics | null;
+  readiness: Readiness;
 }
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function createApp(deps: AppDeps): Koa {
   const { config, logger } = deps;
@@ -40,20 +49,27 @@ export function createApp(deps: AppDeps): Koa {
   // A user gateway's application API (every method); other gateways have none.
   const files = config.gateway.type === 'UG' ? ugFilesApi(deps) : null;
   const timeout = config.limits.request_timeout_ms;
+  const { metrics, readiness } = deps;
+  const adminOnly = requireAdmin(config.admin, 'open');
 
   app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
+  // Its fields below are fixed and never secret: it may skip redaction (the hot path's cost).
+  const requestLog = fixedFieldsLogger(logger);
+  if (metrics) app.use(metrics.middleware());
 
   // Request id, deadline and one log line per request.
   app.use(async (ctx, next) => {
     const started = performance.now();
-    ctx.state.requestId = ctx.get('X-Request-Id') || randomUUID();
+    // A caller's id is kept when it is a short token (it rides in job data and every log line).
+    const given = ctx.get('X-Request-Id');
+    ctx.state.requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     ctx.state.deadline = Date.now() + timeout;
     ctx.set('X-Request-Id', ctx.state.requestId as string);
     try {
       await next();
     } finally {
-      if (logger.isLevelEnabled('info')) {
-        logger.info({
+      if (requestLog.isLevelEnabled('info')) {
+        requestLog.info({
           rid: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status,
           ms: Math.round((performance.now() - started) * 100) / 100, cache: ctx.state.cache,
           rc: ctx.state.errorCode,
@@ -66,9 +82,18 @@ export function createApp(deps: AppDeps): Koa {
   app.use(async (ctx) => {
     if (files && isFilesPath(ctx.path)) return files(ctx);
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
-      if (ctx.path === '/PING') {
-        ctx.body = 'PONG\n';
-        return;
+      // Never gated by readiness: probes and scrapes must work while the gateway is not ready.
+      switch (ctx.path) {
+        case '/PING':
+          ctx.body = 'PONG\n';
+          return;
+        case '/health':
+          ctx.body = { alive: true, pid: process.pid, uptime_s: Math.round(process.uptime()) };
+          return;
+        case '/ready':
+          return readiness.answer(ctx);
+        case '/metrics':
+          if (metrics) return adminOnly(ctx, () => metrics.serve(ctx));
       }
       if (ctx.path.includes('/DATA/')) return get(ctx);
       if (ctx.path === NAMESPACE_PREFIX || ctx.path.startsWith(`${NAMESPACE_PREFIX}/`)) return browse(ctx);

@@ -16,7 +16,7 @@ import { Errno } from '../drivers/errno.js';
 
 const GATEWAY_NAMES: Record<GatewayType, string> = { RG: 'replica gateway', AG: 'acquisition gateway', UG: 'user gateway' };
 import { chunkCacheKeyOfDriverRequest } from './data-url.js';
-import { HttpError, unavailable } from './errors.js';
+import { AuthRejection, HttpError, unavailable } from './errors.js';
 import { readControlPlanePost } from './multipart.js';
 import { NoAnswerError } from '../queues/ask.js';
 import { randomIoContext, type ChunkCache, type ChunkResult, type DriverPipeline } from './driver-pipeline.js';
@@ -51,23 +51,23 @@ interface Accepted {
 
 function authenticate(raw: Buffer, request: Request, config: GatewayConfig): PeerGateway {
   const sender = config.volume.gateways.get(request.src_gateway_id);
-  if (!sender) throw new HttpError(401, `unknown sender gateway ${request.src_gateway_id}`);
+  if (!sender) throw new AuthRejection(401, 'unknown_sender', `unknown sender gateway ${request.src_gateway_id}`);
   if (!verifyRawMessage(raw, SignatureField.Request, sender.public_key)) {
-    throw new HttpError(401, `signature of gateway ${sender.id} does not verify`);
+    throw new AuthRejection(401, 'bad_signature', `signature of gateway ${sender.id} does not verify`);
   }
   return sender;
 }
 
 function authorize(request: Request, sender: PeerGateway, config: GatewayConfig): void {
-  if (request.volume_id !== config.gateway.volume_id) throw new HttpError(403, `volume ${request.volume_id} is not served here`);
-  if (request.user_id !== sender.user_id) throw new HttpError(403, `gateway ${sender.id} does not act for user ${request.user_id}`);
+  if (request.volume_id !== config.gateway.volume_id) throw new AuthRejection(403, 'wrong_volume', `volume ${request.volume_id} is not served here`);
+  if (request.user_id !== sender.user_id) throw new AuthRejection(403, 'wrong_user', `gateway ${sender.id} does not act for user ${request.user_id}`);
   if (request.volume_version > config.volume.version || request.cert_version > config.volume.cert_version) {
     throw unavailable('the sender has a newer volume or certificate version than this gateway');
   }
   const type = config.gateway.type;
   const needed = NEEDED_CAPS[type][request.request_type];
   if (needed === undefined) throw new HttpError(501, `request type ${request.request_type} is not handled by a ${GATEWAY_NAMES[type]}`);
-  if ((sender.caps & needed) !== needed) throw new HttpError(403, `gateway ${sender.id} lacks the capabilities for this request`);
+  if ((sender.caps & needed) !== needed) throw new AuthRejection(403, 'missing_caps', `gateway ${sender.id} lacks the capabilities for this request`);
 }
 
 /** Cuts each block's chunk out of the data plane and checks it against its SHA-256. */
@@ -90,7 +90,7 @@ function cutChunks(request: Request, data: Buffer | null, needsData: boolean): B
 function checkCoordinator(request: Request): void {
   const hasManifest = (request.blocks ?? []).some((b) => b.chunk_type === ChunkType.MANIFEST);
   if (hasManifest && request.coordinator_id !== request.src_gateway_id) {
-    throw new HttpError(403, 'a manifest may only be sent by the coordinator of its file');
+    throw new AuthRejection(403, 'not_coordinator', 'a manifest may only be sent by the coordinator of its file');
   }
 }
 
@@ -209,7 +209,7 @@ export function postControlPlane(deps: ControlPlaneDeps) {
     } catch (err) {
       throw unavailable(`cannot check the nonce: ${(err as Error).message}`);
     }
-    if (!fresh) throw new HttpError(401, `nonce ${request.message_nonce} of gateway ${sender.id} was already used (replay)`);
+    if (!fresh) throw new AuthRejection(401, 'replay', `nonce ${request.message_nonce} of gateway ${sender.id} was already used (replay)`);
     let rc: number;
     try {
       rc = await dispatch({ request, sender, chunks }, deps, ctx.state.deadline as number, ctx.state.requestId as string);

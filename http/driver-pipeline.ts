@@ -6,6 +6,7 @@ import { DriverRequestCodec, type DriverRequest } from '../proto/messages.js';
 import { NoAnswerError, type Asker, type Call, type CallResult } from '../queues/ask.js';
 import type { DriverMode } from '../queues/names.js';
 import { unavailable } from './errors.js';
+import type { Readiness } from './readiness.js';
 
 export interface ChunkCache {
   get(key: string): Promise<Buffer | null>;
@@ -21,6 +22,8 @@ export interface PipelineDeps {
   liveActors: (mode: DriverMode) => number;
   liveActorsNow: (mode: DriverMode) => Promise<number>;
   callTimeoutMs: number;
+  /** Whole-gateway readiness: while not ready no call is attempted (503 + Retry-After). */
+  readiness?: Readiness;
 }
 
 /** A chunk-level outcome: rc 0 with bytes, or a negative errno. */
@@ -54,6 +57,8 @@ export class DriverPipeline {
   /** One call to one mode; 503 when no actor is alive or none answers before the deadline. */
   async call(mode: DriverMode, req: DriverRequest, deadline: number, rid: string | undefined, extra: Omit<Call, 'request'> = {}): Promise<CallResult> {
     if (!this.has(mode)) throw unavailable(`the driver has no ${mode} method`);
+    const readiness = this.deps.readiness;
+    if (readiness && !readiness.ready) await readiness.require();
     if (this.deps.liveActors(mode) === 0 && (await this.deps.liveActorsNow(mode)) === 0) {
       throw unavailable(`no ${mode} driver actor is running`);
     }

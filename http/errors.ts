@@ -11,6 +11,19 @@ export class HttpError extends Error {
   }
 }
 
+/** Why an authentication or authorization check refused a request: a small fixed set (metric label). */
+export const AUTH_REASONS = [
+  'unknown_sender', 'bad_signature', 'replay', 'wrong_volume', 'wrong_user', 'missing_caps', 'not_coordinator', 'admin_credential',
+] as const;
+export type AuthReason = (typeof AUTH_REASONS)[number];
+
+/** A 401/403 that says which check refused, so it can be counted by reason. */
+export class AuthRejection extends HttpError {
+  constructor(status: 401 | 403, readonly reason: AuthReason, message: string, headers: Record<string, string> = {}) {
+    super(status, message, headers);
+  }
+}
+
 export const RETRY_AFTER_S = '2';
 
 export function unavailable(message: string): HttpError {
@@ -26,6 +39,7 @@ export async function answerErrors(ctx: Context, next: Next): Promise<void> {
     let message = 'internal error';
     let headers: Record<string, string> = {};
     if (err instanceof HttpError) ({ status, message, headers } = err);
+    if (err instanceof AuthRejection) ctx.state.authRejection = err.reason;
     else if (err instanceof BadUrlError || err instanceof MessageError) [status, message] = [400, err.message];
     else if (err instanceof NoAnswerError) [status, message, headers] = [503, err.message, { 'Retry-After': RETRY_AFTER_S }];
     else ctx.app.emit('error', err, ctx);

@@ -23,7 +23,12 @@ export interface CallResult {
   chunk?: Buffer;
   value?: string;
   error?: string;
+  /** Milliseconds the serving actor spent on the call (set on replies, for metrics). */
+  servedMs?: number;
 }
+
+/** Hears every answered call: round trip as the asker saw it, and the server's processing time. */
+export type CallObserver = (mode: string, roundTripMs: number, servedMs: number | undefined) => void;
 
 export interface IncomingCall extends Call {
   requestId: string | undefined;
@@ -69,10 +74,12 @@ interface Pending {
   reject(e: Error): void;
   timer: NodeJS.Timeout;
   chunkKey?: string;
+  mode: string;
+  started: number;
 }
 
 export function encodeReply(id: string, r: CallResult): Buffer {
-  const header = Buffer.from(JSON.stringify({ id, rc: r.rc, e: r.error, v: r.value }));
+  const header = Buffer.from(JSON.stringify({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs }));
   const head = Buffer.allocUnsafe(4);
   head.writeUInt32BE(header.length, 0);
   return Buffer.concat(r.chunk ? [head, header, r.chunk] : [head, header]);
@@ -83,11 +90,12 @@ export function decodeReply(frame: Buffer): { id: string; result: CallResult } |
   const n = frame.readUInt32BE(0);
   if (4 + n > frame.length) return null;
   try {
-    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string };
+    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number };
     const result: CallResult = { rc: h.rc };
     if (frame.length > 4 + n) result.chunk = frame.subarray(4 + n);
     if (h.e !== undefined) result.error = h.e;
     if (h.v !== undefined) result.value = h.v;
+    if (typeof h.t === 'number') result.servedMs = h.t;
     return { id: h.id, result };
   } catch {
     return null;
@@ -105,6 +113,8 @@ export class Asker {
   private readonly batches = new Map<string, CallData[]>();
   private closed = false;
   private loop: Promise<void> | null = null;
+  /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
+  observe: CallObserver | null = null;
 
   constructor(private readonly redisUrl: string, private readonly gateway: string, instance = randomUUID()) {
     this.instance = instance;
@@ -140,7 +150,7 @@ export class Asker {
         this.settle(id);
         reject(new NoAnswerError(`no ${mode} driver actor answered within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, mode, started: performance.now() });
     });
     try {
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
@@ -205,7 +215,10 @@ export class Asker {
         const reply = decodeReply(frame);
         if (!reply) continue;
         // Duplicates (a retried job answering twice) find nothing pending and are dropped.
-        this.settle(reply.id)?.resolve(reply.result);
+        const p = this.settle(reply.id);
+        if (!p) continue;
+        this.observe?.(p.mode, performance.now() - p.started, reply.result.servedMs);
+        p.resolve(reply.result);
       }
     }
   }
@@ -291,8 +304,18 @@ export class CallServer {
         this.slots.release();
       }
     }
+    const ms = performance.now() - started;
+    result.servedMs = Math.round(ms * 1000) / 1000;
     await this.redis.multi().rpush(d.reply, encodeReply(d.id, result)).pexpire(d.reply, REPLY_LIST_TTL_MS).exec();
-    this.opts.onDone?.(call, result, performance.now() - started);
+    this.opts.onDone?.(call, result, ms);
+  }
+
+  /**
+   * False once this server can no longer take jobs by itself: its worker stopped, or a connection
+   * gave up reconnecting. A dropped connection that is still retrying counts as healthy.
+   */
+  healthy(): boolean {
+    return this.worker.isRunning() && this.workerRedis.status !== 'end' && this.redis.status !== 'end';
   }
 
   /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */

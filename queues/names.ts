@@ -64,6 +64,8 @@ export const keys = {
   alive: (gateway: string, role: string) => `sgw:${gateway}:alive:${role}`,
   /** Hash describing one live actor instance (host, pid, role, version, jobs). */
   actor: (gateway: string, instance: string) => `sgw:${gateway}:actor:${instance}`,
+  /** Hash of actor restarts by role, counted by every supervisor of the gateway (for metrics). */
+  restarts: (gateway: string) => `sgw:${gateway}:restarts`,
   /** Seen (sender, nonce) pairs, for replay protection. */
   nonce: (gateway: string, sender: bigint, nonce: bigint) => `sgw:${gateway}:nonce:${sender}:${nonce}`,
   /** The crawl lease of an AG: the instance id of the one crawl actor allowed to crawl. */

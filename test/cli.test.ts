@@ -45,6 +45,7 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
   const redisPort = Number(/redis:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
   const redis = new Redis(redisPort, '127.0.0.1');
   await waitFor('demo driver actors', async () => (await redis.zcount('sgw:rg.20:alive:driver:read', Date.now(), '+inf')) > 0);
+  await waitFor('the demo gateway ready', async () => (await fetch(`${base}/ready`)).status === 200);
   const info = await redis.info('server');
   const redisPid = Number(/process_id:(\d+)/.exec(info)![1]);
   redis.disconnect();

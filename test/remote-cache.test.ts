@@ -9,6 +9,11 @@ import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { testRedis } from './support/redis.js';
 import { cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitForGateway } from './support/gateway.js';
+import { parsePrometheusText, sampleValue } from './support/prom-text.js';
+
+async function scrape(url: string) {
+  return parsePrometheusText(await (await fetch(`${url}/metrics`)).text());
+}
 
 test('a remote cache actor stores what the http actor reads, and serves it after the back-end lost it', async (t) => {
   const redis = new Redis((await testRedis()).url);
@@ -37,6 +42,15 @@ test('a remote cache actor stores what the http actor reads, and serves it after
     const again = await fetch(url);
     t.is(again.status, 200);
     t.deepEqual(Buffer.from(await again.arrayBuffer()), bytes);
+
+    // The http actor reports what it saw of the remote cache: one miss, one hit; the store's own
+    // size and evictions live with the cache actor and are not exported here.
+    const m = await scrape(front.url);
+    t.is(sampleValue(m, 'sgw_cache_misses_total'), 1);
+    t.is(sampleValue(m, 'sgw_cache_hits_total'), 1);
+    t.is(sampleValue(m, 'sgw_cache_bytes'), undefined);
+    t.is(sampleValue(m, 'sgw_driver_call_duration_seconds_count', { mode: 'cache' }), 3, 'get (miss), put, get (hit) asked through the cache queue');
+    t.not(sampleValue(m, 'sgw_queue_jobs', { queue: `${front.gatewayKey}.cache`, state: 'waiting' }), undefined);
   } finally {
     await Promise.all([frontGw.stop(), backGw.stop()]);
     redis.disconnect();

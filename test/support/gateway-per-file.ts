@@ -34,6 +34,7 @@ export function gatewayPerFile(opts: FolderOptions = {}, roles?: string[], setup
   // (ava starts a file's concurrent before hooks all at once).
   test.serial.before(async () => {
     redis = new Redis((await testRedis()).url);
+    redis.on('error', () => {}); // tests that restart Redis see this client's connection drop
     f = await makeGatewayFolder(opts);
     setup?.(f);
     gw = startGatewayProcess(f.configFile);

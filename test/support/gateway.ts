@@ -142,12 +142,22 @@ export interface RunningGateway {
   stop(): Promise<number | null>;
 }
 
+export interface GatewayProcessOptions {
+  /** Environment over the defaults (e.g. SGW_LOG_LEVEL). */
+  env?: Record<string, string>;
+  /** Write the log lines (stdout) to this file descriptor instead of collecting them in output(). */
+  stdoutFd?: number;
+}
+
 /** `sgw start --config FILE [--roles R]` as a child process (its own process tree). */
-export function startGatewayProcess(configFile: string, roles?: string, cwd?: string): RunningGateway {
+export function startGatewayProcess(configFile: string, roles?: string, cwd?: string, opts: GatewayProcessOptions = {}): RunningGateway {
   const args = [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : [])];
-  const proc = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn' } });
+  const proc = spawn(process.execPath, args, {
+    cwd, stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'],
+    env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn', ...opts.env },
+  });
   let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
+  proc.stdout?.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });
   return {
     proc,
@@ -181,10 +191,14 @@ export async function liveActors(redis: Redis, gateway: string, role: string): P
   return redis.zrangebyscore(keys.alive(gateway, role), Date.now(), '+inf');
 }
 
-/** Waits until the gateway answers /PING and every listed role has a live actor. */
+/**
+ * Waits until the gateway answers /PING, every listed role has a live actor, and /ready says the
+ * whole gateway serves (until then every driver call gets 503).
+ */
 export async function waitForGateway(f: GatewayFolder, redis: Redis, roles: string[] = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename']): Promise<void> {
   await waitFor('gateway /PING', async () => (await fetch(`${f.url}/PING`)).status === 200);
   for (const role of roles) await waitFor(`a live ${role} actor`, async () => (await liveActors(redis, f.gatewayKey, role)).length > 0);
+  await waitFor('gateway /ready', async () => (await fetch(`${f.url}/ready`)).status === 200);
 }
 
 export function fileRef(f: GatewayFolder, fields: Partial<FileRef> = {}): FileRef {

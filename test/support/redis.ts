@@ -1,9 +1,12 @@
 // Starts a private redis-server on a free loopback port for one test file, and stops it after.
 // Tests never touch a Redis on 6379 that may already run on the machine.
 import { rmSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer } from '../../actors/embedded-redis.js';
 
 let shared: Promise<RedisServer> | null = null;
+/** The server running now (a restart replaces it). */
+let current: RedisServer | null = null;
 
 /** One server per test process (ava runs each test file in its own process). */
 export function testRedis(): Promise<RedisServer> {
@@ -11,14 +14,49 @@ export function testRedis(): Promise<RedisServer> {
     shared = startRedisServer({ quiet: true });
     // 'exit' handlers cannot wait: kill the server synchronously, or it would outlive the
     // worker and keep ava's output pipe open.
-    void shared.then((s) => process.once('exit', () => {
-      try {
-        process.kill(s.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      rmSync(s.dir, { recursive: true, force: true });
-    }));
+    void shared.then((s) => {
+      current = s;
+      process.once('exit', () => {
+        try {
+          process.kill(current!.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        rmSync(current!.dir, { recursive: true, force: true });
+      });
+    });
   }
   return shared;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Restarts the test Redis as an operator would: SHUTDOWN SAVE (its data written to dump.rdb),
+ * `downMs` with nothing listening, then a new server on the same port and folder that loads the
+ * dump. Every client sees its connections drop and has to reconnect.
+ */
+export async function restartTestRedis(downMs = 1000): Promise<RedisServer> {
+  const old = await testRedis();
+  const client = new Redis(old.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => {});
+  await client.call('SHUTDOWN', 'SAVE').catch(() => undefined); // the connection closes as it answers
+  client.disconnect();
+  const deadline = Date.now() + 10_000;
+  while (alive(old.pid)) {
+    if (Date.now() > deadline) throw new Error('redis-server did not shut down within 10 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, downMs));
+  const next = await startRedisServer({ quiet: true, port: old.port, dir: old.dir });
+  current = next;
+  shared = Promise.resolve(next);
+  return next;
 }

@@ -1,0 +1,188 @@
+// Prometheus metrics of one http actor, in a Registry of its own (prom-client's global one would
+// mix actors and tests that share a process). The hot path only bumps in-memory counters through
+// label children looked up once; whatever costs a Redis round trip is read on scrape, and queue
+// counts are cached for a second so that a burst of scrapes stays cheap.
+import type { Context, Next } from 'koa';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ChunkStoreStats } from '../actors/chunk-store.js';
+import type { AuthReason } from './errors.js';
+
+/** What the metrics read on scrape; the http actor wires these to its connections. */
+export interface MetricsSources {
+  /** Queues to count jobs of, by their mode ("read", ..., "cache"), and their full names. */
+  queues(): { mode: string; name: string }[];
+  jobCounts(mode: string): Promise<Record<string, number>>;
+  /** Driver modes the current driver version needs, and live actors of each. */
+  modes(): Iterable<string>;
+  liveActors(mode: string): number;
+  /** Actor restarts by role, as counted in Redis by the supervisors. */
+  restarts(): Promise<Record<string, string>>;
+  /** One PING; resolves with its round trip in ms, rejects when Redis does not answer. */
+  ping(): Promise<number>;
+  /** The chunk store's counters when it lives in this process; null when the cache is remote. */
+  cacheStats(): ChunkStoreStats | null;
+}
+
+const JOB_STATES = ['waiting', 'active', 'failed', 'delayed'] as const;
+const JOB_COUNTS_TTL_MS = 1000;
+// Driver calls and HTTP requests span ~0.1 ms (cache hits) to the 30 s request deadline.
+const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const PING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
+
+// Prefixes of the operator and application surfaces, each one label value.
+const PREFIX_ROUTES = ['/admin/queues', '/FILES', '/NAMESPACE'];
+
+/** The route template of a request: a small fixed set, never a raw path. */
+export function routeOf(method: string, path: string): string {
+  if (path.includes('/DATA/')) return '/DATA/*';
+  switch (path) {
+    case '/': return method === 'POST' ? '/' : 'other';
+    case '/PING': case '/metrics': case '/health': case '/ready': return path;
+  }
+  for (const p of PREFIX_ROUTES) if (path === p || path.startsWith(`${p}/`)) return `${p}/*`;
+  return 'other';
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
+
+interface RequestSeries {
+  count: { inc(): void };
+  duration: { observe(v: number): void };
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'route' | 'method' | 'status'>;
+  private readonly duration: Histogram<'route' | 'method'>;
+  private readonly callRoundTrip: Histogram<'mode'>;
+  private readonly callServed: Histogram<'mode'>;
+  private readonly authRejections: Counter<'reason'>;
+  private readonly cacheHits: Counter;
+  private readonly cacheMisses: Counter;
+  private readonly series = new Map<string, RequestSeries>();
+  /** The chunk store lives in this process and counts hits and misses itself. */
+  private readonly localCache: boolean;
+  private jobCounts: { at: number; counts: Promise<{ name: string; counts: Record<string, number> }[]> } | null = null;
+
+  constructor(private readonly sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.requests = new Counter({ name: 'sgw_http_requests_total', help: 'HTTP requests answered, by route template, method and status', labelNames: ['route', 'method', 'status'], registers });
+    this.duration = new Histogram({ name: 'sgw_http_request_duration_seconds', help: 'Time to answer an HTTP request', labelNames: ['route', 'method'], buckets: SECONDS_BUCKETS, registers });
+    this.callRoundTrip = new Histogram({ name: 'sgw_driver_call_duration_seconds', help: 'Driver call round trip as the http actor saw it (queue, actor, reply), by mode', labelNames: ['mode'], buckets: SECONDS_BUCKETS, registers });
+    this.callServed = new Histogram({ name: 'sgw_driver_call_processing_seconds', help: 'Time the serving actor spent on a call (chunk fetch and driver method), by mode', labelNames: ['mode'], buckets: SECONDS_BUCKETS, registers });
+    this.authRejections = new Counter({ name: 'sgw_auth_rejections_total', help: 'Requests refused by an authentication or authorization check, by reason', labelNames: ['reason'], registers });
+    const self = this;
+    const fromStore = (read: (s: ChunkStoreStats) => number) => function (this: Counter | Gauge) {
+      const s = self.sources.cacheStats();
+      if (!s) return;
+      this.reset();
+      this.inc(read(s));
+    };
+    // In-process store: its own counters (they include every get, whoever asked). Remote cache:
+    // what this http actor saw, counted per request below.
+    const local = sources.cacheStats() !== null;
+    this.localCache = local;
+    this.cacheHits = new Counter({ name: 'sgw_cache_hits_total', help: 'Chunk cache hits', registers, ...(local ? { collect: fromStore((s) => s.hits) } : {}) });
+    this.cacheMisses = new Counter({ name: 'sgw_cache_misses_total', help: 'Chunk cache misses', registers, ...(local ? { collect: fromStore((s) => s.misses) } : {}) });
+    if (local) {
+      new Counter({ name: 'sgw_cache_evictions_total', help: 'Chunks evicted from the cache to stay within its byte budget', registers, collect: fromStore((s) => s.evictions) });
+      new Gauge({ name: 'sgw_cache_bytes', help: 'Bytes of chunks in the cache on disk', registers, collect() { const s = self.sources.cacheStats(); if (s) this.set(s.bytes); } });
+      new Gauge({ name: 'sgw_cache_max_bytes', help: 'Byte budget of the cache', registers, collect() { const s = self.sources.cacheStats(); if (s) this.set(s.maxBytes); } });
+      new Gauge({ name: 'sgw_cache_memory_bytes', help: 'Bytes of chunks held in the in-memory tier', registers, collect() { const s = self.sources.cacheStats(); if (s) this.set(s.memoryBytes); } });
+      new Gauge({ name: 'sgw_cache_entries', help: 'Chunks in the cache', registers, collect() { const s = self.sources.cacheStats(); if (s) this.set(s.entries); } });
+    }
+    new Gauge({
+      name: 'sgw_queue_jobs', help: 'Jobs in a driver-mode queue by state (read on scrape, cached 1 s)', labelNames: ['queue', 'state'], registers,
+      async collect() {
+        this.reset();
+        for (const q of await self.queueCounts()) for (const s of JOB_STATES) this.set({ queue: q.name, state: s }, q.counts[s] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'sgw_driver_actors_alive', help: 'Live driver actors of the gateway, on any host, by mode', labelNames: ['mode'], registers,
+      collect() {
+        this.reset();
+        for (const m of self.sources.modes()) this.set({ mode: m }, self.sources.liveActors(m));
+      },
+    });
+    new Counter({
+      name: 'sgw_actor_restarts_total', help: 'Actors restarted by a supervisor of this gateway (any host), by role', labelNames: ['role'], registers,
+      async collect() {
+        const byRole = await self.sources.restarts().catch(() => null);
+        if (!byRole) return; // Redis away: keep the last values rather than report a drop
+        this.reset();
+        for (const [role, n] of Object.entries(byRole)) this.inc({ role }, Number(n));
+      },
+    });
+    const pingSeconds = new Histogram({ name: 'sgw_redis_ping_duration_seconds', help: 'Round trip of a Redis PING, measured on each scrape', buckets: PING_BUCKETS, registers });
+    new Gauge({
+      name: 'sgw_redis_up', help: '1 when Redis answered the scrape\'s PING', registers,
+      async collect() {
+        try {
+          pingSeconds.observe((await self.sources.ping()) / 1000);
+          this.set(1);
+        } catch {
+          this.set(0);
+        }
+      },
+    });
+  }
+
+  private queueCounts(): Promise<{ name: string; counts: Record<string, number> }[]> {
+    const now = Date.now();
+    if (!this.jobCounts || now - this.jobCounts.at > JOB_COUNTS_TTL_MS) {
+      const counts = Promise.all(this.sources.queues().map(async (q) => ({
+        name: q.name, counts: await this.sources.jobCounts(q.mode).catch(() => ({})),
+      })));
+      this.jobCounts = { at: now, counts };
+    }
+    return this.jobCounts.counts;
+  }
+
+  /** Koa middleware, outermost: counts and times every request by route template. */
+  middleware() {
+    return async (ctx: Context, next: Next): Promise<void> => {
+      const started = performance.now();
+      try {
+        await next();
+      } finally {
+        this.requestDone(ctx, (performance.now() - started) / 1000);
+      }
+    };
+  }
+
+  private requestDone(ctx: Context, seconds: number): void {
+    const method = METHODS.has(ctx.method) ? ctx.method : 'other';
+    const route = routeOf(method, ctx.path);
+    const key = `${route} ${method} ${ctx.status}`;
+    let s = this.series.get(key);
+    if (!s) {
+      s = { count: this.requests.labels(route, method, String(ctx.status)), duration: this.duration.labels(route, method) };
+      this.series.set(key, s);
+    }
+    s.count.inc();
+    s.duration.observe(seconds);
+    const rejected = ctx.state.authRejection as AuthReason | undefined;
+    if (rejected) this.authRejections.inc({ reason: rejected });
+    if (ctx.state.cache === 'hit') this.cacheSeen(true);
+    else if (ctx.state.cache === 'miss') this.cacheSeen(false);
+  }
+
+  private cacheSeen(hit: boolean): void {
+    if (this.localCache) return;
+    (hit ? this.cacheHits : this.cacheMisses).inc();
+  }
+
+  /** For Asker.observe: round trip and processing time of one driver call. */
+  readonly observeCall = (mode: string, roundTripMs: number, servedMs: number | undefined): void => {
+    this.callRoundTrip.observe({ mode }, roundTripMs / 1000);
+    if (servedMs !== undefined) this.callServed.observe({ mode }, servedMs / 1000);
+  };
+
+  /** Answers a scrape. */
+  async serve(ctx: Context): Promise<void> {
+    ctx.body = await this.registry.metrics();
+    ctx.type = this.registry.contentType;
+  }
+}
