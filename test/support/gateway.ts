@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get as httpGet } from 'node:http';
 import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,14 @@ import { testRedis } from './redis.js';
 
 export const CLI = fileURLToPath(new URL('../../actors/cli.js', import.meta.url));
 export const DISK_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/disk/driver.js', import.meta.url));
+/** The Python twin of the disk driver, read from the source tree (dist/ holds no driver.py). */
+export const DISK_DRIVER_PY = readFileSync(fileURLToPath(new URL('../../../drivers/builtin/disk-python/driver.py', import.meta.url)), 'utf8');
+
+/** The built-in disk driver in each language: RG scenarios run once per entry. */
+export const DISK_DRIVERS: { language: string; options: FolderOptions }[] = [
+  { language: 'TypeScript', options: {} },
+  { language: 'Python', options: { driverSource: DISK_DRIVER_PY, driverFile: 'driver.py' } },
+];
 
 let keyCache: { pem: string; key: KeyObject }[] | null = null;
 /** Two RSA-2048 key pairs per test process (RG and UG); generating is the slow part. */
@@ -43,8 +51,10 @@ export interface GatewayFolder {
 }
 
 export interface FolderOptions {
-  /** Driver source (an .mjs module text); default: the built-in disk driver. */
+  /** Driver source (an .mjs module text, or see driverFile); default: the built-in disk driver. */
   driverSource?: string;
+  /** The driver file's name (driver.mjs by default; driver.py for a Python driver). */
+  driverFile?: string;
   /** Extra top-level config keys merged over the defaults. */
   config?: Record<string, unknown>;
   /** Reuse another folder's gateway identity and port (a second host of the same gateway). */
@@ -63,7 +73,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   writeFileSync(join(dir, 'keys', 'ug.pub.pem'), ug!.key.export({ type: 'pkcs1', format: 'pem' }) as string);
   const storageDir = join(dir, 'storage');
   mkdirSync(storageDir);
-  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, { STORAGE_DIR: storageDir });
+  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, { STORAGE_DIR: storageDir }, opts.driverFile);
   const base = opts.sameGatewayAs;
   const gatewayId = base?.gatewayId ?? BigInt(randomBytes(4).readUInt32BE()) + 1000n;
   const ugId = 10n;
@@ -90,10 +100,10 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
 }
 
 /** Replaces the driver folder's code and config (publish it with `sgw driver publish`). */
-export function writeDriver(dir: string, source: string, config: Record<string, unknown>): void {
+export function writeDriver(dir: string, source: string, config: Record<string, unknown>, file = 'driver.mjs'): void {
   rmSync(join(dir, 'driver'), { recursive: true, force: true });
   mkdirSync(join(dir, 'driver'));
-  writeFileSync(join(dir, 'driver', 'driver.mjs'), source);
+  writeFileSync(join(dir, 'driver', file), source);
   writeFileSync(join(dir, 'driver', 'config.json'), JSON.stringify(config));
 }
 
