@@ -222,7 +222,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     actors: {
       count,
       concurrency,
-      python_processes: int(a.python_processes, 'actors.python_processes', Math.min(concurrency, 4), 1),
+      python_processes: int(a.python_processes, 'actors.python_processes', Math.min(concurrency, 2), 1),
       work_dir: path(str(env.SGW_WORK_DIR ?? a.work_dir, 'actors.work_dir', '.sgw-work')),
     },
     log: { level: str(env.SGW_LOG_LEVEL ?? obj(root.log, 'log').level, 'log.level', 'info') },

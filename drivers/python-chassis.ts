@@ -34,6 +34,8 @@ export class ChassisHung extends Error {
 
 export interface ChassisOptions {
   mode: DriverMode;
+  /** The Python 3 interpreter to run (default: pythonCommand()). */
+  python?: string;
   config: Buffer;
   secrets: Buffer;
   code: Buffer;
@@ -78,12 +80,12 @@ export class PythonChassis {
 
   private constructor(private readonly opts: ChassisOptions) {
     this.reader = new FrameReader(opts.maxFrameBytes);
-    this.child = spawn(pythonCommand(), [...PYTHON_FLAGS, join(pythonChassisDir(), 'chassis.py'), opts.mode], {
+    this.child = spawn(opts.python ?? pythonCommand(), [...PYTHON_FLAGS, join(pythonChassisDir(), 'chassis.py'), opts.mode], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env, SGW_MAX_FRAME_BYTES: String(opts.maxFrameBytes) },
     });
     this.exit = new Promise((resolve) => this.child.once('close', () => resolve()));
-    this.child.once('error', (err) => this.ended(new ChassisDied(`cannot run ${pythonCommand()}: ${err.message}`)));
+    this.child.once('error', (err) => this.ended(new ChassisDied(`cannot run ${opts.python ?? pythonCommand()}: ${err.message}`)));
     this.child.once('exit', (code, signal) => this.ended(new ChassisDied(`the ${opts.mode} chassis exited (${signal ?? `code ${code}`})`)));
     this.toChassis = this.child.stdio[3] as Writable;
     this.toChassis.on('error', () => {}); // EPIPE after a death: reported through 'exit'

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { CallResult, IncomingCall } from '../queues/ask.js';
 import { ChassisHung, PythonChassis, type ChassisOptions, type ChassisStart } from './python-chassis.js';
 import { Errno } from './errno.js';
+import { pythonCommand, resolvePythonInterpreter } from './python-runtime.js';
 
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 5000;
@@ -45,28 +46,35 @@ export class PythonDriverPool {
   private readonly waiting: ((slot: Slot | null) => void)[] = [];
   private closing = false;
   private readonly chassisOptions: ChassisOptions;
+  private interpreter: string | null = null;
 
   constructor(private readonly opts: PoolOptions) {
     const { size: _size, logger, ...chassis } = opts;
     this.chassisOptions = { ...chassis, onLine: (stream, line, rid) => logDriverLine(logger, stream, line, rid) };
   }
 
-  /** Starts one chassis to learn the driver's answer, then the others; 'ready' when all are. */
+  /**
+   * Starts one chassis to learn the driver's answer; once it is ready the others start in the
+   * background (the actor serves meanwhile), so an actor is ready as fast as one Python start.
+   */
   async start(): Promise<ChassisStart> {
-    const first = await PythonChassis.start(this.chassisOptions);
+    this.interpreter ??= await resolvePythonInterpreter();
+    const first = await PythonChassis.start(this.withInterpreter());
     if (first.outcome !== 'ready') {
       first.chassis.kill();
       return first.outcome;
     }
-    const rest = await Promise.all(Array.from({ length: this.opts.size - 1 }, () => PythonChassis.start(this.chassisOptions)));
-    const all = [first, ...rest];
-    const failed = all.find((s) => s.outcome !== 'ready');
-    if (failed) {
-      for (const s of all) s.chassis.kill();
-      return failed.outcome;
+    this.slots.push({ chassis: first.chassis, busy: false });
+    for (let i = 1; i < this.opts.size; i++) {
+      const slot: Slot = { chassis: null, busy: false };
+      this.slots.push(slot);
+      this.restart(slot);
     }
-    for (const s of all) this.slots.push({ chassis: s.chassis, busy: false });
     return 'ready';
+  }
+
+  private withInterpreter(): ChassisOptions {
+    return { ...this.chassisOptions, python: this.interpreter ?? pythonCommand() };
   }
 
   /** Pids of the running chassis processes (for status and tests). */
@@ -82,7 +90,7 @@ export class PythonDriverPool {
         return await slot.chassis!.call(call);
       } catch (err) {
         const message = (err as Error).message;
-        this.replace(slot);
+        this.restart(slot);
         if (err instanceof ChassisHung) return { rc: -Errno.ETIMEDOUT, error: message };
         if (attempt >= 2 || Date.now() >= call.deadline) return { rc: -Errno.EIO, error: `${message} (the call was retried once)` };
         this.opts.logger.warn({ rid: call.requestId, err: message }, 'python chassis lost during a call; retrying it on another');
@@ -136,13 +144,13 @@ export class PythonDriverPool {
   }
 
   /** Kills the slot's chassis and starts another in the background (with back-off while starts fail). */
-  private replace(slot: Slot): void {
+  private restart(slot: Slot): void {
     const old = slot.chassis;
     slot.chassis = null;
     old?.kill();
     void (async () => {
       for (let delay = RESTART_MIN_MS; !this.closing; delay = Math.min(RESTART_MAX_MS, delay * 2)) {
-        const { chassis, outcome } = await PythonChassis.start(this.chassisOptions);
+        const { chassis, outcome } = await PythonChassis.start(this.withInterpreter());
         if (outcome === 'ready' && !this.closing) {
           slot.chassis = chassis;
           if (!slot.busy) {

@@ -27,6 +27,19 @@ export function pythonCommand(): string {
   return process.env.SGW_PYTHON ?? 'python3';
 }
 
+/**
+ * The interpreter's own executable (sys.executable), asked once: launchers such as pyenv's shims
+ * cost more than Python's own start, and a pool starts several chassis. Falls back to the command.
+ */
+export function resolvePythonInterpreter(timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(pythonCommand(), ['-c', 'import sys; print(sys.executable)'], { timeout: timeoutMs }, (err, stdout) => {
+      const path = stdout?.trim();
+      resolve(!err && path ? path : pythonCommand());
+    });
+  });
+}
+
 /** Interpreter flags: -B keeps the install tree free of __pycache__ (it may be read-only). */
 export const PYTHON_FLAGS = ['-B'] as const;
 
