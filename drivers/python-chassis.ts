@@ -149,7 +149,9 @@ export class PythonChassis {
 
   private write(buffers: Buffer[]): void {
     if (this.exited) return;
+    this.toChassis.cork(); // one writev for a message's frames, not a syscall per frame
     for (const b of buffers) this.toChassis.write(b);
+    this.toChassis.uncork();
   }
 
   private received(bytes: Buffer): void {

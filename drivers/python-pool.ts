@@ -64,7 +64,9 @@ export class PythonDriverPool {
       first.chassis.kill();
       return first.outcome;
     }
-    this.slots.push({ chassis: first.chassis, busy: false });
+    const slot: Slot = { chassis: first.chassis, busy: false };
+    this.slots.push(slot);
+    this.watch(slot, first.chassis);
     for (let i = 1; i < this.opts.size; i++) {
       const slot: Slot = { chassis: null, busy: false };
       this.slots.push(slot);
@@ -135,12 +137,23 @@ export class PythonDriverPool {
 
   private release(slot: Slot): void {
     slot.busy = false;
+    if (slot.chassis && !slot.chassis.alive && !this.closing) this.restart(slot); // it died as its call ended
     if (!slot.chassis?.alive) return;
     const next = this.waiting.shift();
     if (next) {
       slot.busy = true;
       next(slot);
     }
+  }
+
+  /** A chassis that dies between calls (a driver thread exiting, the OOM killer) is replaced too. */
+  private watch(slot: Slot, chassis: PythonChassis): void {
+    void chassis.exit.then(() => {
+      if (slot.chassis === chassis && !slot.busy && !this.closing) {
+        this.opts.logger.warn({ pid: chassis.pid }, 'python chassis ended between calls; restarting it');
+        this.restart(slot);
+      }
+    });
   }
 
   /** Kills the slot's chassis and starts another in the background (with back-off while starts fail). */
@@ -153,6 +166,7 @@ export class PythonDriverPool {
         const { chassis, outcome } = await PythonChassis.start(this.withInterpreter());
         if (outcome === 'ready' && !this.closing) {
           slot.chassis = chassis;
+          this.watch(slot, chassis);
           if (!slot.busy) {
             slot.busy = true; // hand it to a waiting call, if any
             this.release(slot);

@@ -150,6 +150,24 @@ def read_chunk(request, chunk_fd, config, secrets):
   await always.close(1000);
 });
 
+test('a chassis that dies between calls is replaced', async (t) => {
+  const { pool: p } = pool(`
+import os, threading
+def read_chunk(request, chunk_fd, config, secrets):
+    threading.Timer(0.2, lambda: os._exit(9)).start()   # a driver thread ends the process later
+    chunk_fd.write(b"%d" % os.getpid())
+    return 0
+`, 'read');
+  await p.start();
+  const first = (await p.call(call())).chunk?.toString();
+  t.is(first, String(p.pids()[0]));
+  await new Promise((r) => setTimeout(r, 600));
+  const second = await p.call(call());
+  t.is(second.rc, 0, 'served by a replacement, without a failed call');
+  t.not(second.chunk?.toString(), first);
+  await p.close(1000);
+});
+
 test('a chassis that writes on the protocol descriptor is killed as desynchronised, and the call retried', async (t) => {
   const { pool: p } = pool('import os\ndef read_chunk(request, chunk_fd, config, secrets):\n    os.write(4, b"7\\n")\n    return 0\n', 'read');
   await p.start();

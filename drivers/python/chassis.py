@@ -54,8 +54,17 @@ class ChunkSink(io.BytesIO):
         return super().write(data)
 
 
+_accepts = {}
+
+
 def accepts(fn):
     """How many leading positional arguments fn takes (drivers may omit the trailing config, secrets)."""
+    if fn not in _accepts:
+        _accepts[fn] = count_positional(fn)
+    return _accepts[fn]
+
+
+def count_positional(fn):
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

@@ -49,12 +49,12 @@ def read_chunk(request, chunk_fd, driver_config, driver_secrets):
     limit = getattr(chunk_fd, "limit", None)
     try:
         with open(path, "rb") as f:
-            chunk = f.read() if limit is None else f.read(limit + 1)
+            if limit is not None and os.fstat(f.fileno()).st_size > limit:
+                return -errno.EFBIG
+            chunk = f.read()
     except OSError as err:
         log_debug("disk driver: read %s: %s" % (path, err))
         return _negative_errno(err)
-    if limit is not None and len(chunk) > limit:
-        return -errno.EFBIG
     chunk_fd.write(chunk)
     return 0
 

@@ -14,6 +14,8 @@ class DecodeError(ValueError):
 
 
 def _read_varint(buf, pos, end):
+    if pos < end and buf[pos] < 0x80:  # one byte: most keys and small values
+        return buf[pos], pos + 1
     result = 0
     shift = 0
     while True:
@@ -50,6 +52,12 @@ class Message(object):
     FIELDS = {}
     REQUIRED = ()
 
+    def __init_subclass__(cls):
+        # Unset scalars read as class-level defaults, so creating a message costs little.
+        for name, kind, repeated in cls.FIELDS.values():
+            if not repeated and not isinstance(kind, type):
+                setattr(cls, name, _DEFAULTS[kind])
+
     def __init__(self, **values):
         self._present = set()
         for name, kind, repeated in self.FIELDS.values():
@@ -57,8 +65,6 @@ class Message(object):
                 setattr(self, name, [])
             elif isinstance(kind, type):
                 setattr(self, name, kind())  # an unset sub-message reads as an empty one
-            else:
-                setattr(self, name, _DEFAULTS[kind])
         for name, value in values.items():
             setattr(self, name, value)
             self._present.add(name)
@@ -71,17 +77,20 @@ class Message(object):
 
     def ParseFromString(self, data):
         self.__init__()
-        self._merge(memoryview(bytes(data)), 0, len(data))
-        missing = [n for n in self.REQUIRED if n not in self._present]
-        if missing:
-            raise DecodeError("%s is missing required fields: %s" % (type(self).__name__, ", ".join(missing)))
+        self._parse(data)
         return len(data)
 
     @classmethod
     def FromString(cls, data):
         msg = cls()
-        msg.ParseFromString(data)
+        msg._parse(data)
         return msg
+
+    def _parse(self, data):
+        self._merge(memoryview(bytes(data)), 0, len(data))
+        missing = [n for n in self.REQUIRED if n not in self._present]
+        if missing:
+            raise DecodeError("%s is missing required fields: %s" % (type(self).__name__, ", ".join(missing)))
 
     def _merge(self, buf, pos, end):
         while pos < end:
