@@ -2,6 +2,8 @@
 // call gets a bounded answer, the chassis behind it is replaced, and the same read actors keep
 // serving (the TypeScript equivalents, which recycle the whole actor, are in driver-faults.test.ts).
 import test from 'ava';
+import { listActors } from '../actors/registry.js';
+import { childrenOf } from '../bench/support.js';
 import { liveActors, waitFor } from './support/gateway.js';
 import { faultTests, type FaultCase } from './support/driver-faults.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
@@ -73,7 +75,7 @@ const faults: FaultCase[] = [
     },
   },
   {
-    title: 'a Python driver call that hangs gets 504 at its deadline, and its chassis is replaced',
+    title: 'a Python driver call that hangs gets 504 at its deadline, and the actor keeps serving',
     block: 3n, healthy: 14n,
     check: (t, r) => {
       t.is(r.status, 504);
@@ -86,4 +88,15 @@ const faults: FaultCase[] = [
 faultTests(gateway, faults, async (t, before) => {
   const now = await liveActors(gateway.redis, gateway.f.gatewayKey, 'driver:read');
   t.deepEqual([...now].sort(), [...before].sort(), 'the read actors were not restarted');
+});
+
+test.serial('no chassis outlives its actor: killing a read actor outright takes its Python processes with it', async (t) => {
+  const { f, redis } = gateway;
+  const [instance] = await liveActors(redis, f.gatewayKey, 'driver:read');
+  const actor = (await listActors(redis, f.gatewayKey, ['driver:read'])).find((a) => a.instance === instance)!;
+  const chassis = childrenOf(actor.pid).filter((c) => c.args.includes('chassis.py')).map((c) => c.pid);
+  t.true(chassis.length >= 1, 'the read actor runs Python chassis processes');
+  process.kill(actor.pid, 'SIGKILL'); // no exit handler runs: the chassis notice the parent is gone
+  const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  await waitFor('the orphaned chassis to exit', async () => chassis.every((pid) => !alive(pid)), 10_000);
 });
