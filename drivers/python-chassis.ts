@@ -85,7 +85,11 @@ export class PythonChassis {
       env: { ...process.env, ...opts.env, SGW_MAX_FRAME_BYTES: String(opts.maxFrameBytes) },
     });
     this.exit = new Promise((resolve) => this.child.once('close', () => resolve()));
-    this.child.once('error', (err) => this.ended(new ChassisDied(`cannot run ${opts.python ?? pythonCommand()}: ${err.message}`)));
+    this.child.once('error', (err) => {
+      const why = `cannot run ${opts.python ?? pythonCommand()}: ${err.message} (install Python 3 or set SGW_PYTHON)`;
+      opts.onLine('stderr', why, undefined);
+      this.ended(new ChassisDied(why));
+    });
     this.child.once('exit', (code, signal) => this.ended(new ChassisDied(`the ${opts.mode} chassis exited (${signal ?? `code ${code}`})`)));
     this.toChassis = this.child.stdio[3] as Writable;
     this.toChassis.on('error', () => {}); // EPIPE after a death: reported through 'exit'
