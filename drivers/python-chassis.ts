@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CallResult, IncomingCall } from '../queues/ask.js';
-import type { DriverMode } from '../queues/names.js';
+import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
 import { encodeBytes, encodeInt, FrameError, FrameReader } from './pipe-frames.js';
 import { PYTHON_FLAGS, pythonChassisDir, pythonCommand } from './python-runtime.js';
 
@@ -15,8 +15,9 @@ export type ChassisStart = 'ready' | 'failed' | 'not-implemented';
 const START_ANSWERS: Record<number, ChassisStart> = { 0: 'ready', 1: 'failed', 2: 'not-implemented' };
 /** A positive integer where a reply's rc belongs: the driver called crawl(cmd) during the call. */
 export const UPCALL_CRAWL = 3;
-/** Modes whose reply payload is the method's output bytes. */
-const CHUNK_MODES = new Set<DriverMode>(['read', 'serialize', 'deserialize']);
+/** Modes whose reply payload is the method's output bytes, or a text value (crawl: the AG's, reserved). */
+const CHUNK_MODES = new Set<string>(['read', 'serialize', 'deserialize']);
+const VALUE_MODES = new Set<string>(['cdn_url', 'crawl']);
 const MAX_LOG_LINE = 16 * 1024;
 
 /** The chassis process ended during a call (crashed, exited, or was killed). */
@@ -67,6 +68,8 @@ export class PythonChassis {
   private readonly reader: FrameReader;
   private started: ((s: ChassisStart) => void) | null = null;
   private pending: Pending | null = null;
+  /** The call in progress or, between calls, the last one: output read after its reply is still its. */
+  private lastRid: string | undefined;
   private upcall: Promise<void> | null = null;
   private exited = false;
   private fault: Error | null = null;
@@ -82,7 +85,7 @@ export class PythonChassis {
     this.reader = new FrameReader(opts.maxFrameBytes);
     this.child = spawn(opts.python ?? pythonCommand(), [...PYTHON_FLAGS, join(pythonChassisDir(), 'chassis.py'), opts.mode], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env, SGW_MAX_FRAME_BYTES: String(opts.maxFrameBytes) },
+      env: { ...process.env, ...opts.env, SGW_MAX_FRAME_BYTES: String(opts.maxFrameBytes), SGW_DRIVER_METHOD: METHOD_OF_MODE[opts.mode] ?? '' },
     });
     this.exit = new Promise((resolve) => this.child.once('close', () => resolve()));
     this.child.once('error', (err) => {
@@ -131,6 +134,7 @@ export class PythonChassis {
       const left = Math.max(1, call.deadline - Date.now() - 50);
       const timer = setTimeout(() => this.fail(new ChassisHung(`${this.opts.mode} call did not finish within its deadline; chassis killed`)), left);
       this.pending = { call, resolve, reject, timer, rc: null };
+      this.lastRid = call.requestId;
       const args = call.args ?? [];
       this.write([
         ...encodeBytes(call.request), ...encodeBytes(call.chunk ?? Buffer.alloc(0)), encodeInt(args.length),
@@ -226,7 +230,7 @@ export class PythonChassis {
     if (rc !== 0) {
       if (payload.length > 0) result.error = payload.toString('utf8');
     } else if (CHUNK_MODES.has(this.opts.mode)) result.chunk = payload;
-    else if (this.opts.mode === 'cdn_url') result.value = payload.toString('utf8');
+    else if (VALUE_MODES.has(this.opts.mode)) result.value = payload.toString('utf8');
     p.resolve(result);
   }
 
@@ -263,10 +267,10 @@ export class PythonChassis {
         lines.push(rest);
         rest = '';
       }
-      for (const line of lines) this.opts.onLine(name, line.slice(0, MAX_LOG_LINE), this.pending?.call.requestId);
+      for (const line of lines) this.opts.onLine(name, line.slice(0, MAX_LOG_LINE), this.lastRid);
     });
     stream.on('end', () => {
-      if (rest) this.opts.onLine(name, rest, undefined);
+      if (rest) this.opts.onLine(name, rest, this.lastRid);
     });
   }
 }

@@ -24,6 +24,12 @@ function call(fields: Partial<IncomingCall> = {}, ms = 5000): IncomingCall {
 
 interface LogLine { level: number; msg: string; rid?: string; stream?: string }
 
+/** Polls until cond holds (at most 5 s): a driver's output pipes are read apart from the protocol's. */
+async function eventually(cond: () => boolean): Promise<boolean> {
+  for (const end = Date.now() + 5000; Date.now() < end && !cond();) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+}
+
 function pool(source: string, mode: DriverMode, config: Record<string, unknown> = {}, extra: Partial<ChassisOptions> = {}) {
   const logs: LogLine[] = [];
   const logger = pino({ level: 'trace' }, { write: (s: string) => { logs.push(JSON.parse(s) as LogLine); } });
@@ -95,6 +101,7 @@ def read_chunk(request, chunk_fd, config, secrets):
   t.is(got.rc, 0);
   t.is(got.chunk?.toString(), 'payload');
   await p.close(1000);
+  await eventually(() => logs.filter((l) => l.stream).length >= 5);
   const printed = logs.filter((l) => l.stream);
   t.deepEqual(printed.map((l) => [l.stream, l.msg]), [['stdout', '0'], ['stdout', '5'], ['stdout', 'hello'], ['stdout', '-2'], ['stderr', 'a warning']]);
   t.true(printed.every((l) => l.rid === 'rid-1'));
@@ -112,7 +119,7 @@ def read_chunk(request, chunk_fd, config, secrets):
   const got = await p.call(call());
   t.is(got.rc, -Errno.EIO);
   t.regex(got.error ?? '', /read_chunk raised ValueError: the back-end is on fire/);
-  t.true(logs.some((l) => l.stream === 'stderr' && /Traceback/.test(l.msg)), 'the traceback is logged');
+  t.true(await eventually(() => logs.some((l) => l.stream === 'stderr' && /Traceback/.test(l.msg))), 'the traceback is logged');
   const other = DriverRequestCodec.encode({ ...DriverRequestCodec.decode(REQUEST), block_id: 6n });
   t.deepEqual(await p.call(call({ request: other })), { rc: -Errno.ENOENT });
   t.deepEqual(p.pids(), [pid!]);
@@ -224,6 +231,19 @@ def read_chunk(request, chunk_fd, config, secrets):
   t.is((await ag.call(call())).chunk?.toString(), '1');
   t.deepEqual(seen, [{ cmd: 'create', ftype: 'file', mode: 0o644, size: 10, path: '/data/a.csv', read_ttl: 5000, write_ttl: 0 }]);
   await ag.close(1000);
+});
+
+test('the crawl mode (reserved for the acquisition gateway) runs next_dataset, whose crawl() calls reach the hook', async (t) => {
+  const seen: unknown[] = [];
+  const { pool: p } = pool(`
+from syndicate.util.gateway import crawl, make_metadata_command
+def next_dataset(driver_config, driver_secrets):
+    return crawl(make_metadata_command("put", "directory", 0o755, 0, "/d")) == 0 and False
+`, 'crawl' as DriverMode, {}, { onCrawl: async (cmd) => { seen.push(cmd); return 0; } });
+  t.is(await p.start(), 'ready');
+  t.deepEqual(await p.call(call({ request: Buffer.alloc(0) })), { rc: 0, value: '0' }, 'no DriverRequest; "0": crawled');
+  t.deepEqual(seen, [{ cmd: 'put', ftype: 'directory', mode: 0o755, size: 4096, path: '/d', read_ttl: 5000, write_ttl: 0 }]);
+  await p.close(1000);
 });
 
 test('a single chassis is started and closed directly; close calls driver_shutdown', async (t) => {

@@ -10,6 +10,9 @@ whatever the driver prints to stdout or stderr only reaches the actor's log:
          string: the output bytes (read, serialize, deserialize, cdn_url) or an error message.
   upcall during a call the chassis may send 3 and a JSON metadata command (crawl()); the actor
          answers one integer. Replies are never positive, so the actor tells the two apart.
+  crawl  (an acquisition gateway's crawler) the request frame is empty; the chassis calls
+         next_dataset(config, secrets), which calls crawl() for each entry, and answers 0 and
+         b"1" (call again) or b"0" (the data set is crawled).
 EOF closes the chassis: it calls driver_shutdown() and exits.
 """
 import asyncio
@@ -36,6 +39,7 @@ MAX_ARGS = 8
 METHOD_OF_MODE = {
     "read": "read_chunk", "write": "write_chunk", "delete": "delete_chunk", "rename": "rename_file",
     "serialize": "serialize", "deserialize": "deserialize", "cdn_url": "cdn_url", "refresh": "refresh",
+    "crawl": "next_dataset",
 }
 
 
@@ -126,6 +130,11 @@ def run_call(mode, fn, method, request, chunk, args, config, secrets, limit):
         if isinstance(value, str) and value:
             return 0, value.encode("utf-8")
         return rc_of(value, method) if isinstance(value, int) else (-errno.ENODATA, b"cdn_url gave no URL")
+    if mode == "crawl":
+        more = invoke(fn, config, secrets)
+        if isinstance(more, int) and not isinstance(more, bool) and more < 0:
+            return rc_of(more, method)
+        return 0, b"1" if more else b"0"
     raise AssertionError("unknown mode %s" % mode)
 
 
@@ -165,7 +174,7 @@ def start(mode, reader, writer):
         module = load_driver(source, os.environ.get("SGW_DRIVER_FILE", "driver.py"))
     except BaseException:
         give_up(FAILED, "the driver failed to load:\n" + traceback.format_exc())
-    method = METHOD_OF_MODE[mode]
+    method = os.environ.get("SGW_DRIVER_METHOD") or METHOD_OF_MODE[mode]  # the gateway's name wins
     if not callable(getattr(module, method, None)):
         give_up(NOT_IMPLEMENTED, "the driver has no %s()" % method)
     module.CONFIG, module.SECRETS = config, secrets  # where the original chassis left them
@@ -221,7 +230,7 @@ def main():
                 raise PipeError("%d arguments is out of bounds (0..%d)" % (nargs, MAX_ARGS))
             args = [reader.read_bytes().decode("utf-8", "replace") for _ in range(nargs)]
             try:
-                request = DriverRequest.FromString(request_bytes)
+                request = None if mode == "crawl" else DriverRequest.FromString(request_bytes)
             except DecodeError as err:
                 rc, out = -errno.EINVAL, ("undecodable DriverRequest: %s" % err).encode()
             else:
