@@ -61,6 +61,8 @@ for (const { language, file: DRIVER_FILE, source: DRIVER } of DRIVERS) {
       }, 30_000);
     } catch (err) {
       t.log(gateway.gw.output().slice(-4000));
+      stop = true; // let the clients finish before the gateway is stopped under them
+      await Promise.allSettled(clients);
       throw err;
     }
     await new Promise((r) => setTimeout(r, 1000));
