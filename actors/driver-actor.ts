@@ -146,7 +146,7 @@ async function startNodeDriver(
 async function startPythonDriver(opts: DriverActorOptions, driverConfig: Buffer, secretsJson: Buffer, code: Buffer, log: Logger): Promise<DriverStart> {
   const { config, mode } = opts;
   const pool = new PythonDriverPool({
-    mode, config: driverConfig, secrets: secretsJson, code,
+    mode, method: METHOD_OF_MODE[mode], config: driverConfig, secrets: secretsJson, code,
     size: config.actors.python_processes,
     maxFrameBytes: config.limits.max_upload_bytes,
     startTimeoutMs: config.limits.call_timeout_ms + 5_000,

@@ -105,9 +105,6 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   const logger: Logger = createLogger(config.log.level, 'sgw');
   const redisUrl = config.redis;
   if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
-  // The supervisor's watchdog expects a beat; a blocked event loop stops them. Beats start now,
-  // so a slow start (Python chassis, a loaded host) is not taken for a blocked loop.
-  if (process.send) setInterval(() => process.send?.({ type: 'beat' }), 500).unref();
   let stop: () => Promise<void>;
   if (role === 'http') {
     const h = await runHttpActor({ config, redisUrl, logger, withCache: opts.withCache ?? false });
@@ -121,8 +118,10 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
     throw new Error(`unknown actor role "${role}"`);
   }
   onSignals(stop);
+  // The supervisor's watchdog expects a beat; a blocked event loop stops them.
   if (process.send) {
     process.send({ type: 'ready' });
+    setInterval(() => process.send?.({ type: 'beat' }), 500).unref();
     process.on('disconnect', () => void stop().then(() => process.exit(0)));
   }
 }

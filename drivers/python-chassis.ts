@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { CallResult, IncomingCall } from '../queues/ask.js';
-import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
+import type { DriverMode } from '../queues/names.js';
 import { encodeBytes, encodeInt, FrameError, FrameReader } from './pipe-frames.js';
 import { PYTHON_FLAGS, pythonChassisDir, pythonCommand } from './python-runtime.js';
 
@@ -35,6 +35,8 @@ export class ChassisHung extends Error {
 
 export interface ChassisOptions {
   mode: DriverMode;
+  /** The driver method the mode calls (the gateway type decides: read_chunk for an RG, ...). */
+  method: string;
   /** The Python 3 interpreter to run (default: pythonCommand()). */
   python?: string;
   config: Buffer;
@@ -85,7 +87,7 @@ export class PythonChassis {
     this.reader = new FrameReader(opts.maxFrameBytes);
     this.child = spawn(opts.python ?? pythonCommand(), [...PYTHON_FLAGS, join(pythonChassisDir(), 'chassis.py'), opts.mode], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env, SGW_MAX_FRAME_BYTES: String(opts.maxFrameBytes), SGW_DRIVER_METHOD: METHOD_OF_MODE[opts.mode] ?? '' },
+      env: { ...process.env, ...opts.env, SGW_MAX_FRAME_BYTES: String(opts.maxFrameBytes), SGW_DRIVER_METHOD: opts.method },
     });
     this.exit = new Promise((resolve) => this.child.once('close', () => resolve()));
     this.child.once('error', (err) => {

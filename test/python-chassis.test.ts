@@ -11,7 +11,7 @@ import { PythonDriverPool } from '../drivers/python-pool.js';
 import { encodeBytes, encodeInt, FrameError, FrameReader } from '../drivers/pipe-frames.js';
 import { Errno } from '../drivers/errno.js';
 import type { IncomingCall } from '../queues/ask.js';
-import type { DriverMode } from '../queues/names.js';
+import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
 
 const REQUEST = DriverRequestCodec.encode({
   volume_id: 3n, user_id: 7n, coordinator_id: 10n, file_id: 0xabcn, file_version: 1n, request_type: DriverRequestType.BLOCK,
@@ -34,7 +34,7 @@ function pool(source: string, mode: DriverMode, config: Record<string, unknown> 
   const logs: LogLine[] = [];
   const logger = pino({ level: 'trace' }, { write: (s: string) => { logs.push(JSON.parse(s) as LogLine); } });
   const p = new PythonDriverPool({
-    mode, config: Buffer.from(JSON.stringify(config)), secrets: Buffer.from('{"TOKEN":"s3cret"}'), code: Buffer.from(source),
+    mode, method: METHOD_OF_MODE[mode] ?? 'next_dataset', config: Buffer.from(JSON.stringify(config)), secrets: Buffer.from('{"TOKEN":"s3cret"}'), code: Buffer.from(source),
     size: 1, maxFrameBytes: 1 << 20, startTimeoutMs: 10_000, env: { SYNDICATE_GATEWAY_ID: '20' }, logger, ...extra,
   });
   return { pool: p, logs };
@@ -251,7 +251,7 @@ test('a single chassis is started and closed directly; close calls driver_shutdo
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const lines: string[] = [];
   const { chassis, outcome } = await PythonChassis.start({
-    mode: 'delete', config: Buffer.from(JSON.stringify({ DIR: dir })), secrets: Buffer.from('{}'),
+    mode: 'delete', method: 'delete_chunk', config: Buffer.from(JSON.stringify({ DIR: dir })), secrets: Buffer.from('{}'),
     code: Buffer.from(`
 import os
 def delete_chunk(request, config, secrets):
