@@ -278,6 +278,9 @@ def read_chunk(request, chunk_fd, config, secrets):
         return 0
     return helper()
 
+def _own_helper():
+    return 1
+
 async def serialize(request, chunk):
     return chunk
 
@@ -287,7 +290,7 @@ class Cache:
 `;
   const bundle = await buildBundle(driverFolder(t, { 'driver.py': source, 'config.json': '{"b": 1, "a": 2}' }));
   t.is(bundle.code, source);
-  t.deepEqual(bundle.meta.methods, ['read_chunk', 'serialize'], 'top-level functions only: not nested ones, not class methods');
+  t.deepEqual(bundle.meta.methods, ['read_chunk', 'serialize'], 'top-level public functions only: not nested ones, not class methods, not _helpers');
   t.is(bundle.meta.entry, 'driver.py');
   t.is(bundle.hash, bundleHash(source, Buffer.from('{"a":2,"b":1}'), null));
   t.false(fs.existsSync(marker), 'publishing did not run the driver');
