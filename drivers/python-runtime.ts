@@ -17,7 +17,10 @@ export const PYTHON_CHASSIS_FILES = [
   'syndicate/protobufs/sg_pb2.py',
 ] as const;
 
-/** The folder holding PYTHON_CHASSIS_FILES at run time (beside this module; SGW_PYTHON_CHASSIS overrides). */
+/**
+ * The folder holding PYTHON_CHASSIS_FILES at run time: dist/drivers/python/, beside this module
+ * (SGW_PYTHON_CHASSIS overrides). The one place that derives it from import.meta.
+ */
 export function pythonChassisDir(): string {
   return process.env.SGW_PYTHON_CHASSIS ?? fileURLToPath(new URL('./python/', import.meta.url));
 }
@@ -43,7 +46,7 @@ export function resolvePythonInterpreter(timeoutMs = 10_000): Promise<string> {
 /** Interpreter flags: -B keeps the install tree free of __pycache__ (it may be read-only). */
 export const PYTHON_FLAGS = ['-B'] as const;
 
-/** Copies the chassis files from the source tree into dist/ (run by `npm run build`). */
+/** Copies the chassis files from the source tree into dist/ (drivers/copy-python-chassis.mjs, run by `npm run build`). */
 export function copyPythonChassis(fromDir: string, toDir: string): void {
   for (const file of PYTHON_CHASSIS_FILES) {
     mkdirSync(dirname(join(toDir, file)), { recursive: true });
@@ -78,10 +81,4 @@ export function listPythonMethods(source: string, timeoutMs = 30_000): Promise<s
     child.stdin?.on('error', () => {}); // an interpreter that died early is reported above
     child.stdin?.end(source);
   });
-}
-
-// `node dist/drivers/python-runtime.js copy`: the build step that puts the chassis into dist/.
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === 'copy') {
-  const here = dirname(fileURLToPath(import.meta.url));
-  copyPythonChassis(join(here, '..', '..', 'drivers', 'python'), join(here, 'python'));
 }
