@@ -53,6 +53,8 @@ export interface GatewayConfig {
     count: Record<DriverMode, number>;
     /** Driver calls one actor runs at once. */
     concurrency: number;
+    /** Chassis processes a driver actor runs for a Python driver (each serves one call at a time). */
+    python_processes: number;
     /** State of this host's actors: temporary bundle files etc. */
     work_dir: string;
     /** fork: `sgw start` runs and restarts this host's actors; none: a service manager runs each `sgw actor`. */
@@ -230,6 +232,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   for (const k of Object.keys(counts)) {
     if (!DRIVER_MODES.includes(k as DriverMode)) throw new ConfigError(`actors.count.${k}: unknown driver mode (one of ${DRIVER_MODES.join(', ')})`);
   }
+  const concurrency = int(a.concurrency, 'actors.concurrency', 16, 1);
   const request_timeout_ms = int(l.request_timeout_ms, 'limits.request_timeout_ms', 30_000, 100);
   const redisUrl = env.SGW_REDIS_URL ?? root.redis;
   const driver = env.SGW_DRIVER ?? root.driver;
@@ -263,7 +266,8 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     },
     actors: {
       count,
-      concurrency: int(a.concurrency, 'actors.concurrency', 16, 1),
+      concurrency,
+      python_processes: int(a.python_processes, 'actors.python_processes', Math.min(concurrency, 2), 1),
       work_dir: path(str(env.SGW_WORK_DIR ?? a.work_dir, 'actors.work_dir', '.sgw-work')),
       activation: activation(a.activation),
     },

@@ -7,16 +7,16 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { EXIT, waitForVersion } from './driver-actor.js';
+import { crawlDriver } from './crawl-driver.js';
 import { Lease } from './lease.js';
 import { claimAcquisitionGateway, Namespace, UNCHANGED } from './namespace.js';
 import { Heartbeat } from './registry.js';
 import { CallServer, type CallResult, type IncomingCall } from '../queues/ask.js';
 import { keys } from '../queues/names.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
-import { callDriver, type DriverFunction } from '../drivers/chassis.js';
 import { Errno, errnoName } from '../drivers/errno.js';
-import { CRAWL_HANDLER, type MetadataCommand } from '../drivers/helpers.js';
-import { openDriver } from '../drivers/open-driver.js';
+import type { MetadataCommand } from '../drivers/helpers.js';
+import { openBundle } from '../drivers/open-driver.js';
 
 export const LEASE_TTL_MS = 3000;
 const RETRY_MS = 1000;
@@ -47,15 +47,16 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
   await whenReady(redis, 30_000);
   await claimAcquisitionGateway(redis, config);
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const driver = await openDriver(redis, hash, config.gateway.private_key, config.actors.work_dir);
-  if (!driver) {
+  const opened = await openBundle(redis, hash, config.gateway.private_key);
+  if (!opened) {
     log.error({ hash }, 'driver bundle not found in Redis');
     redis.disconnect();
     exit(EXIT.CONFIG);
     throw new Error('driver bundle not found');
   }
-  const method = (name: string) => driver.methods.get(name) as DriverFunction | undefined;
   const namespace = new Namespace(redis, config.gateway.volume_id);
+  // apply() is defined below; the driver calls it only once this actor leads the crawl.
+  const driver = crawlDriver(config, opened, (cmd) => apply(cmd), log);
   const lease = new Lease(redis, keys.crawlLease(gateway), instance, LEASE_TTL_MS);
   const beats = [new Heartbeat(redis, gateway, { instance, role: 'crawl', version: hash })];
   beats[0]!.start();
@@ -72,7 +73,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
       await Promise.all(beats.map((b) => b.stop()));
       await refreshServer?.close(config.limits.request_timeout_ms);
       try {
-        await method('driver_shutdown')?.();
+        await driver.shutdown();
       } catch (err) {
         log.warn({ err }, 'driver_shutdown threw');
       }
@@ -112,18 +113,14 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
         }
       }, () => {});
     }, LEASE_TTL_MS / 3);
-    (globalThis as Record<symbol, unknown>)[CRAWL_HANDLER] = apply;
-    const init = method('driver_init');
-    if (init && (await init(driver.config, driver.secrets)) === false) {
-      log.error({ hash }, 'driver_init returned false');
+    if (!(await driver.start())) {
+      log.error({ hash }, 'the driver refused to start (driver_init returned false, or it failed to load)');
       return void stop(EXIT.CONFIG);
     }
-    const refresh = method('refresh');
-    if (refresh) {
+    if (driver.hasRefresh) {
       refreshServer = new CallServer({
         redisUrl: opts.redisUrl, gateway, mode: 'refresh', concurrency: 1,
-        handler: (call: IncomingCall): Promise<CallResult> => callDriver(refresh, 'refresh', call, driver.config, driver.secrets)
-          .catch((err: Error) => ({ rc: -Errno.EIO, error: err.message })),
+        handler: (call: IncomingCall): Promise<CallResult> => driver.refresh(call),
         onDone: (call, result) => {
           if (result.rc !== 0) log.warn({ rid: call.requestId, rc: result.rc, error: result.error }, 'refresh failed');
         },
@@ -133,17 +130,16 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
       beat.start();
       beats.push(beat);
     }
-    const next = method('next_dataset');
-    if (!next) {
+    if (!driver.hasNextDataset) {
       log.warn('the driver has no next_dataset: nothing to crawl');
       return;
     }
     let failures = 0;
     while (!stopping) {
       try {
-        const more = await next(driver.config, driver.secrets);
+        const more = await driver.nextDataset();
         failures = 0;
-        if (more === false) {
+        if (!more) {
           log.info(stats, 'next_dataset says the dataset is complete');
           return;
         }

@@ -9,10 +9,11 @@ import { Heartbeat } from './registry.js';
 import { CallServer, type CallResult, type IncomingCall } from '../queues/ask.js';
 import { methodOf, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
-import { currentBundleHash } from '../drivers/bundle.js';
-import { openDriver } from '../drivers/open-driver.js';
+import { currentBundleHash, isPythonBundle, loadDriverModule } from '../drivers/bundle.js';
+import { openBundle, type OpenBundle } from '../drivers/open-driver.js';
 import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../drivers/chassis.js';
 import { Errno } from '../drivers/errno.js';
+import { PythonDriverPool } from '../drivers/python-pool.js';
 
 /** Exit codes the supervisor understands. */
 export const EXIT = { OK: 0, RECYCLE: 75, CONFIG: 78 } as const;
@@ -56,19 +57,20 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   };
 
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const driver = await openDriver(redis, hash, config.gateway.private_key, config.actors.work_dir);
-  if (!driver) {
+  const opened = await openBundle(redis, hash, config.gateway.private_key);
+  if (!opened) {
     return giveUp(EXIT.CONFIG, { hash }, 'driver bundle not found in Redis');
   }
-  const { config: driverConfig, secrets } = driver;
   const method = methodOf(config.gateway.type, mode);
-  const fn = driver.methods.get(method) as DriverFunction | undefined;
-  if (!fn) {
+  const python = isPythonBundle(opened.bundle);
+  const driver = python
+    ? await startPythonDriver(opts, method, opened, log)
+    : await startNodeDriver(opts, method, opened, () => void stop(EXIT.RECYCLE), log);
+  if (driver === 'not-implemented') {
     return giveUp(EXIT.OK, { hash, method }, 'this driver version does not implement the mode');
   }
-  const init = driver.methods.get('driver_init') as DriverFunction | undefined;
-  if (init && (await init(driverConfig, secrets)) === false) {
-    return giveUp(EXIT.CONFIG, { hash }, 'driver_init returned false');
+  if (driver === 'failed') {
+    return giveUp(EXIT.CONFIG, { hash }, 'the driver refused to start (driver_init returned false, or it failed to load)');
   }
 
   const heartbeat = new Heartbeat(redis, gateway, { instance, role: `driver:${mode}`, version: hash });
@@ -81,7 +83,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
       await heartbeat.stop();
       await server.close(config.limits.request_timeout_ms);
       try {
-        await (driver.methods.get('driver_shutdown') as DriverFunction | undefined)?.();
+        await driver.shutdown();
       } catch (err) {
         log.warn({ err }, 'driver_shutdown threw');
       }
@@ -91,19 +93,8 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
     return stopping;
   };
 
-  const handler = async (call: IncomingCall): Promise<CallResult> => {
-    try {
-      return await callDriver(fn, mode, call, driverConfig, secrets, method);
-    } catch (err) {
-      const hung = err instanceof DriverHung;
-      if (!hung && !(err instanceof DriverThrew)) throw err;
-      log.error({ rid: call.requestId, err: (err as Error).message }, hung ? 'driver call hung; recycling actor' : 'driver threw; recycling actor');
-      setImmediate(() => void stop(EXIT.RECYCLE));
-      return { rc: hung ? -Errno.ETIMEDOUT : -Errno.EIO, error: (err as Error).message };
-    }
-  };
   const server = new CallServer({
-    redisUrl: opts.redisUrl, gateway, mode, concurrency: config.actors.concurrency, handler,
+    redisUrl: opts.redisUrl, gateway, mode, concurrency: config.actors.concurrency, handler: (call) => driver.call(call),
     onDone: (call, result, ms) => {
       heartbeat.jobs++;
       if (result.rc !== 0 && result.rc !== -Errno.ENOENT) log.warn({ rid: call.requestId, rc: result.rc, error: result.error, ms }, 'driver call failed');
@@ -120,6 +111,66 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
     void stop(EXIT.RECYCLE);
   }, 1000);
   selfCheck.unref();
-  log.info({ hash, mode, concurrency: config.actors.concurrency }, 'driver actor ready');
+  log.info({ hash, mode, concurrency: config.actors.concurrency, python }, 'driver actor ready');
   return { stop, version: hash };
+}
+
+/** A driver's method for this actor's mode, ready to serve calls. */
+interface RunningDriver {
+  call(call: IncomingCall): Promise<CallResult>;
+  shutdown(): Promise<void>;
+}
+
+type DriverStart = RunningDriver | 'not-implemented' | 'failed';
+
+/** A TypeScript driver, loaded into this process. A throw or a hang costs the call and recycles the actor. */
+async function startNodeDriver(
+  opts: DriverActorOptions, method: string, opened: OpenBundle, recycle: () => void, log: Logger,
+): Promise<DriverStart> {
+  const { config, mode } = opts;
+  const { config: driverConfig, secrets } = opened;
+  const loaded = loadDriverModule(opened.bundle, config.actors.work_dir);
+  const fn = loaded.methods.get(method) as DriverFunction | undefined;
+  if (!fn) return 'not-implemented';
+  const init = loaded.methods.get('driver_init') as DriverFunction | undefined;
+  if (init && (await init(driverConfig, secrets)) === false) return 'failed';
+  return {
+    async call(call) {
+      try {
+        return await callDriver(fn, mode, call, driverConfig, secrets, method);
+      } catch (err) {
+        const hung = err instanceof DriverHung;
+        if (!hung && !(err instanceof DriverThrew)) throw err;
+        log.error({ rid: call.requestId, err: (err as Error).message }, hung ? 'driver call hung; recycling actor' : 'driver threw; recycling actor');
+        setImmediate(recycle);
+        return { rc: hung ? -Errno.ETIMEDOUT : -Errno.EIO, error: (err as Error).message };
+      }
+    },
+    async shutdown() {
+      await (loaded.methods.get('driver_shutdown') as DriverFunction | undefined)?.();
+    },
+  };
+}
+
+/** A driver.py, run by a pool of Python chassis processes that this actor restarts as needed. */
+async function startPythonDriver(opts: DriverActorOptions, method: string, opened: OpenBundle, log: Logger): Promise<DriverStart> {
+  const { config, mode } = opts;
+  const pool = new PythonDriverPool({
+    mode, method, config: opened.bundle.config, secrets: opened.secretsJson, code: Buffer.from(opened.bundle.code, 'utf8'),
+    size: config.actors.python_processes,
+    maxFrameBytes: config.limits.max_upload_bytes,
+    startTimeoutMs: config.limits.call_timeout_ms + 5_000,
+    env: {
+      SYNDICATE_GATEWAY_ID: String(config.gateway.id), SYNDICATE_VOLUME_ID: String(config.gateway.volume_id),
+      SYNDICATE_USER_ID: String(config.gateway.user_id), SYNDICATE_CONFIG_PATH: config.file ?? '',
+    },
+    logger: log,
+  });
+  process.once('exit', () => pool.killAll()); // no chassis outlives its actor
+  const outcome = await pool.start();
+  if (outcome !== 'ready') return outcome;
+  return {
+    call: (call) => pool.call(call),
+    shutdown: () => pool.close(5_000),
+  };
 }

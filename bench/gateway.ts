@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import {
-  cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitForGateway, type FolderOptions, type GatewayFolder, type RunningGateway,
+  cleanup, DISK_DRIVER_PY, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, type FolderOptions, type GatewayFolder, type RunningGateway,
 } from '../test/support/gateway.js';
 import { driverRequestForGet } from '../http/get-chunk.js';
 import { formatBlockUrl, type BlockAddress } from '../http/data-url.js';
@@ -16,6 +16,8 @@ import { childrenOf } from './support.js';
 
 /** Driver calls one driver actor runs at once: as many as the benchmarks keep in flight. */
 export const ACTOR_CONCURRENCY = 64;
+/** Chassis processes per driver actor when the gateway runs the Python disk driver. */
+export const PYTHON_PROCESSES = 4;
 
 export interface BenchGateway {
   f: GatewayFolder;
@@ -35,7 +37,7 @@ export async function startBenchGateway(folder: FolderOptions = {}, roles = ['ht
     config: {
       cache: { dir: 'cache', max_bytes: 1 << 30 },
       limits: { call_timeout_ms: 5000, request_timeout_ms: 10_000, max_upload_bytes: 8 << 20 },
-      actors: { concurrency: ACTOR_CONCURRENCY },
+      actors: { concurrency: ACTOR_CONCURRENCY, python_processes: PYTHON_PROCESSES },
       log: { level: 'warn' },
     },
   });
@@ -57,7 +59,12 @@ export async function startBenchGateway(folder: FolderOptions = {}, roles = ['ht
     const role = / actor (\S+)/.exec(c.args)?.[1];
     if (role) pids[role] = c.pid;
   }
-  const cpuPids = { ...pids, supervisor: gw.proc.pid!, redis: (await testRedis()).pid, bench: process.pid };
+  const cpuPids: Record<string, number> = { ...pids, supervisor: gw.proc.pid!, redis: (await testRedis()).pid, bench: process.pid };
+  if (folder.driverFile === 'driver.py') {
+    // The read actor's chassis processes do the driver's work; they start in the background.
+    await waitFor('the read actor\'s Python chassis', async () => childrenOf(pids['driver:read']!).length >= PYTHON_PROCESSES);
+    childrenOf(pids['driver:read']!).forEach((c, i) => { cpuPids[`python:read#${i + 1}`] = c.pid; });
+  }
   return {
     f, gw, redis, pids, cpuPids,
     async stop() {

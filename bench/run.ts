@@ -3,14 +3,15 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,ag,ug,observe   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { testRedis } from '../test/support/redis.js';
+import { DISK_DRIVER_PY } from '../test/support/gateway.js';
 import { startBenchGateway, ACTOR_CONCURRENCY, type BenchGateway } from './gateway.js';
 import { bareEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTrips } from './driver-call.js';
-import { cacheHitGets, cacheMissGets, CONNECTIONS } from './http-get.js';
+import { cacheHitGets, cacheMissGets, CONNECTIONS, type GetResult } from './http-get.js';
 import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
 import { ugBenchmarks } from './ug.js';
@@ -19,7 +20,7 @@ import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } fro
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'observe', 'ag', 'ug'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -64,6 +65,24 @@ function getRows(
   if (run.gateway.failed) notes.push(`${run.gateway.failed} failed: ${JSON.stringify(run.gateway.statuses)}`);
   row.note = notes.join('; ');
   return [row, { name: `${label}, p99`, value: run.gateway.p99, unit: 'ms', baseline: run.koa.p99, baselineName: 'Koa' }];
+}
+
+/** The Python disk driver's figures against the TypeScript one's from the same run. */
+function pythonRows(calls: RoundTrips, tsCalls: RoundTrips, miss: GetResult, tsMiss: GetResult): Row[] {
+  const ts = 'TypeScript disk driver';
+  const errors = calls.one.errors + calls.many.errors;
+  return [
+    { name: 'driver call, driver:read actor + Python disk driver: p50 @1', value: calls.one.p50, unit: 'ms', baseline: tsCalls.one.p50, baselineName: ts },
+    { name: `driver call, driver:read actor + Python disk driver: p50 @${IN_FLIGHT}`, value: calls.many.p50, unit: 'ms', baseline: tsCalls.many.p50, baselineName: ts },
+    {
+      name: `driver call, driver:read actor + Python disk driver: calls/s @${IN_FLIGHT}`, value: calls.many.rate, unit: '/s', baseline: tsCalls.many.rate, baselineName: ts,
+      note: `${errors ? `${errors} calls failed or timed out; ` : ''}CPU cores: ${formatCpu(calls.cpu)} (TypeScript: ${formatCpu(tsCalls.cpu)})${disturbed(calls.cpu, tsCalls.cpu)}`,
+    },
+    {
+      name: `GET 4 KiB cache miss, Python disk driver, req/s (${CONNECTIONS} conns)`, value: miss.gateway.rate, unit: '/s', baseline: tsMiss.gateway.rate, baselineName: ts,
+      note: `${miss.gateway.failed ? `${miss.gateway.failed} failed: ${JSON.stringify(miss.gateway.statuses)}; ` : ''}CPU cores: ${formatCpu(miss.cpu)}${disturbed(miss.cpu)}`,
+    },
+  ];
 }
 
 async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
@@ -156,6 +175,23 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
       name: 'GET 64 KiB cache hit, metrics + request log on, p99', value: mean(o.on.map((r) => r.p99)), unit: 'ms',
       baseline: mean(o.off.map((r) => r.p99)), baselineName: 'off',
     });
+  },
+  async python(g, rows, raw) {
+    log('Python disk driver: a second gateway running the Python twin of the disk driver');
+    const py = await startBenchGateway({ driverSource: DISK_DRIVER_PY, driverFile: 'driver.py' });
+    try {
+      // The TypeScript figures of this run when their phases ran, else measured now.
+      const tsCalls = (raw.disk as RoundTrips | undefined) ?? (log('driver call: TypeScript disk driver'), await diskDriverCalls(g, SECONDS));
+      log('driver call: sgw ask/reply to the driver:read actor running the Python disk driver');
+      const calls = await diskDriverCalls(py, SECONDS);
+      const tsMiss = (raw.miss as GetResult | undefined) ?? (log('GET cache misses, TypeScript disk driver'), await cacheMissGets(g, SECONDS));
+      log('GET cache misses, 4 KiB, Python disk driver');
+      const miss = await cacheMissGets(py, SECONDS);
+      raw.python = { calls, miss };
+      rows.push(...pythonRows(calls, tsCalls, miss, tsMiss));
+    } finally {
+      await py.stop();
+    }
   },
 };
 

@@ -11,11 +11,12 @@ import type { Redis } from 'ioredis';
 import { keys } from '../queues/names.js';
 import { packageRoot, packagedFile, useEmbeddedEsbuild } from '../actors/packaged-files.js';
 import { parseSealedSecrets } from './secrets.js';
+import { listPythonMethods, PythonSourceError } from './python-runtime.js';
 
 export interface BundleMeta {
   /** Names of the functions the driver module exports, sorted. */
   methods: string[];
-  /** The entry file the bundle was built from (driver.ts, driver.js, driver.mjs or driver.cjs). */
+  /** The entry file the bundle was built from (driver.ts, driver.js, driver.mjs, driver.cjs or driver.py). */
   entry: string;
   /** ISO time of the build; informative only, never part of the hash. */
   builtAt: string;
@@ -24,7 +25,7 @@ export interface BundleMeta {
 export interface DriverBundle {
   /** SHA-256 hex of (code, config, secrets): the driver version. */
   hash: string;
-  /** The driver as one CommonJS file. */
+  /** The driver as one CommonJS file, or a driver.py's source as it is. */
   code: string;
   /** config.json as canonical JSON (sorted keys, no whitespace). */
   config: Buffer;
@@ -51,7 +52,12 @@ export class DriverLoadError extends Error {
   override name = 'DriverLoadError';
 }
 
-export const ENTRY_NAMES = ['driver.ts', 'driver.js', 'driver.mjs', 'driver.cjs'] as const;
+export const ENTRY_NAMES = ['driver.ts', 'driver.js', 'driver.mjs', 'driver.cjs', 'driver.py'] as const;
+
+/** A driver.py bundle runs in Python chassis processes, not in the actor's Node process. */
+export function isPythonBundle(bundle: { meta: BundleMeta }): boolean {
+  return bundle.meta.entry === 'driver.py';
+}
 
 // Drivers' `import ... from 'sgw'` is bundled from this file, so bundles need no sgw at run time.
 // Looked up on first build: inside the single executable that extracts it.
@@ -165,6 +171,7 @@ export async function buildBundle(folder: string): Promise<DriverBundle> {
   const entry = findEntry(dir);
   const config = readConfig(dir);
   const secrets = readSealedSecrets(dir);
+  if (entry === 'driver.py') return buildPythonBundle(dir, config, secrets);
   const code = await compileDriver(dir, entry);
   const hash = bundleHash(code, config, secrets);
   const bundle: DriverBundle = { hash, code, config, secrets, meta: { methods: [], entry, builtAt: new Date().toISOString() } };
@@ -176,6 +183,26 @@ export async function buildBundle(folder: string): Promise<DriverBundle> {
     await rm(workDir, { recursive: true, force: true });
   }
   return bundle;
+}
+
+/** A driver.py is stored as it is; its methods are found by parsing it, never by running it. */
+async function buildPythonBundle(dir: string, config: Buffer, secrets: Buffer | null): Promise<DriverBundle> {
+  const path = join(dir, 'driver.py');
+  let code: string;
+  try {
+    code = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(path));
+  } catch {
+    throw new BundleError(`${path} is not UTF-8 text`);
+  }
+  let methods: string[];
+  try {
+    methods = await listPythonMethods(code);
+  } catch (err) {
+    if (!(err instanceof PythonSourceError)) throw err;
+    throw new BundleError(`cannot publish ${path}: ${err.message}`);
+  }
+  const hash = bundleHash(code, config, secrets);
+  return { hash, code, config, secrets, meta: { methods, entry: 'driver.py', builtAt: new Date().toISOString() } };
 }
 
 // Stores the bundle (unless this content is already stored), points the gateway at it and
@@ -240,6 +267,7 @@ function exportedFunctions(mod: unknown): Map<string, DriverMethod> {
 /** Writes the bundle's code to workDir/bundles/<hash>.cjs and loads it. */
 export function loadDriverModule(bundle: DriverBundle, workDir: string, options: { keepInCache?: boolean } = {}): LoadedDriver {
   if (!HASH_PATTERN.test(bundle.hash)) throw new BundleError(`${JSON.stringify(bundle.hash)} is not a bundle hash`);
+  if (isPythonBundle(bundle)) throw new BundleError(`bundle ${bundle.hash.slice(0, 12)} is a Python driver: run it in a chassis`);
   const dir = join(resolve(workDir), 'bundles');
   const file = join(dir, `${bundle.hash}.cjs`);
   mkdirSync(dir, { recursive: true });

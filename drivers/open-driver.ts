@@ -1,23 +1,27 @@
-// Everything an actor needs to run one driver version: the bundle fetched from Redis, its public
-// config, its secrets unsealed with the gateway's private key, and the loaded module.
+// What an actor needs to run one driver version: the bundle fetched from Redis, its public config
+// and its secrets unsealed with the gateway's private key (as bytes for a Python chassis, parsed
+// for a TypeScript driver).
 import type { KeyObject } from 'node:crypto';
 import type { Redis } from '../queues/redis.js';
-import { fetchBundle, loadDriverModule, type DriverMethod } from './bundle.js';
+import { fetchBundle, type DriverBundle } from './bundle.js';
 import { unsealSecrets } from './secrets.js';
 
-export interface OpenDriver {
-  hash: string;
-  methods: Map<string, DriverMethod>;
+export interface OpenBundle {
+  bundle: DriverBundle;
   config: Record<string, unknown>;
   secrets: Record<string, unknown>;
+  secretsJson: Buffer;
 }
 
-/** Null when the bundle is not in Redis; throws when it cannot be unsealed or loaded. */
-export async function openDriver(redis: Redis, hash: string, privateKey: KeyObject, workDir: string): Promise<OpenDriver | null> {
+/** Null when the bundle is not in Redis; throws when its secrets cannot be unsealed. */
+export async function openBundle(redis: Redis, hash: string, privateKey: KeyObject): Promise<OpenBundle | null> {
   const bundle = await fetchBundle(redis, hash);
   if (!bundle) return null;
-  const config = JSON.parse(bundle.config.toString() || '{}') as Record<string, unknown>;
-  const secrets = bundle.secrets ? (JSON.parse(unsealSecrets(bundle.secrets, privateKey).toString()) as Record<string, unknown>) : {};
-  const loaded = loadDriverModule(bundle, workDir);
-  return { hash, methods: loaded.methods, config, secrets };
+  const secretsJson = bundle.secrets ? unsealSecrets(bundle.secrets, privateKey) : Buffer.from('{}');
+  return {
+    bundle,
+    config: JSON.parse(bundle.config.toString() || '{}') as Record<string, unknown>,
+    secrets: JSON.parse(secretsJson.toString()) as Record<string, unknown>,
+    secretsJson,
+  };
 }

@@ -61,17 +61,20 @@ test('activation none: sgw start publishes the driver, starts no actor, and says
 
   // The service manager's part: one process per actor.
   const read = actor(f, 'driver:read');
+  // The gateway is ready (and serves) once every mode of its driver has a live actor.
+  const others = ['driver:write', 'driver:delete', 'driver:rename'].map((role) => actor(f, role));
   const http = actor(f, 'http', '--with-cache');
   const [instance] = await waitFor('the external driver:read actor in the registry', async () => {
     const ids = await liveActors(redis, f.gatewayKey, 'driver:read');
     return ids.length > 0 ? ids : null;
   });
   t.is(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'), String(read.pid), 'registered by the process we ran');
-  await waitFor('the external http actor', async () => (await fetch(`${f.url}/PING`)).status === 200);
+  await waitFor('the external actors ready', async () => (await fetch(`${f.url}/ready`)).status === 200, 30_000);
   const miss = await fetch(formatBlockUrl(f.url, { volume_id: 3n, fs_path: '/a', file_id: 1n, file_version: 1n, block_id: 0n, block_version: 0n }));
   t.is(miss.status, 404, 'the external driver:read actor answered: no such chunk');
   t.is(await stop(read), 0);
   t.is(await stop(http), 0);
+  await Promise.all(others.map(stop));
   t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:read'), [], 'gone from the registry after a clean stop');
 });
 

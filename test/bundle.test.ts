@@ -267,3 +267,39 @@ test('the built-in disk driver bundles, travels through Redis and stores chunks 
   t.is(await call('delete_chunk', blockRequest(9n), config, {}), 0);
   t.is(await call('read_chunk', blockRequest(9n), new ChunkSink(), config, {}), -Errno.ENOENT);
 });
+
+test('a driver.py is stored as it is, and its methods are found by parsing it, never by running it', async (t) => {
+  const marker = path.join(freshDir(t), 'ran');
+  const source = `import os
+open(${JSON.stringify(marker)}, "w").close()   # top-level code a publisher must not run
+
+def read_chunk(request, chunk_fd, config, secrets):
+    def helper():
+        return 0
+    return helper()
+
+def _own_helper():
+    return 1
+
+async def serialize(request, chunk):
+    return chunk
+
+class Cache:
+    def write_chunk(self):
+        return 0
+`;
+  const bundle = await buildBundle(driverFolder(t, { 'driver.py': source, 'config.json': '{"b": 1, "a": 2}' }));
+  t.is(bundle.code, source);
+  t.deepEqual(bundle.meta.methods, ['read_chunk', 'serialize'], 'top-level public functions only: not nested ones, not class methods, not _helpers');
+  t.is(bundle.meta.entry, 'driver.py');
+  t.is(bundle.hash, bundleHash(source, Buffer.from('{"a":2,"b":1}'), null));
+  t.false(fs.existsSync(marker), 'publishing did not run the driver');
+  t.throws(() => loadDriverModule(bundle, freshDir(t)), { instanceOf: BundleError, message: /Python driver/ });
+});
+
+test('a driver.py that is not Python, not UTF-8, or sits beside another driver file is refused', async (t) => {
+  const err = await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.py': 'def read_chunk(:\n    return 0\n' })), { instanceOf: BundleError });
+  t.regex(err!.message, /driver\.py:1:\d+: /);
+  await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.py': Buffer.from([0x64, 0x65, 0x66, 0xff, 0x0a]) })), { instanceOf: BundleError, message: /not UTF-8/ });
+  await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.py': '', 'driver.js': '' })), { instanceOf: BundleError, message: /several driver files/ });
+});

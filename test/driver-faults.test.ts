@@ -1,8 +1,8 @@
 // A driver that throws, exits or hangs costs that call only: the call gets a bounded answer,
 // the gateway keeps serving, and the supervisor replaces the broken actor.
-import test, { type ExecutionContext } from 'ava';
-import { formatBlockUrl } from '../http/data-url.js';
+import test from 'ava';
 import { DISK_DRIVER_JS, liveActors, waitFor } from './support/gateway.js';
+import { faultProbes, faultTests, type FaultCase } from './support/driver-faults.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 
 const FAULTY_DRIVER = `
@@ -29,17 +29,7 @@ test.before(async () => {
   await waitFor('two read actors', async () => (await liveActors(redis, f.gatewayKey, 'driver:read')).length === 2);
 });
 
-const url = (block: bigint) => formatBlockUrl(gateway.f.url, { volume_id: 3n, fs_path: '/f', file_id: 0xabcn, file_version: 1n, block_id: block, block_version: 0n });
-
-interface Answer { status: number; ms: number; retryAfter: string | null; body: string }
-
-async function timedGet(block: bigint): Promise<Answer> {
-  const started = Date.now();
-  const res = await fetch(url(block));
-  return { status: res.status, ms: Date.now() - started, retryAfter: res.headers.get('retry-after'), body: await res.text() };
-}
-
-const readActors = () => liveActors(gateway.redis, gateway.f.gatewayKey, 'driver:read');
+const { readActors } = faultProbes(gateway);
 
 /** Waits until a read actor that was not there before is alive, and two are alive again. */
 async function replaced(before: string[]): Promise<void> {
@@ -49,18 +39,12 @@ async function replaced(before: string[]): Promise<void> {
   }, 30_000);
 }
 
-async function stillServing(t: ExecutionContext, block: bigint): Promise<void> {
-  const ok = await timedGet(block);
-  t.is(ok.status, 200, `a healthy block is still served after the fault (${ok.body})`);
-  t.is(ok.body, `block ${block}`);
-}
-
 /**
  * One case per fault of FAULTY_DRIVER: the block that triggers it, what its answer must be, and
  * a healthy block to read afterwards. Each test then checks the gateway still serves and that
  * the supervisor replaced the broken read actor.
  */
-const faults: { title: string; block: bigint; healthy: bigint; check: (t: ExecutionContext, r: Answer) => void }[] = [
+const faults: FaultCase[] = [
   {
     title: 'a driver that throws gets 500 for that call, and its actor is replaced',
     block: 1n, healthy: 10n,
@@ -96,11 +80,4 @@ const faults: { title: string; block: bigint; healthy: bigint; check: (t: Execut
   },
 ];
 
-for (const { title, block, healthy, check } of faults) {
-  test.serial(title, async (t) => {
-    const before = await readActors();
-    check(t, await timedGet(block));
-    await stillServing(t, healthy);
-    await replaced(before);
-  });
-}
+faultTests(gateway, faults, async (_t, before) => replaced(before));

@@ -9,15 +9,31 @@ import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { testRedis } from './support/redis.js';
 import {
-  cleanup, DISK_DRIVER_JS, fileRef, liveActors, makeGatewayFolder, startGatewayProcess, waitForGateway,
+  cleanup, DISK_DRIVER_JS, DISK_DRIVER_PY, DISK_DRIVERS, fileRef, liveActors, makeGatewayFolder, startGatewayProcess, waitForGateway,
+  type FolderOptions,
 } from './support/gateway.js';
 
-// Stores chunks reversed (deserialize) and serves them with a marker (serialize).
-const TRANSFORMING = `
+// The disk driver, plus: stores chunks reversed (deserialize) and serves them with a marker (serialize).
+const TRANSFORMING: Record<string, FolderOptions> = {
+  TypeScript: {
+    driverSource: `
 export * from ${JSON.stringify(DISK_DRIVER_JS)};
 export function deserialize(request, chunk) { return Buffer.from(chunk).reverse(); }
 export function serialize(request, chunk) { return Buffer.concat([Buffer.from('S:'), chunk]); }
-`;
+`,
+  },
+  Python: {
+    driverFile: 'driver.py',
+    driverSource: `${DISK_DRIVER_PY}
+
+def deserialize(request, chunk):
+    return bytes(reversed(chunk))
+
+def serialize(request, chunk):
+    return b"S:" + chunk
+`,
+  },
+};
 
 async function putAndGet(f: Awaited<ReturnType<typeof makeGatewayFolder>>, bytes: Buffer): Promise<Buffer> {
   const file = fileRef(f, { file_id: 0xc0ffeen });
@@ -32,38 +48,40 @@ function storedFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
 }
 
-test('a driver with serialize and deserialize has both run, each in its own actor', async (t) => {
-  const redis = new Redis((await testRedis()).url);
-  const f = await makeGatewayFolder({ driverSource: TRANSFORMING });
-  const gw = startGatewayProcess(f.configFile);
-  try {
-    await waitForGateway(f, redis, ['driver:read', 'driver:write', 'driver:serialize', 'driver:deserialize']);
-    const got = await putAndGet(f, Buffer.from('abc'));
-    t.is(got.toString(), 'S:cba', 'GET = serialize(read(deserialize(PUT)))');
-    const [stored] = storedFiles(f.storageDir);
-    t.is(readFileSync(stored!).toString(), 'cba', 'the back-end holds the deserialized chunk');
-  } finally {
-    await gw.stop();
-    redis.disconnect();
-    cleanup([f.dir]);
-  }
-});
+for (const { language, options } of DISK_DRIVERS) {
+  test.serial(`${language} driver with serialize and deserialize: both run, each in its own actor`, async (t) => {
+    const redis = new Redis((await testRedis()).url);
+    const f = await makeGatewayFolder(TRANSFORMING[language]);
+    const gw = startGatewayProcess(f.configFile);
+    try {
+      await waitForGateway(f, redis, ['driver:read', 'driver:write', 'driver:serialize', 'driver:deserialize']);
+      const got = await putAndGet(f, Buffer.from('abc'));
+      t.is(got.toString(), 'S:cba', 'GET = serialize(read(deserialize(PUT)))');
+      const [stored] = storedFiles(f.storageDir);
+      t.is(readFileSync(stored!).toString(), 'cba', 'the back-end holds the deserialized chunk');
+    } finally {
+      await gw.stop();
+      redis.disconnect();
+      cleanup([f.dir]);
+    }
+  });
 
-test('without serialize and deserialize, bytes pass through and no such queue or actor exists', async (t) => {
-  const redis = new Redis((await testRedis()).url);
-  const f = await makeGatewayFolder();
-  const gw = startGatewayProcess(f.configFile);
-  try {
-    await waitForGateway(f, redis);
-    t.is((await putAndGet(f, Buffer.from('abc'))).toString(), 'abc');
-    t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:serialize'), []);
-    t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:deserialize'), []);
-    t.deepEqual(await redis.keys(`sgw:${f.gatewayKey}.serialize*`), []);
-    t.deepEqual(await redis.keys(`sgw:${f.gatewayKey}.deserialize*`), []);
-    t.true((await redis.keys(`sgw:${f.gatewayKey}.read*`)).length > 0, 'the read queue exists (the check can fail)');
-  } finally {
-    await gw.stop();
-    redis.disconnect();
-    cleanup([f.dir]);
-  }
-});
+  test.serial(`${language} driver without serialize and deserialize: bytes pass through and no such queue or actor exists`, async (t) => {
+    const redis = new Redis((await testRedis()).url);
+    const f = await makeGatewayFolder(options);
+    const gw = startGatewayProcess(f.configFile);
+    try {
+      await waitForGateway(f, redis);
+      t.is((await putAndGet(f, Buffer.from('abc'))).toString(), 'abc');
+      t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:serialize'), []);
+      t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:deserialize'), []);
+      t.deepEqual(await redis.keys(`sgw:${f.gatewayKey}.serialize*`), []);
+      t.deepEqual(await redis.keys(`sgw:${f.gatewayKey}.deserialize*`), []);
+      t.true((await redis.keys(`sgw:${f.gatewayKey}.read*`)).length > 0, 'the read queue exists (the check can fail)');
+    } finally {
+      await gw.stop();
+      redis.disconnect();
+      cleanup([f.dir]);
+    }
+  });
+}

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get as httpGet } from 'node:http';
 import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,14 @@ import { testRedis } from './redis.js';
 export const CLI = fileURLToPath(new URL('../../actors/cli.js', import.meta.url));
 export const DISK_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/disk/driver.js', import.meta.url));
 export const DATASET_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/dataset/driver.js', import.meta.url));
+/** The Python twin of the disk driver, read from the source tree (dist/ holds no driver.py). */
+export const DISK_DRIVER_PY = readFileSync(fileURLToPath(new URL('../../../drivers/builtin/disk-python/driver.py', import.meta.url)), 'utf8');
+
+/** The built-in disk driver in each language: RG scenarios run once per entry. */
+export const DISK_DRIVERS: { language: string; options: FolderOptions }[] = [
+  { language: 'TypeScript', options: {} },
+  { language: 'Python', options: { driverSource: DISK_DRIVER_PY, driverFile: 'driver.py' } },
+];
 
 let keyCache: { pem: string; key: KeyObject }[] | null = null;
 /** Two RSA-2048 key pairs per test process (RG and UG); generating is the slow part. */
@@ -49,8 +57,10 @@ export interface GatewayFolder {
 }
 
 export interface FolderOptions {
-  /** Driver source (an .mjs module text); default: the built-in disk driver. */
+  /** Driver source (an .mjs module text, or see driverFile); default: the built-in disk driver. */
   driverSource?: string;
+  /** The driver file's name (driver.mjs by default; driver.py for a Python driver). */
+  driverFile?: string;
   /** Extra top-level config keys merged over the defaults. */
   config?: Record<string, unknown>;
   /** Reuse another folder's gateway identity and port (a second host of the same gateway). */
@@ -87,7 +97,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   const type = base?.gatewayKey.slice(0, 2).toUpperCase() ?? opts.type ?? 'RG';
   // A UG without a driver of its own gets an empty one: every UG mode is then short-circuited.
   const defaultDriver = type === 'UG' ? 'export {};\n' : `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`;
-  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? defaultDriver, opts.driverConfig ?? { STORAGE_DIR: storageDir });
+  if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? defaultDriver, opts.driverConfig ?? { STORAGE_DIR: storageDir }, opts.driverFile);
   const volumeId = base?.volumeId ?? opts.volumeId ?? (type === 'AG' ? BigInt(randomBytes(4).readUInt32BE()) + 100n : 3n);
   const ugId = opts.ugId ?? 10n;
   const gatewayId = base?.gatewayId ?? (type === 'UG' ? ugId : BigInt(randomBytes(4).readUInt32BE()) + 1000n);
@@ -123,10 +133,10 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
 }
 
 /** Replaces the driver folder's code and config (publish it with `sgw driver publish`). */
-export function writeDriver(dir: string, source: string, config: Record<string, unknown>): void {
+export function writeDriver(dir: string, source: string, config: Record<string, unknown>, file = 'driver.mjs'): void {
   rmSync(join(dir, 'driver'), { recursive: true, force: true });
   mkdirSync(join(dir, 'driver'));
-  writeFileSync(join(dir, 'driver', 'driver.mjs'), source);
+  writeFileSync(join(dir, 'driver', file), source);
   writeFileSync(join(dir, 'driver', 'config.json'), JSON.stringify(config));
 }
 

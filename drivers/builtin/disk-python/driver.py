@@ -1,0 +1,104 @@
+"""The built-in replica gateway (RG) disk driver in Python, twin of ../disk/driver.ts: each chunk is
+one file under STORAGE_DIR, at the layout Syndicate back-ends use (request_to_storage_path).
+Copy this folder to start a Python driver.
+
+Every method returns 0 or a negative errno. Chunks are immutable and any call may be retried, so
+each method must be safe to run twice.
+"""
+import errno
+import os
+import tempfile
+
+from syndicate.util.gateway import log_debug, log_error, request_to_storage_path
+
+
+def _storage_dir(config):
+    """STORAGE_DIR from config.json; a relative path is taken from the driver actor's working directory."""
+    d = config.get("STORAGE_DIR")
+    return os.path.abspath(d) if isinstance(d, str) and d else None
+
+
+def _chunk_path(request, config):
+    d = _storage_dir(config)
+    return None if d is None else os.path.join(d, request_to_storage_path(request))
+
+
+def _negative_errno(err):
+    return -(err.errno or errno.EIO)
+
+
+def driver_init(driver_config, driver_secrets):
+    """Refuses to start without a usable STORAGE_DIR."""
+    d = _storage_dir(driver_config)
+    if d is None:
+        log_error("disk driver: config.json must set STORAGE_DIR")
+        return False
+    try:
+        os.makedirs(d, exist_ok=True)
+        return True
+    except OSError as err:
+        log_error("disk driver: cannot create STORAGE_DIR %s: %s" % (d, err))
+        return False
+
+
+def read_chunk(request, chunk_fd, driver_config, driver_secrets):
+    """Writes the stored chunk to chunk_fd; -ENOENT when there is no such chunk (HTTP 404)."""
+    path = _chunk_path(request, driver_config)
+    if path is None:
+        return -errno.EINVAL
+    limit = getattr(chunk_fd, "limit", None)
+    try:
+        with open(path, "rb") as f:
+            if limit is not None and os.fstat(f.fileno()).st_size > limit:
+                return -errno.EFBIG
+            chunk = f.read()
+    except OSError as err:
+        log_debug("disk driver: read %s: %s" % (path, err))
+        return _negative_errno(err)
+    chunk_fd.write(chunk)
+    return 0
+
+
+def write_chunk(request, chunk, driver_config, driver_secrets):
+    """Stores the chunk atomically: readers see the whole chunk or none of it, never a torn file."""
+    path = _chunk_path(request, driver_config)
+    if path is None:
+        return -errno.EINVAL
+    temp = None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())  # a 200 on a write promises the chunk is on disk
+        os.replace(temp, path)
+        return 0
+    except OSError as err:
+        log_error("disk driver: write %s: %s" % (path, err))
+        if temp is not None:
+            try:
+                os.remove(temp)
+            except OSError:
+                pass
+        return _negative_errno(err)
+
+
+def delete_chunk(request, driver_config, driver_secrets):
+    """Removes the chunk; a chunk that is already gone counts as deleted (the call may be a retry)."""
+    path = _chunk_path(request, driver_config)
+    if path is None:
+        return -errno.EINVAL
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log_error("disk driver: delete %s: %s" % (path, err))
+        return _negative_errno(err)
+    return 0
+
+
+def rename_file(request, old_path, new_path, driver_config, driver_secrets):
+    """Nothing to do: this layout is keyed by file id, not by path."""
+    return 0
