@@ -79,7 +79,7 @@ function pythonCrawlDriver(
     async nextDataset() {
       const r = await crawl!.call({ request: Buffer.alloc(0), requestId: undefined, deadline: Date.now() + NEXT_DATASET_DEADLINE_MS, jobId: undefined });
       if (r.rc !== 0) throw new Error(`next_dataset failed: rc ${r.rc}${r.error ? ` (${r.error})` : ''}`);
-      return r.chunk?.toString() === '1';
+      return r.value === '1';
     },
     refresh: (call) => refresh!.call(call),
     async shutdown() {

@@ -20,6 +20,8 @@ export const DISK_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/disk/
 export const DATASET_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/dataset/driver.js', import.meta.url));
 /** The Python twin of the disk driver, read from the source tree (dist/ holds no driver.py). */
 export const DISK_DRIVER_PY = readFileSync(fileURLToPath(new URL('../../../drivers/builtin/disk-python/driver.py', import.meta.url)), 'utf8');
+/** The Python twin of the dataset (AG) driver, from the source tree too. */
+export const DATASET_DRIVER_PY = readFileSync(fileURLToPath(new URL('../../../drivers/builtin/dataset-python/driver.py', import.meta.url)), 'utf8');
 
 /** The built-in disk driver in each language: RG scenarios run once per entry. */
 export const DISK_DRIVERS: { language: string; options: FolderOptions }[] = [
