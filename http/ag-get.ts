@@ -11,7 +11,7 @@ import { signMessage } from '../proto/signature.js';
 import { parseDataUrl, chunkCacheKey, type ChunkAddress } from './data-url.js';
 import { HttpError } from './errors.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
-import { driverRequestForGet, readFailure, sendCachedOrRead, sendChunk } from './get-chunk.js';
+import { driverRequestForGet, readFailure, sendCached, sendChunk, sendRead } from './get-chunk.js';
 
 export interface AgGetDeps {
   config: GatewayConfig;
@@ -65,6 +65,10 @@ export function getAgChunk(deps: AgGetDeps) {
   return async (ctx: Context): Promise<void> => {
     const addr = parseDataUrl(ctx.path);
     if (addr.volume_id !== config.gateway.volume_id) throw new HttpError(404, `volume ${addr.volume_id} is not served here`);
+    // A block URL names one signed block of one file version (its block version is unique to one
+    // manifest): a cached copy answers it without asking the namespace.
+    const key = addr.kind === 'block' ? chunkCacheKey(addr) : null;
+    if (key && (await sendCached(ctx, deps.cache, key))) return;
     const entry = await deps.namespace.stat(addr.fs_path);
     if (!entry || entry.type !== 'file') throw new HttpError(404, `no file at ${addr.fs_path}`);
     if (entry.file_id !== addr.file_id || entry.file_version !== addr.file_version) {
@@ -86,7 +90,7 @@ export function getAgChunk(deps: AgGetDeps) {
     const offset = Number(addr.block_id) * blockSize;
     const len = Math.min(blockSize, entry.size - offset);
     req.len = BigInt(len);
-    await sendCachedOrRead(ctx, deps.cache, chunkCacheKey(addr), 'block', () => deps.pipeline.read(req, deadline, rid, (bytes) => {
+    await sendRead(ctx, deps.cache, key!, 'block', () => deps.pipeline.read(req, deadline, rid, (bytes) => {
       if (bytes.length > len) throw new HttpError(500, `the driver returned ${bytes.length} bytes for a ${len}-byte block`);
       return signedBlock(addr, bytes, config);
     }));

@@ -67,19 +67,25 @@ export function getChunk(deps: GetChunkDeps) {
       ctx.status = 304;
       return;
     }
+    const key = chunkCacheKey(addr);
+    if (await sendCached(ctx, deps.cache, key)) return;
     const req = driverRequestForGet(addr, deps.userId, deps.blockSize);
-    await sendCachedOrRead(ctx, deps.cache, chunkCacheKey(addr), addr.kind === 'block' ? 'block' : 'manifest',
+    await sendRead(ctx, deps.cache, key, addr.kind === 'block' ? 'block' : 'manifest',
       () => deps.pipeline.read(req, ctx.state.deadline as number, ctx.state.requestId as string));
   };
 }
 
-/** Answers from the cache; on a miss runs `read` (the driver pipeline), caches and answers its bytes. */
-export async function sendCachedOrRead(ctx: Context, cache: ChunkCache, key: string, what: string, read: () => Promise<ChunkResult>): Promise<void> {
+/** Answers from the cache, if it holds the chunk; false on a miss. */
+export async function sendCached(ctx: Context, cache: ChunkCache, key: string): Promise<boolean> {
   const hit = await cache.get(key);
-  if (hit) {
-    ctx.state.cache = 'hit';
-    return sendChunk(ctx, hit);
-  }
+  if (!hit) return false;
+  ctx.state.cache = 'hit';
+  sendChunk(ctx, hit);
+  return true;
+}
+
+/** After a miss: runs `read` (the driver pipeline), caches and answers its bytes. */
+export async function sendRead(ctx: Context, cache: ChunkCache, key: string, what: string, read: () => Promise<ChunkResult>): Promise<void> {
   ctx.state.cache = 'miss';
   const r = await read();
   if (r.rc !== 0) throw readFailure(r, what);
