@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import {
-  cleanup, DISK_DRIVER_PY, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, type FolderOptions, type GatewayFolder, type RunningGateway,
+  cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, type FolderOptions, type GatewayFolder, type RunningGateway,
 } from '../test/support/gateway.js';
 import { driverRequestForGet } from '../http/get-chunk.js';
 import { formatBlockUrl, type BlockAddress } from '../http/data-url.js';

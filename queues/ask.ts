@@ -116,7 +116,7 @@ export class Asker {
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
   observe: CallObserver | null = null;
 
-  constructor(private readonly redisUrl: string, private readonly gateway: string, instance = randomUUID()) {
+  constructor(redisUrl: string, private readonly gateway: string, instance = randomUUID()) {
     this.instance = instance;
     this.replyKey = keys.results(instance);
     this.redis = connectRedis(redisUrl, 'fail-fast', `sgw-ask-${instance}`);

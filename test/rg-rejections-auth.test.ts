@@ -16,7 +16,7 @@ import { formatFileId } from '../http/data-url.js';
 import { deleteChunksFields, layOutChunks, postRaw, putChunksFields, randomNonce, renameHintFields } from '../http/rg-client.js';
 import { stringField } from './support/hand-protobuf.js';
 import {
-  rejectionGateway, UG, READ_ONLY, WRITE_ONLY, newFile, blockChunk, manifestChunk, oneBlock, signed, walk, storedFiles, chunkUrl, assertNothingStored, why, withByte,
+  rejectionGateway, READ_ONLY, WRITE_ONLY, newFile, blockChunk, manifestChunk, oneBlock, signed, walk, storedFiles, chunkUrl, assertNothingStored, why, withByte,
 } from './support/rejections.js';
 
 const gw = rejectionGateway();
