@@ -1,5 +1,5 @@
 // A deliberately naive, independent implementation of the Syndicate wire format, written from
-// /work/shared/WIRE.md alone, to check proto/ against. It must never import from proto/: its
+// ../shared/WIRE.md alone, to check proto/ against. It must never import from proto/: its
 // value is that it shares no code (and no protobufjs) with what it checks. Signatures are done
 // by hand as well (EMSA-PSS over raw RSA), so Node's own PSS code is checked too.
 import { createHash, constants, privateDecrypt, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
