@@ -29,14 +29,26 @@ export function driverRequestForGet(addr: ChunkAddress, userId: bigint, blockSiz
     io_context: randomIoContext(),
     block_size: BigInt(blockSize),
   };
-  if (addr.kind === 'block') {
-    req.block_id = addr.block_id;
-    req.block_version = addr.block_version;
-    req.offset = BigInt.asUintN(64, addr.block_id * BigInt(blockSize));
-    req.len = BigInt(blockSize);
+  return setChunkFields(req, addr.kind === 'block'
+    ? { ...addr, offset: BigInt.asUintN(64, addr.block_id * BigInt(blockSize)), len: blockSize }
+    : addr);
+}
+
+/** Which chunk a DriverRequest is about: a block and its byte range, or a manifest by its mtime. */
+export type ChunkFields =
+  | { kind: 'block'; block_id: bigint; block_version: bigint; offset: bigint | number; len: bigint | number }
+  | { kind: 'manifest'; mtime_sec: bigint; mtime_nsec: number };
+
+/** Fills the block or manifest fields of a DriverRequest (WIRE.md: "How a gateway fills it"). */
+export function setChunkFields(req: DriverRequest, chunk: ChunkFields): DriverRequest {
+  if (chunk.kind === 'block') {
+    req.block_id = chunk.block_id;
+    req.block_version = chunk.block_version;
+    req.offset = BigInt(chunk.offset);
+    req.len = BigInt(chunk.len);
   } else {
-    req.manifest_mtime_sec = addr.mtime_sec;
-    req.manifest_mtime_nsec = addr.mtime_nsec;
+    req.manifest_mtime_sec = chunk.mtime_sec;
+    req.manifest_mtime_nsec = chunk.mtime_nsec;
     req.offset = 0n;
     req.len = 0n;
   }

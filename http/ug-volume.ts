@@ -8,6 +8,7 @@ import { DriverRequestType, type DriverRequest } from '../proto/messages.js';
 import type { GatewayType } from '../queues/names.js';
 import { HttpError } from './errors.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
+import { setChunkFields, type ChunkFields } from './get-chunk.js';
 
 export interface UgDeps {
   config: GatewayConfig;
@@ -20,9 +21,7 @@ export interface UgDeps {
 /** Which version of which file a chunk belongs to (a namespace entry carries all of it). */
 export type FileOf = Pick<NamespaceEntry, 'path' | 'file_id' | 'file_version' | 'coordinator_id'>;
 
-export type ChunkOf =
-  | { kind: 'block'; block_id: bigint; block_version: bigint; offset: number; len: number }
-  | { kind: 'manifest'; mtime_sec: bigint; mtime_nsec: number };
+export type ChunkOf = ChunkFields;
 
 /** A gateway that serves a file's chunks. */
 export interface ChunkSource {
@@ -85,18 +84,7 @@ export class UgVolume {
       request_type: chunk.kind === 'block' ? DriverRequestType.BLOCK : DriverRequestType.MANIFEST,
       path: file.path, io_type: ioType, io_context: randomIoContext(), block_size: BigInt(this.blockSize),
     };
-    if (chunk.kind === 'block') {
-      req.block_id = chunk.block_id;
-      req.block_version = chunk.block_version;
-      req.offset = BigInt(chunk.offset);
-      req.len = BigInt(chunk.len);
-    } else {
-      req.manifest_mtime_sec = chunk.mtime_sec;
-      req.manifest_mtime_nsec = chunk.mtime_nsec;
-      req.offset = 0n;
-      req.len = 0n;
-    }
-    return req;
+    return setChunkFields(req, chunk);
   }
 
   /** A deadline for one step (a driver call, a GET, a POST). */
