@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import type { CallResult, IncomingCall } from '../queues/ask.js';
 import { isPythonBundle, loadDriverModule } from '../drivers/bundle.js';
-import { callDriver, type DriverFunction } from '../drivers/chassis.js';
+import { callDriver, DriverHung, type DriverFunction } from '../drivers/chassis.js';
 import { Errno } from '../drivers/errno.js';
 import { checkMetadataCommand, CRAWL_HANDLER, type MetadataCommand } from '../drivers/helpers.js';
 import type { OpenBundle } from '../drivers/open-driver.js';
@@ -44,8 +44,9 @@ export function crawlDriver(config: GatewayConfig, opened: OpenBundle, apply: (c
     async nextDataset() {
       return (await method('next_dataset')!(opened.config, opened.secrets)) !== false;
     },
+    // A refresh that throws or outlives its deadline fails that call; the crawl goes on.
     refresh: (call) => callDriver(method('refresh')!, 'refresh', call, opened.config, opened.secrets)
-      .catch((err: Error) => ({ rc: -Errno.EIO, error: err.message })),
+      .catch((err: Error) => ({ rc: err instanceof DriverHung ? -Errno.ETIMEDOUT : -Errno.EIO, error: err.message })),
     async shutdown() {
       await method('driver_shutdown')?.();
     },

@@ -4,6 +4,7 @@ import test from 'ava';
 import { Errno } from '../drivers/errno.js';
 import { ChunkSink } from '../drivers/helpers.js';
 import { read as datasetRead } from '../drivers/builtin/dataset/driver.js';
+import { readFailure } from '../http/get-chunk.js';
 import { DATASET_DRIVER_JS } from './support/gateway.js';
 import { agScenarios, BS } from './support/ag-scenarios.js';
 
@@ -24,4 +25,12 @@ test('the dataset driver refuses reads through links and ".." and serves ranges 
   t.is(await datasetRead(req('/big', BS - 2, 5), sink, config, {}), 0);
   t.true((await sink.collect()).equals(files['/big']!.subarray(BS - 2, BS + 3)));
   t.is(await datasetRead(req('/nope', 0, 1), new ChunkSink(), config, {}), -Errno.ENOENT);
+});
+
+test('a driver that refuses a read (-EACCES, -EPERM) is a 403; -ENOENT a 404; others 500 or 504', (t) => {
+  t.is(readFailure({ rc: -Errno.EACCES }, 'block').status, 403);
+  t.is(readFailure({ rc: -Errno.EPERM }, 'block').status, 403);
+  t.is(readFailure({ rc: -Errno.ENOENT }, 'block').status, 404);
+  t.is(readFailure({ rc: -Errno.ETIMEDOUT }, 'block').status, 504);
+  t.is(readFailure({ rc: -Errno.EIO }, 'block').status, 500);
 });

@@ -120,8 +120,14 @@ export function agScenarios(driver: Pick<FolderOptions, 'driverSource' | 'driver
     t.is(grown.file_id, created.file_id);
     t.not(grown.file_version, created.file_version);
     t.true((await readFile(g.f.url, g.f.volumeId, grown, key())).equals(Buffer.concat([Buffer.from('hello'), content(BS, 9)])));
+    const grownManifest = await getManifest(g.f.url, g.f.volumeId, grown, key());
+    const cachedBlock = await getBlock(g.f.url, g.f.volumeId, grown, grownManifest, 1, key());
     truncateSync(p, 2);
     await waitFor('the shrunk file', async () => (await stat(g.f.url, '/docs/live.txt'))?.size === 2, 10_000);
+    // A block URL names one signed block of one version: once cached it is still served, even
+    // though the namespace has moved on (readers of the new version get new URLs).
+    const again = await getBlock(g.f.url, g.f.volumeId, grown, grownManifest, 1, key());
+    t.true(again.data.equals(cachedBlock.data));
     unlinkSync(p);
     await waitFor('the deleted file gone', async () => (await stat(g.f.url, '/docs/live.txt')) === null, 10_000);
     mkdirSync(join(dataset, 'tmpdir', 'inner'), { recursive: true });
