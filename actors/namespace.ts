@@ -3,8 +3,9 @@
 // read it. Every write is one Lua script, so parents, children and entries never disagree, and a
 // write may be fenced by the crawl lease so a deposed crawler can change nothing.
 //
-// Layout (volume v):  sgw:vol:v:ns:e   hash  path -> entry JSON (64-bit values as strings)
-//                     sgw:vol:v:ns:d:P  zset  child names of directory P (score 0, lexical order)
+// Layout (volume v; the names are built in queues/names.ts):
+//   sgw:vol:v:ns:e    hash  path -> entry JSON (64-bit values as strings)
+//   sgw:vol:v:ns:d:P  zset  child names of directory P (score 0, lexical order)
 import { randomBytes } from 'node:crypto';
 import { Errno } from '../drivers/errno.js';
 import type { MetadataCommand } from '../drivers/helpers.js';
@@ -70,10 +71,6 @@ function nameOf(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-const nsKeys = {
-  entries: (volume: bigint) => `sgw:vol:${volume}:ns:e`,
-  children: (volume: bigint, dir: string) => `sgw:vol:${volume}:ns:d:${dir}`,
-};
 
 // KEYS: entries, parent's children, own children, lease (or a dummy)
 // ARGV: op, path, name, entry JSON, lease token ('' = unfenced), is-root
@@ -208,8 +205,8 @@ export class Namespace {
 
   private runFileScript(path: string, newParentPath: string, args: string[]): Promise<number> {
     const run = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).sgwNamespaceFile!;
-    return run.call(this.redis, nsKeys.entries(this.volumeId), nsKeys.children(this.volumeId, parentOf(path)),
-      nsKeys.children(this.volumeId, newParentPath), ...args);
+    return run.call(this.redis, keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parentOf(path)),
+      keys.nsChildren(this.volumeId, newParentPath), ...args);
   }
 
   /**
@@ -240,18 +237,18 @@ export class Namespace {
 
   async stat(path: string): Promise<NamespaceEntry | null> {
     if (checkPath(path)) return null;
-    const json = await this.redis.hget(nsKeys.entries(this.volumeId), path);
+    const json = await this.redis.hget(keys.nsEntries(this.volumeId), path);
     if (json) return entryOf(path, json);
     return path === ROOT ? ROOT_ENTRY() : null;
   }
 
   /** Children of a directory in name order, `limit` at a time after the name `after`. */
   async list(path: string, after: string | null, limit: number): Promise<{ entries: NamespaceEntry[]; next: string | null }> {
-    const range = await this.redis.zrangebylex(nsKeys.children(this.volumeId, path), after === null ? '-' : `(${after}`, '+', 'LIMIT', 0, limit + 1);
+    const range = await this.redis.zrangebylex(keys.nsChildren(this.volumeId, path), after === null ? '-' : `(${after}`, '+', 'LIMIT', 0, limit + 1);
     const names = range.slice(0, limit);
     if (names.length === 0) return { entries: [], next: null };
     const paths = names.map((n) => (path === ROOT ? `/${n}` : `${path}/${n}`));
-    const jsons = await this.redis.hmget(nsKeys.entries(this.volumeId), ...paths);
+    const jsons = await this.redis.hmget(keys.nsEntries(this.volumeId), ...paths);
     const entries = paths.flatMap((p, i) => (jsons[i] ? [entryOf(p, jsons[i]!)] : []));
     return { entries, next: range.length > limit ? names[names.length - 1]! : null };
   }
@@ -278,8 +275,8 @@ export class Namespace {
     const run = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).sgwNamespaceWrite!;
     return run.call(
       this.redis,
-      nsKeys.entries(this.volumeId), nsKeys.children(this.volumeId, parent), nsKeys.children(this.volumeId, path),
-      fence?.leaseKey ?? nsKeys.entries(this.volumeId),
+      keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parent), keys.nsChildren(this.volumeId, path),
+      fence?.leaseKey ?? keys.nsEntries(this.volumeId),
       cmd.cmd, path, nameOf(path), JSON.stringify(entry), fence?.token ?? '', isRoot ? '1' : '0', parent,
     );
   }

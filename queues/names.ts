@@ -72,6 +72,10 @@ export const keys = {
   crawlLease: (gateway: string) => `sgw:${gateway}:crawl:lease`,
   /** The AG of a volume (a volume may have at most one). */
   volumeAg: (volume: bigint) => `sgw:vol:${volume}:ag`,
+  /** The volume namespace: hash of path -> entry JSON. */
+  nsEntries: (volume: bigint) => `sgw:vol:${volume}:ns:e`,
+  /** The volume namespace: child names of one directory (a sorted set, lexical order). */
+  nsChildren: (volume: bigint, dir: string) => `sgw:vol:${volume}:ns:d:${dir}`,
 };
 
 /** Every queue sgw registered on this Redis (any gateway), sorted so a gateway's queues group together. */

@@ -2,6 +2,7 @@
 // UG's application API over HTTP. Files go out as signed chunks to both replicas and come back
 // byte for byte, whole or by range.
 import test from 'ava';
+import { keys } from '../queues/names.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -119,7 +120,7 @@ test('concurrent writers of different files do not interfere', async (t) => {
 test.serial('bad input gets a clear 4xx and changes nothing', async (t) => {
   const { client, ug } = vol.v;
   t.is((await client.put('/bad/f.bin', Buffer.from('x'))).status, 201);
-  const before = await vol.redis.hgetall(`sgw:vol:${ug.volumeId}:ns:e`);
+  const before = await vol.redis.hgetall(keys.nsEntries(ug.volumeId));
   // Sent raw: fetch would resolve the ".." before sending.
   for (const raw of ['/FILES/a/../b', '/FILES/a/%2e%2e/b', '/FILES/..']) {
     const dotdot = await rawPut(client.url, raw, client.token);
@@ -141,7 +142,7 @@ test.serial('bad input gets a clear 4xx and changes nothing', async (t) => {
   t.is(wrong.status, 401);
   t.is((await client.put('/bad', Buffer.from('x'))).status, 409, 'a directory cannot be overwritten by a file');
   t.is((await client.put('/bad/f.bin/under', Buffer.from('x'))).status, 409, 'a file is not a directory');
-  t.deepEqual(await vol.redis.hgetall(`sgw:vol:${ug.volumeId}:ns:e`), before, 'the namespace is unchanged');
+  t.deepEqual(await vol.redis.hgetall(keys.nsEntries(ug.volumeId)), before, 'the namespace is unchanged');
 });
 
 test('a browser form upload (multipart, through @koa/multer) writes each file part into the directory', async (t) => {
