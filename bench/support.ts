@@ -4,6 +4,7 @@ import { fork, execFileSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
+import { stopChild } from '../test/support/gateway.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -90,16 +91,6 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Stops a child: SIGTERM, then SIGKILL after graceMs. */
-export function stopProcess(proc: ChildProcess, graceMs = 5000): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    const kill = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-    proc.once('exit', () => { clearTimeout(kill); resolve(); });
-    proc.kill('SIGTERM');
-  });
-}
-
 /** Forks one of the bench's own programs (dist/bench/<name>.js) and waits for {ready: true}. */
 export function forkBench(name: string, args: string[], timeoutMs = 15_000): Promise<Child> {
   const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
@@ -111,7 +102,7 @@ export function forkBench(name: string, args: string[], timeoutMs = 15_000): Pro
       if (!m?.ready) return;
       clearTimeout(timer);
       proc.removeAllListeners('exit');
-      resolve({ proc, pid: proc.pid!, info: m, stop: () => stopProcess(proc) });
+      resolve({ proc, pid: proc.pid!, info: m, stop: async () => { await stopChild(proc, 5000); } });
     });
   });
 }

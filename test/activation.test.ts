@@ -8,7 +8,7 @@ import { formatBlockUrl } from '../http/data-url.js';
 import { keys } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
 import {
-  CLI, cleanup, DISK_DRIVER_JS, liveActors, makeGatewayFolder, waitFor, writeDriver, type GatewayFolder,
+  CLI, cleanup, DISK_DRIVER_JS, liveActors, makeGatewayFolder, waitFor, writeDriver, type GatewayFolder, stopChild,
 } from './support/gateway.js';
 
 const run = promisify(execFile);
@@ -39,14 +39,6 @@ function actor(f: GatewayFolder, ...args: string[]): ChildProcess {
   return p;
 }
 
-function stop(p: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null) return resolve(p.exitCode);
-    const kill = setTimeout(() => p.kill('SIGKILL'), 15_000);
-    p.once('exit', (code) => { clearTimeout(kill); resolve(code); });
-    p.kill('SIGTERM');
-  });
-}
 
 test('activation none: sgw start publishes the driver, starts no actor, and says what to run', async (t) => {
   const f = await folder('none');
@@ -72,9 +64,9 @@ test('activation none: sgw start publishes the driver, starts no actor, and says
   await waitFor('the external actors ready', async () => (await fetch(`${f.url}/ready`)).status === 200, 30_000);
   const miss = await fetch(formatBlockUrl(f.url, { volume_id: 3n, fs_path: '/a', file_id: 1n, file_version: 1n, block_id: 0n, block_version: 0n }));
   t.is(miss.status, 404, 'the external driver:read actor answered: no such chunk');
-  t.is(await stop(read), 0);
-  t.is(await stop(http), 0);
-  await Promise.all(others.map(stop));
+  t.is(await stopChild(read), 0);
+  t.is(await stopChild(http), 0);
+  await Promise.all(others.map((p) => stopChild(p)));
   t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:read'), [], 'gone from the registry after a clean stop');
 });
 

@@ -15,7 +15,7 @@ import { createDashboard, DASHBOARD_PATH } from '../http/dashboard.js';
 import { answerErrors } from '../http/errors.js';
 import { freePort } from '../actors/embedded-redis.js';
 import { keys, QUEUE_PREFIX } from '../queues/names.js';
-import { CLI, fileRef, waitFor, type GatewayFolder } from './support/gateway.js';
+import { CLI, fileRef, waitFor, type GatewayFolder, stopChild } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 
 const ADMIN = { user: 'ops', password: 'dash s3cret' };
@@ -148,14 +148,6 @@ async function startDashboardCli(args: string[]): Promise<{ proc: ChildProcess; 
   return { proc, url, output: () => out };
 }
 
-function stopProcess(proc: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null) return resolve(proc.exitCode);
-    const kill = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-    proc.once('exit', (code) => { clearTimeout(kill); resolve(code); });
-    proc.kill('SIGTERM');
-  });
-}
 
 function configVariant(f: GatewayFolder, name: string, admin: Record<string, unknown> | undefined): string {
   const config = JSON.parse(readFileSync(f.configFile, 'utf8')) as Record<string, unknown>;
@@ -186,7 +178,7 @@ test('sgw dashboard with allow_writes: the same actions work, and it is still be
     t.is(await jobTotal(f, SCRATCH), before + 1, 'the job was added');
   } finally {
     await q.close();
-    t.is(await stopProcess(dash.proc), 0, 'stops cleanly on SIGTERM');
+    t.is(await stopChild(dash.proc), 0, 'stops cleanly on SIGTERM');
   }
 });
 
@@ -212,7 +204,7 @@ test('sgw dashboard refuses to start without a credential, and --insecure-local 
     t.is((await fetch(`${local.url}/api/queues`)).status, 200, 'open on loopback');
     t.is((await fetch(`${local.url}/api/queues/${SCRATCH}/pause`, { method: 'PUT' })).status, 405, 'and still read-only');
   } finally {
-    await stopProcess(local.proc);
+    await stopChild(local.proc);
   }
 });
 

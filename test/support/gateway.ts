@@ -174,13 +174,18 @@ export function startGatewayProcess(configFile: string, roles?: string, cwd?: st
   return {
     proc,
     output: () => out,
-    stop: () => new Promise((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
-      const kill = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-      proc.once('exit', (code) => { clearTimeout(kill); resolve(code); });
-      proc.kill('SIGTERM');
-    }),
+    stop: () => stopChild(proc, 20_000),
   };
+}
+
+/** Stops a child process: SIGTERM, SIGKILL after graceMs; its exit code (null when killed by a signal). */
+export function stopChild(proc: ChildProcess, graceMs = 15_000): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+    const kill = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    proc.once('exit', (code) => { clearTimeout(kill); resolve(code); });
+    proc.kill('SIGTERM');
+  });
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
