@@ -59,6 +59,8 @@ export interface GatewayConfig {
     work_dir: string;
     /** fork: `sgw start` runs and restarts this host's actors; none: a service manager runs each `sgw actor`. */
     activation: Activation;
+    /** V8 heap growing factor of actor processes, as 1 + percent/100 (0: V8's default); see heap.ts. */
+    heap_growth_percent: number;
   };
   log: { level: string };
   /** /metrics and the per-request counters behind it (off: for measuring their cost). */
@@ -270,6 +272,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
       python_processes: int(a.python_processes, 'actors.python_processes', Math.min(concurrency, 2), 1),
       work_dir: path(str(env.SGW_WORK_DIR ?? a.work_dir, 'actors.work_dir', '.sgw-work')),
       activation: activation(a.activation),
+      heap_growth_percent: int(a.heap_growth_percent, 'actors.heap_growth_percent', 300, 0),
     },
     log: { level: str(env.SGW_LOG_LEVEL ?? obj(root.log, 'log').level, 'log.level', 'info') },
     admin: adminCredential(obj(root.admin, 'admin'), env),

@@ -8,6 +8,7 @@ import { startRedisServer, type RedisServer } from './embedded-redis.js';
 import { parseRoles, Supervisor, type Roles } from './supervisor.js';
 import { ProgressLine, withProgress } from './progress.js';
 import { runCrawlActor } from './crawl-actor.js';
+import { tuneHeapGrowth } from './heap.js';
 import { claimAcquisitionGateway } from './namespace.js';
 import { runHttpActor } from './http-actor.js';
 import { runCacheActor } from './cache-actor.js';
@@ -178,6 +179,7 @@ function recycleOnNewVersion(config: GatewayConfig, redisUrl: string, running: s
 export async function runActor(role: string, opts: ActorOptions): Promise<void> {
   const config = loadConfig(resolve(opts.config));
   const logger: Logger = createLogger(config.log.level, 'sgw');
+  tuneHeapGrowth(config.actors.heap_growth_percent);
   const redisUrl = config.redis;
   if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
   let stop: () => Promise<void>;
