@@ -5,7 +5,7 @@
 //                                             job in, reply list out) with concurrency N
 // Frames of the bare echo: [u16 reply-key length][reply key][u32 id][payload].
 import { Redis } from 'ioredis';
-import { CallServer } from '../queues/ask.js';
+import { CallServer } from '../queues/serve.js';
 import { childReady } from './support.js';
 
 const [kind, redisUrl, ...rest] = process.argv.slice(2);

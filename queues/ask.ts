@@ -6,9 +6,10 @@
 // Calls made in the same tick to the same mode share one job (up to MAX_BATCH): BullMQ costs
 // ~0.2 ms of Redis CPU per job, which capped one-call-per-job at ~2.5k calls/s on two cores.
 import { randomUUID } from 'node:crypto';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue } from 'bullmq';
 import { connectRedis, type Redis } from './redis.js';
 import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
+import { HostBlobs } from './blobs.js';
 
 /** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
 export interface Call {
@@ -37,18 +38,22 @@ export interface IncomingCall extends Call {
   jobId: string | undefined;
 }
 
-interface CallData {
+export interface CallData {
   id: string;
   reply: string;
   deadline: number;
   req: string;
   chunk?: string;
   chunkKey?: string;
+  /** A chunk in a file of the asker's host (see blobs.ts): its path, host id and size. */
+  blob?: string;
+  host?: string;
+  size?: number;
   args?: string[];
   rid?: string;
 }
 
-interface JobData {
+export interface JobData {
   calls: CallData[];
 }
 
@@ -61,7 +66,7 @@ export class NoAnswerError extends Error {
 export const INLINE_CHUNK_MAX = 64 * 1024;
 /** Most calls one job carries; small enough that a burst still spreads over several actors. */
 export const MAX_BATCH = 16;
-const REPLY_LIST_TTL_MS = 60_000;
+export const REPLY_LIST_TTL_MS = 60_000;
 
 // Completed jobs carry their chunks: keep few, long enough to watch in a dashboard.
 export const JOB_RETENTION = {
@@ -76,6 +81,9 @@ interface Pending {
   chunkKey?: string;
   mode: string;
   started: number;
+  deadline: number;
+  /** Sent as a host file: kept to send again through Redis if the worker cannot read the file. */
+  blob?: { path: string; chunk: Buffer; data: CallData };
 }
 
 export function encodeReply(id: string, r: CallResult): Buffer {
@@ -85,12 +93,21 @@ export function encodeReply(id: string, r: CallResult): Buffer {
   return Buffer.concat(r.chunk ? [head, header, r.chunk] : [head, header]);
 }
 
-export function decodeReply(frame: Buffer): { id: string; result: CallResult } | null {
+/** The answer of a worker that cannot read the call's host file: "send the chunk through Redis". */
+export function encodeUnreachable(id: string): Buffer {
+  const header = Buffer.from(JSON.stringify({ id, rc: 0, u: 1 }));
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(header.length, 0);
+  return Buffer.concat([head, header]);
+}
+
+export function decodeReply(frame: Buffer): { id: string; result: CallResult; unreachable?: true } | null {
   if (frame.length < 4) return null;
   const n = frame.readUInt32BE(0);
   if (4 + n > frame.length) return null;
   try {
-    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number };
+    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number };
+    if (h.u === 1) return { id: h.id, result: { rc: h.rc }, unreachable: true };
     const result: CallResult = { rc: h.rc };
     if (frame.length > 4 + n) result.chunk = frame.subarray(4 + n);
     if (h.e !== undefined) result.error = h.e;
@@ -111,6 +128,9 @@ export class Asker {
   private readonly pending = new Map<string, Pending>();
   private readonly replyKey: string;
   private readonly batches = new Map<string, CallData[]>();
+  private readonly blobs = HostBlobs.get();
+  /** Large chunks sent, by the way they went (host file or Redis key). */
+  readonly chunkTransfers = { host: 0, redis: 0 };
   private closed = false;
   private loop: Promise<void> | null = null;
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
@@ -150,13 +170,21 @@ export class Asker {
         this.settle(id);
         reject(new NoAnswerError(`no ${mode} driver actor answered within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, mode, started: performance.now() });
+      this.pending.set(id, { resolve, reject, timer, mode, started: performance.now(), deadline });
     });
     try {
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
-        data.chunkKey = keys.chunk(id);
-        this.pending.get(id)!.chunkKey = data.chunkKey;
-        await this.redis.set(data.chunkKey, call.chunk, 'PX', timeoutMs + 5000);
+        const p = this.pending.get(id)!;
+        if (this.blobs) {
+          data.blob = await this.blobs.put(id, call.chunk);
+          data.host = this.blobs.hostId;
+          data.size = call.chunk.length;
+          p.blob = { path: data.blob, chunk: call.chunk, data };
+          this.chunkTransfers.host++;
+          if (!this.pending.has(id)) this.blobs.remove(data.blob); // timed out meanwhile
+        } else {
+          await this.putInRedis(p, data, call.chunk);
+        }
       } else if (call.chunk) {
         data.chunk = call.chunk.toString('base64');
       }
@@ -165,6 +193,27 @@ export class Asker {
       this.fail([data], mode, err as Error);
     }
     return answer;
+  }
+
+  private async putInRedis(p: Pending, data: CallData, chunk: Buffer): Promise<void> {
+    data.chunkKey = keys.chunk(data.id);
+    p.chunkKey = data.chunkKey;
+    this.chunkTransfers.redis++;
+    await this.redis.set(data.chunkKey, chunk, 'PX', Math.max(1, p.deadline - Date.now()) + 5000);
+  }
+
+  /** A worker could not read the call's host file (it runs elsewhere): send the call again, chunk in Redis. */
+  private resendThroughRedis(id: string): void {
+    const p = this.pending.get(id);
+    if (!p?.blob) return; // answered, timed out, or already re-sent
+    const { path, chunk, data } = p.blob;
+    delete p.blob;
+    this.blobs?.remove(path);
+    const again: CallData = { ...data };
+    delete again.blob;
+    delete again.host;
+    delete again.size;
+    this.putInRedis(p, again, chunk).then(() => this.enqueue(p.mode, again), (err: Error) => this.fail([again], p.mode, err));
   }
 
   /** Adds the call to this tick's batch for the mode; the batch becomes one job. */
@@ -196,6 +245,7 @@ export class Asker {
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (p.chunkKey) this.redis.unlink(p.chunkKey).catch(() => {});
+    if (p.blob) this.blobs?.remove(p.blob.path);
     return p;
   }
 
@@ -214,6 +264,10 @@ export class Asker {
       for (const frame of frames) {
         const reply = decodeReply(frame);
         if (!reply) continue;
+        if (reply.unreachable) {
+          this.resendThroughRedis(reply.id);
+          continue;
+        }
         // Duplicates (a retried job answering twice) find nothing pending and are dropped.
         const p = this.settle(reply.id);
         if (!p) continue;
@@ -239,143 +293,5 @@ export class Asker {
     this.blocking.disconnect();
     await this.loop?.catch(() => {});
     this.redis.disconnect();
-  }
-}
-
-export interface ServeOptions {
-  redisUrl: string;
-  gateway: string;
-  mode: string;
-  concurrency: number;
-  handler: (call: IncomingCall) => Promise<CallResult>;
-  /** Called after each job with its outcome, for counters and logs. */
-  onDone?: (call: IncomingCall, result: CallResult, ms: number) => void;
-}
-
-/** The serving side: consumes one mode's queue and answers each call on its asker's list. */
-export class CallServer {
-  readonly worker: Worker;
-  private readonly redis: Redis;
-  private readonly workerRedis: Redis;
-  /** Driver calls run at once in this actor (jobs carry several calls each). */
-  private readonly slots: Semaphore;
-  private readonly replies: ReplyBatcher;
-
-  constructor(private readonly opts: ServeOptions) {
-    this.redis = connectRedis(opts.redisUrl, 'patient', `sgw-serve-${opts.gateway}.${opts.mode}`, true);
-    this.workerRedis = connectRedis(opts.redisUrl, 'patient');
-    this.slots = new Semaphore(opts.concurrency);
-    this.replies = new ReplyBatcher(this.redis);
-    this.worker = new Worker(modeQueueName(opts.gateway, opts.mode as never), (job: Job<JobData>) => this.process(job), {
-      connection: this.workerRedis,
-      prefix: QUEUE_PREFIX,
-      concurrency: opts.concurrency,
-      // A crashed actor's jobs go back to the queue within seconds, not BullMQ's default 30 s.
-      lockDuration: 10_000,
-      stalledInterval: 5_000,
-      maxStalledCount: 3,
-      autorun: true,
-    });
-    this.worker.on('error', () => {});
-    // Listed for dashboards: scanning a busy Redis for BullMQ's meta keys would cost it far more.
-    this.redis.sadd(keys.queues, this.worker.name).catch(() => {});
-  }
-
-  private async process(job: Job<JobData>): Promise<void> {
-    await Promise.all((job.data.calls ?? []).map((d) => this.processCall(d, job.id)));
-  }
-
-  private async processCall(d: CallData, jobId: string | undefined): Promise<void> {
-    if (Date.now() > d.deadline) return; // nobody waits for this answer any more
-    const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
-    if (d.args) call.args = d.args;
-    let result: CallResult;
-    const started = performance.now();
-    if (d.chunkKey) {
-      const chunk = await this.redis.getBuffer(d.chunkKey);
-      if (chunk) call.chunk = chunk;
-    } else if (d.chunk !== undefined) call.chunk = Buffer.from(d.chunk, 'base64');
-    if (d.chunkKey && !call.chunk) result = { rc: -5, error: 'chunk expired before the call ran' };
-    else {
-      await this.slots.acquire();
-      try {
-        result = await this.opts.handler(call);
-      } catch (err) {
-        result = { rc: -5, error: (err as Error).message };
-      } finally {
-        this.slots.release();
-      }
-    }
-    const ms = performance.now() - started;
-    result.servedMs = Math.round(ms * 1000) / 1000;
-    await this.replies.send(d.reply, encodeReply(d.id, result));
-    this.opts.onDone?.(call, result, ms);
-  }
-
-  /**
-   * False once this server can no longer take jobs by itself: its worker stopped, or a connection
-   * gave up reconnecting. A dropped connection that is still retrying counts as healthy.
-   */
-  healthy(): boolean {
-    return this.worker.isRunning() && this.workerRedis.status !== 'end' && this.redis.status !== 'end';
-  }
-
-  /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */
-  async close(graceMs = 30_000): Promise<void> {
-    await Promise.race([this.worker.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
-    this.redis.disconnect();
-    this.workerRedis.disconnect();
-  }
-}
-
-/**
- * Sends the replies finished in the same tick as one pipeline: one RPUSH per reply list and one
- * socket write in all. On loopback every write costs the writer the receiver's TCP work too;
- * measured, one write per reply was the read actor's largest cost on cache-miss GETs.
- */
-class ReplyBatcher {
-  private batch = new Map<string, Buffer[]>();
-  private sent: Promise<void> | null = null;
-
-  constructor(private readonly redis: Redis) {}
-
-  /** Resolves once the reply is on its list; rejects if Redis refused it. */
-  send(list: string, frame: Buffer): Promise<void> {
-    const frames = this.batch.get(list);
-    if (frames) frames.push(frame);
-    else this.batch.set(list, [frame]);
-    this.sent ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
-    return this.sent;
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.batch;
-    this.batch = new Map();
-    this.sent = null;
-    const pipeline = this.redis.pipeline();
-    for (const [list, frames] of batch) pipeline.rpush(list, ...frames).pexpire(list, REPLY_LIST_TTL_MS);
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err !== null)?.[0];
-    if (failed) throw failed;
-  }
-}
-
-/** Counts free slots; acquire() waits for one. */
-class Semaphore {
-  private readonly waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-
-  acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
   }
 }

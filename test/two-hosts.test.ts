@@ -1,7 +1,8 @@
 // One gateway spread over two process trees with separate working folders that share only a
 // Redis URL: "http,cache" on one, the driver actors on the other (their bundle comes from Redis).
 import test from 'ava';
-import { readdirSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { ChunkType, RequestCodec } from '../proto/messages.js';
@@ -25,14 +26,19 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
 }
 
+function hostEnv(dir: string): { env: Record<string, string> } {
+  return { env: { SGW_SHM_DIR: join(dir, 'shm') } };
+}
+
 test.before(async () => {
   redis = new Redis((await testRedis()).url);
   front = await makeGatewayFolder();
   back = await makeGatewayFolder({ sameGatewayAs: front, noDriverFolder: true });
   // The driver's config travels in the bundle; its storage is the back host's folder.
   writeDriver(front.dir, `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`, { STORAGE_DIR: back.storageDir });
-  frontGw = startGatewayProcess(front.configFile, 'http,cache', front.dir);
-  backGw = startGatewayProcess(back.configFile, 'driver', back.dir);
+  // Each "host" has its own shared-memory folder, as two machines would.
+  frontGw = startGatewayProcess(front.configFile, 'http,cache', front.dir, hostEnv(front.dir));
+  backGw = startGatewayProcess(back.configFile, 'driver', back.dir, hostEnv(back.dir));
   await waitForGateway(front, redis);
 });
 
@@ -60,6 +66,19 @@ test.serial('http+cache on one tree and the driver actors on another serve a put
   t.false(existsSync(join(back.dir, 'driver')), 'the driver host has no driver folder');
 });
 
+test.serial('a chunk too large to ride in its job reaches the driver host: its host file is unreadable there, so it goes through Redis', async (t) => {
+  const file = fileRef(front, { file_id: 0x79n });
+  const bytes = randomBytes(300_000);
+  const { blocks, data } = layOutChunks([{ block: { block_id: 1n, block_version: 2n, chunk_type: ChunkType.BLOCK }, bytes }]);
+  const put = await sendControlPlane(front.url, putChunksFields(file, blocks), front.ugKey, data);
+  t.is(put.status, 200, put.body.toString());
+  t.is(put.reply!.error_code, 0);
+  const stored = filesUnder(back.storageDir).map((p) => readFileSync(p)).filter((b) => b.length === bytes.length);
+  t.is(stored.length, 1);
+  t.true(stored[0]!.equals(bytes), 'stored byte for byte on the driver host');
+  t.deepEqual(filesUnder(join(front.dir, 'shm')).filter((p) => !p.endsWith('host-id')), [], 'no host file is left behind');
+});
+
 test.serial('with the driver host gone, cached chunks are still served and misses get 503 with Retry-After', async (t) => {
   const cachedUrl = formatBlockUrl(front.url, { volume_id: 3n, fs_path: '/dir/file.txt', file_id: 0x77n, file_version: -3n, block_id: 0n, block_version: 9n });
   await backGw.stop();
@@ -83,7 +102,7 @@ test.serial('a POST refused with 503 while no driver actor runs succeeds when th
   const refused = await postRaw(front.url, signed, data);
   t.is(refused.status, 503);
   t.truthy(refused.retryAfter);
-  backGw = startGatewayProcess(back.configFile, 'driver', back.dir);
+  backGw = startGatewayProcess(back.configFile, 'driver', back.dir, hostEnv(back.dir));
   await waitForGateway(front, redis);
   const retried = await postRaw(front.url, signed, data);
   t.is(retried.status, 200, retried.body.toString());

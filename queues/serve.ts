@@ -1,0 +1,150 @@
+// The serving side of the ask/reply protocol (ask.ts): a call server consumes one mode's queue,
+// runs each call and answers on its asker's reply list.
+import { Worker, type Job } from 'bullmq';
+import { connectRedis, type Redis } from './redis.js';
+import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
+import { HostBlobs } from './blobs.js';
+import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
+
+export interface ServeOptions {
+  redisUrl: string;
+  gateway: string;
+  mode: string;
+  concurrency: number;
+  handler: (call: IncomingCall) => Promise<CallResult>;
+  /** Called after each job with its outcome, for counters and logs. */
+  onDone?: (call: IncomingCall, result: CallResult, ms: number) => void;
+}
+
+/** The serving side: consumes one mode's queue and answers each call on its asker's list. */
+export class CallServer {
+  readonly worker: Worker;
+  private readonly redis: Redis;
+  private readonly workerRedis: Redis;
+  /** Driver calls run at once in this actor (jobs carry several calls each). */
+  private readonly slots: Semaphore;
+  private readonly replies: ReplyBatcher;
+  private readonly blobs = HostBlobs.get();
+
+  constructor(private readonly opts: ServeOptions) {
+    this.redis = connectRedis(opts.redisUrl, 'patient', `sgw-serve-${opts.gateway}.${opts.mode}`, true);
+    this.workerRedis = connectRedis(opts.redisUrl, 'patient');
+    this.slots = new Semaphore(opts.concurrency);
+    this.replies = new ReplyBatcher(this.redis);
+    this.worker = new Worker(modeQueueName(opts.gateway, opts.mode as never), (job: Job<JobData>) => this.process(job), {
+      connection: this.workerRedis,
+      prefix: QUEUE_PREFIX,
+      concurrency: opts.concurrency,
+      // A crashed actor's jobs go back to the queue within seconds, not BullMQ's default 30 s.
+      lockDuration: 10_000,
+      stalledInterval: 5_000,
+      maxStalledCount: 3,
+      autorun: true,
+    });
+    this.worker.on('error', () => {});
+    // Listed for dashboards: scanning a busy Redis for BullMQ's meta keys would cost it far more.
+    this.redis.sadd(keys.queues, this.worker.name).catch(() => {});
+  }
+
+  private async process(job: Job<JobData>): Promise<void> {
+    await Promise.all((job.data.calls ?? []).map((d) => this.processCall(d, job.id)));
+  }
+
+  private async processCall(d: CallData, jobId: string | undefined): Promise<void> {
+    if (Date.now() > d.deadline) return; // nobody waits for this answer any more
+    const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
+    if (d.args) call.args = d.args;
+    let result: CallResult;
+    const started = performance.now();
+    if (d.blob !== undefined) {
+      const chunk = await this.blobs?.take(d.host ?? '', d.blob, d.size ?? -1);
+      if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id));
+      call.chunk = chunk;
+    } else if (d.chunkKey) {
+      const chunk = await this.redis.getBuffer(d.chunkKey);
+      if (chunk) call.chunk = chunk;
+    } else if (d.chunk !== undefined) call.chunk = Buffer.from(d.chunk, 'base64');
+    if (d.chunkKey && !call.chunk) result = { rc: -5, error: 'chunk expired before the call ran' };
+    else {
+      await this.slots.acquire();
+      try {
+        result = await this.opts.handler(call);
+      } catch (err) {
+        result = { rc: -5, error: (err as Error).message };
+      } finally {
+        this.slots.release();
+      }
+    }
+    const ms = performance.now() - started;
+    result.servedMs = Math.round(ms * 1000) / 1000;
+    await this.replies.send(d.reply, encodeReply(d.id, result));
+    this.opts.onDone?.(call, result, ms);
+  }
+
+  /**
+   * False once this server can no longer take jobs by itself: its worker stopped, or a connection
+   * gave up reconnecting. A dropped connection that is still retrying counts as healthy.
+   */
+  healthy(): boolean {
+    return this.worker.isRunning() && this.workerRedis.status !== 'end' && this.redis.status !== 'end';
+  }
+
+  /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */
+  async close(graceMs = 30_000): Promise<void> {
+    await Promise.race([this.worker.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.redis.disconnect();
+    this.workerRedis.disconnect();
+  }
+}
+
+/**
+ * Sends the replies finished in the same tick as one pipeline: one RPUSH per reply list and one
+ * socket write in all. On loopback every write costs the writer the receiver's TCP work too;
+ * measured, one write per reply was the read actor's largest cost on cache-miss GETs.
+ */
+class ReplyBatcher {
+  private batch = new Map<string, Buffer[]>();
+  private sent: Promise<void> | null = null;
+
+  constructor(private readonly redis: Redis) {}
+
+  /** Resolves once the reply is on its list; rejects if Redis refused it. */
+  send(list: string, frame: Buffer): Promise<void> {
+    const frames = this.batch.get(list);
+    if (frames) frames.push(frame);
+    else this.batch.set(list, [frame]);
+    this.sent ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    return this.sent;
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.batch;
+    this.batch = new Map();
+    this.sent = null;
+    const pipeline = this.redis.pipeline();
+    for (const [list, frames] of batch) pipeline.rpush(list, ...frames).pexpire(list, REPLY_LIST_TTL_MS);
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err !== null)?.[0];
+    if (failed) throw failed;
+  }
+}
+
+/** Counts free slots; acquire() waits for one. */
+class Semaphore {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

@@ -1,0 +1,134 @@
+// Large call chunks between actors of one host go through a tmpfs file (queues/blobs.ts); a worker
+// on another host cannot read it and the asker sends the chunk again through Redis. Real Redis,
+// real BullMQ, the "other host" a child process with its own shared-memory folder.
+import test from 'ava';
+import { fork, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Asker, decodeReply, type CallResult, type IncomingCall } from '../queues/ask.js';
+import { CallServer } from '../queues/serve.js';
+import { HostBlobs } from '../queues/blobs.js';
+import { keys, modeQueueName, QUEUE_PREFIX } from '../queues/names.js';
+import { testRedis } from './support/redis.js';
+import { stopChild } from './support/gateway.js';
+
+const ECHO_SERVER = fileURLToPath(new URL('./support/echo-server.js', import.meta.url));
+const BLOBS = fileURLToPath(new URL('../queues/blobs.js', import.meta.url));
+// This test process is one host: its own shared-memory folder, so no other test file interferes.
+const HOST_DIR = mkdtempSync(join(tmpdir(), 'sgw-shm-'));
+process.env.SGW_SHM_DIR = HOST_DIR;
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+function startEchoServer(redisUrl: string, gateway: string, shmDir: string): Promise<ChildProcess> {
+  const child = fork(ECHO_SERVER, [redisUrl, gateway], { env: { ...process.env, SGW_SHM_DIR: shmDir }, stdio: 'inherit' });
+  return new Promise((resolve, reject) => {
+    child.once('message', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));
+  });
+}
+
+/** Blob files of this process left in the host folder. */
+function blobFiles(): string[] {
+  return readdirSync(HOST_DIR, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'host-id').map((e) => e.name);
+}
+
+test.after.always(() => rmSync(HOST_DIR, { recursive: true, force: true }));
+
+test.serial('a large chunk reaches a worker of the same host through a file, and the file is gone after', async (t) => {
+  const redis = await testRedis();
+  const gateway = `rg.${randomUUID()}`;
+  const seen: IncomingCall[] = [];
+  const server = new CallServer({
+    redisUrl: redis.url, gateway, mode: 'write', concurrency: 4,
+    handler: async (call): Promise<CallResult> => {
+      seen.push(call);
+      return { rc: 0, value: sha(call.chunk!) };
+    },
+  });
+  const asker = new Asker(redis.url, gateway);
+  t.teardown(async () => { await asker.close(); await server.close(1000); });
+  const chunk = randomBytes(1 << 20);
+
+  const result = await asker.ask('write', { request: Buffer.from('req'), chunk }, 10_000);
+
+  t.is(result.value, sha(chunk), 'the worker got the chunk byte for byte');
+  t.deepEqual(asker.chunkTransfers, { host: 1, redis: 0 });
+  t.deepEqual(blobFiles(), [], 'the file was removed');
+  t.is(seen.length, 1);
+});
+
+test.serial('a worker on another host cannot read the file: the chunk is sent again through Redis', async (t) => {
+  const redis = await testRedis();
+  const gateway = `rg.${randomUUID()}`;
+  const otherHost = mkdtempSync(join(tmpdir(), 'sgw-shm-other-'));
+  const server = await startEchoServer(redis.url, gateway, otherHost);
+  const asker = new Asker(redis.url, gateway);
+  t.teardown(async () => {
+    await asker.close();
+    server.disconnect();
+    await stopChild(server, 5000);
+    rmSync(otherHost, { recursive: true, force: true });
+  });
+  const chunks = [randomBytes(100_000), randomBytes(3 << 20)];
+
+  const results = await Promise.all(chunks.map((chunk) => asker.ask('write', { request: Buffer.from('req'), chunk }, 10_000)));
+
+  t.deepEqual(results.map((r) => r.value), chunks.map(sha));
+  t.deepEqual(asker.chunkTransfers, { host: 2, redis: 2 }, 'each call went out as a file, then through Redis');
+  t.deepEqual(blobFiles(), []);
+  const probe = new Redis(redis.url);
+  t.teardown(() => probe.disconnect());
+  t.deepEqual(await probe.keys(keys.chunk('*')), [], 'the Redis copies were removed after the answers');
+});
+
+test.serial('a job naming a file outside the side channel is refused, and its driver method never runs', async (t) => {
+  const redis = await testRedis();
+  const gateway = `rg.${randomUUID()}`;
+  let called = 0;
+  const server = new CallServer({
+    redisUrl: redis.url, gateway, mode: 'write', concurrency: 4,
+    handler: async () => { called++; return { rc: 0 }; },
+  });
+  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue(modeQueueName(gateway, 'write'), { connection, prefix: QUEUE_PREFIX });
+  const probe = new Redis(redis.url);
+  t.teardown(async () => { await server.close(1000); await queue.close(); connection.disconnect(); probe.disconnect(); });
+  const reply = `sgw:results:${randomUUID()}`;
+  const hostId = HostBlobs.get()!.hostId;
+  const outside = join(HOST_DIR, 'host-id'); // readable, but not a blob of the channel
+  await queue.add('write', {
+    calls: [{ id: 'c1', reply, deadline: Date.now() + 10_000, req: '', blob: outside, host: hostId, size: 36 }],
+  });
+
+  const popped = await probe.blpopBuffer(reply, 10);
+
+  t.truthy(popped, 'the worker answered');
+  const answer = decodeReply(popped![1]);
+  t.like(answer, { id: 'c1', unreachable: true });
+  t.is(called, 0);
+});
+
+test('folders of processes that died are swept when another process opens the channel', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sgw-shm-sweep-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const uid = process.getuid?.() ?? 'user';
+  // A pid far above Linux's pid_max of 4,194,304 cannot be alive.
+  const dead = join(dir, `sgw-${uid}`, `99999999-${randomUUID()}`);
+  const alive = join(dir, `sgw-${uid}`, `${process.pid}-${randomUUID()}`);
+  mkdirSync(dead, { recursive: true });
+  mkdirSync(alive, { recursive: true });
+
+  const hostId = execFileSync(process.execPath, ['--input-type=module', '-e', `import { HostBlobs } from ${JSON.stringify(BLOBS)}; console.log(HostBlobs.get().hostId);`], {
+    env: { ...process.env, SGW_SHM_DIR: dir },
+  }).toString().trim();
+
+  t.false(existsSync(dead));
+  t.true(existsSync(alive), 'a live process keeps its folder');
+  t.regex(hostId, /^[0-9a-f-]{36}$/);
+});
