@@ -2,14 +2,14 @@
 // parse multipart -> decode -> verify signature -> check volume, user, caps -> check nonce ->
 // verify chunk hashes -> dispatch. Each step rejects with a status or passes on; nothing is
 // written before every check has passed.
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import type { Context } from 'koa';
 import type { KeyObject } from 'node:crypto';
 import {
   Caps, ChunkType, DriverRequestType, IoType, RequestCodec, RequestType, ReplyCodec, SignatureField,
   GatewayTypeNumber, type DriverRequest, type ManifestBlock, type Request,
 } from '../proto/messages.js';
-import { signMessage, verifyRawMessage } from '../proto/signature.js';
+import { signMessageInPool, verifyRawMessage } from '../proto/signature.js';
 import type { GatewayConfig, PeerGateway } from '../actors/config.js';
 import type { GatewayType } from '../queues/names.js';
 import { Errno } from '../drivers/errno.js';
@@ -70,21 +70,32 @@ function authorize(request: Request, sender: PeerGateway, config: GatewayConfig)
   if ((sender.caps & needed) !== needed) throw new AuthRejection(403, 'missing_caps', `gateway ${sender.id} lacks the capabilities for this request`);
 }
 
+/** Chunks at least this big are hashed in the thread pool (WebCrypto), off the event loop. */
+const POOLED_HASH_MIN = 64 * 1024;
+
+async function sha256(chunk: Buffer): Promise<Buffer> {
+  if (chunk.length < POOLED_HASH_MIN) return createHash('sha256').update(chunk).digest();
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', chunk));
+}
+
 /** Cuts each block's chunk out of the data plane and checks it against its SHA-256. */
-function cutChunks(request: Request, data: Buffer | null, needsData: boolean): Buffer[] {
+async function cutChunks(request: Request, data: Buffer | null, needsData: boolean): Promise<Buffer[]> {
   const blocks = request.blocks ?? [];
   if (blocks.length === 0) throw new HttpError(400, 'the request names no blocks');
   if (!needsData) return [];
   if (!data) throw new HttpError(400, 'missing data-plane part');
-  return blocks.map((b, i) => {
+  const chunks = blocks.map((b, i) => {
     if (b.offset === undefined || b.size === undefined) throw new HttpError(400, `block ${i} has no offset/size in the data plane`);
     const end = b.offset + b.size;
     if (end > BigInt(data.length)) throw new HttpError(400, `block ${i} lies beyond the data plane (${end} > ${data.length})`);
-    const chunk = data.subarray(Number(b.offset), Number(end));
     if (!b.hash || b.hash.length !== 32) throw new HttpError(400, `block ${i} has no SHA-256 hash`);
-    if (!createHash('sha256').update(chunk).digest().equals(b.hash)) throw new HttpError(400, `block ${i} does not match its hash`);
-    return chunk;
+    return data.subarray(Number(b.offset), Number(end));
   });
+  const hashes = await Promise.all(chunks.map(sha256));
+  hashes.forEach((h, i) => {
+    if (!h.equals(blocks[i]!.hash!)) throw new HttpError(400, `block ${i} does not match its hash`);
+  });
+  return chunks;
 }
 
 function checkCoordinator(request: Request): void {
@@ -177,8 +188,8 @@ async function dispatch(a: Accepted, deps: ControlPlaneDeps, deadline: number, r
   }
 }
 
-function signedReply(request: Request, errorCode: number, config: GatewayConfig, key: KeyObject): Uint8Array {
-  return signMessage({
+async function signedReply(request: Request, errorCode: number, config: GatewayConfig, key: KeyObject): Promise<Uint8Array> {
+  return (await signMessageInPool({
     volume_version: config.volume.version,
     cert_version: config.volume.cert_version,
     message_nonce: request.message_nonce,
@@ -187,7 +198,7 @@ function signedReply(request: Request, errorCode: number, config: GatewayConfig,
     gateway_id: config.gateway.id,
     gateway_type: BigInt(GatewayTypeNumber[config.gateway.type]),
     signature: '',
-  }, ReplyCodec.encode, key).bytes;
+  }, ReplyCodec.encode, key)).bytes;
 }
 
 export function postControlPlane(deps: ControlPlaneDeps) {
@@ -202,7 +213,7 @@ export function postControlPlane(deps: ControlPlaneDeps) {
     }
     checkCoordinator(request);
     // A REFRESH names a path, not chunks.
-    const chunks = request.request_type === RequestType.REFRESH ? [] : cutChunks(request, data, request.request_type !== RequestType.DELETECHUNKS);
+    const chunks = request.request_type === RequestType.REFRESH ? [] : await cutChunks(request, data, request.request_type !== RequestType.DELETECHUNKS);
     let fresh: boolean;
     try {
       fresh = await deps.firstUse(sender.id, request.message_nonce);
@@ -224,6 +235,6 @@ export function postControlPlane(deps: ControlPlaneDeps) {
     ctx.state.errorCode = rc;
     ctx.status = 200;
     ctx.type = 'application/octet-stream';
-    ctx.body = Buffer.from(signedReply(request, rc, config, config.gateway.private_key));
+    ctx.body = Buffer.from(await signedReply(request, rc, config, config.gateway.private_key));
   };
 }
