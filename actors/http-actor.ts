@@ -79,6 +79,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
       return performance.now() - started;
     },
     cacheStats: () => store?.stats() ?? null,
+    chunkTransfers: () => asker.chunkTransfers,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
   const windowMs = config.limits.replay_window_s * 1000;

@@ -21,6 +21,8 @@ export interface MetricsSources {
   ping(): Promise<number>;
   /** The chunk store's counters when it lives in this process; null when the cache is remote. */
   cacheStats(): ChunkStoreStats | null;
+  /** Chunks too large to ride in a job, by the way they went to the serving actor. */
+  chunkTransfers(): { host: number; redis: number };
 }
 
 const JOB_STATES = ['waiting', 'active', 'failed', 'delayed'] as const;
@@ -113,6 +115,13 @@ export class GatewayMetrics {
         if (!byRole) return; // Redis away: keep the last values rather than report a drop
         this.reset();
         for (const [role, n] of Object.entries(byRole)) this.inc({ role }, Number(n));
+      },
+    });
+    new Counter({
+      name: 'sgw_chunk_transfers_total', help: 'Chunks too large for a job sent to a serving actor: through a host file (same host) or Redis', labelNames: ['via'], registers,
+      collect() {
+        this.reset();
+        for (const [via, n] of Object.entries(self.sources.chunkTransfers())) this.inc({ via }, n);
       },
     });
     const pingSeconds = new Histogram({ name: 'sgw_redis_ping_duration_seconds', help: 'Round trip of a Redis PING, measured on each scrape', buckets: PING_BUCKETS, registers });

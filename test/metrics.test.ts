@@ -61,6 +61,18 @@ test.serial('/metrics needs the admin credential when one is configured', async 
   t.is((await fetch(`${f.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).status, 200);
 });
 
+test.serial('a chunk too large for its job is counted by the way it reached the write actor', async (t) => {
+  const { f } = gateway;
+  const before = await scrape();
+  const file = fileRef(f, { file_id: 0x5152n });
+  const { blocks, data } = layOutChunks([{ block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK }, bytes: Buffer.alloc(200_000, 7) }]);
+  t.is((await sendControlPlane(f.url, putChunksFields(file, blocks), f.ugKey, data)).status, 200);
+  const after = await scrape();
+  const delta = (via: string) => v(after, 'sgw_chunk_transfers_total', { via }) - v(before, 'sgw_chunk_transfers_total', { via });
+  t.is(delta('host'), 1, 'the write actor runs on this host: the chunk went through a host file');
+  t.is(delta('redis'), 0);
+});
+
 test.serial('counters move with traffic: requests, durations, driver calls, cache, auth rejections', async (t) => {
   const { f } = gateway;
   const before = await scrape();
