@@ -2,7 +2,9 @@
 // in a Bull dashboard); its reply is one binary element pushed onto the asking instance's own
 // result list, which the asker drains with batched BLMPOP. Measured here, this beats
 // waitUntilFinished and pub/sub replies (which were lost under load). Chunks travel binary:
-// small ones inline in the job, large ones as a Redis key with a TTL that the job refers to.
+// small ones inline in the job, large ones as a file in shared memory when the serving actor is
+// on this host (blobs.ts), else as a Redis key with a TTL that the job refers to. The serving
+// side is serve.ts.
 // Calls made in the same tick to the same mode share one job (up to MAX_BATCH): BullMQ costs
 // ~0.2 ms of Redis CPU per job, which capped one-call-per-job at ~2.5k calls/s on two cores.
 import { randomUUID } from 'node:crypto';
