@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { connectRedis, type Redis } from './redis.js';
 import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
-import { HostBlobs } from './blobs.js';
+import { HostBlobs, type BlobRef } from './blobs.js';
 
 /** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
 export interface Call {
@@ -85,7 +85,7 @@ interface Pending {
   started: number;
   deadline: number;
   /** Sent as a host file: kept to send again through Redis if the worker cannot read the file. */
-  blob?: { path: string; chunk: Buffer; data: CallData };
+  blob?: { ref: BlobRef; chunk: Buffer; data: CallData };
 }
 
 export function encodeReply(id: string, r: CallResult): Buffer {
@@ -178,12 +178,13 @@ export class Asker {
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
         const p = this.pending.get(id)!;
         if (this.blobs) {
-          data.blob = await this.blobs.put(id, call.chunk);
+          const ref = await this.blobs.put(id, call.chunk);
+          data.blob = ref.path;
           data.host = this.blobs.hostId;
           data.size = call.chunk.length;
-          p.blob = { path: data.blob, chunk: call.chunk, data };
+          p.blob = { ref, chunk: call.chunk, data };
           this.chunkTransfers.host++;
-          if (!this.pending.has(id)) this.blobs.remove(data.blob); // timed out meanwhile
+          if (!this.pending.has(id)) ref.release(); // timed out meanwhile
         } else {
           await this.putInRedis(p, data, call.chunk);
         }
@@ -208,9 +209,9 @@ export class Asker {
   private resendThroughRedis(id: string): void {
     const p = this.pending.get(id);
     if (!p?.blob) return; // answered, timed out, or already re-sent
-    const { path, chunk, data } = p.blob;
+    const { ref, chunk, data } = p.blob;
     delete p.blob;
-    this.blobs?.remove(path);
+    ref.release();
     const again: CallData = { ...data };
     delete again.blob;
     delete again.host;
@@ -247,7 +248,7 @@ export class Asker {
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (p.chunkKey) this.redis.unlink(p.chunkKey).catch(() => {});
-    if (p.blob) this.blobs?.remove(p.blob.path);
+    p.blob?.ref.release();
     return p;
   }
 

@@ -57,7 +57,7 @@ export class CallServer {
     let result: CallResult;
     const started = performance.now();
     if (d.blob !== undefined) {
-      const chunk = await this.blobs?.take(d.host ?? '', d.blob, d.size ?? -1);
+      const chunk = await this.blobs?.read(d.host ?? '', d.blob, d.id, d.size ?? -1);
       if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id));
       call.chunk = chunk;
     } else if (d.chunkKey) {

@@ -6,7 +6,7 @@ import { fork, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -33,14 +33,15 @@ function startEchoServer(redisUrl: string, gateway: string, shmDir: string): Pro
   });
 }
 
-/** Blob files of this process left in the host folder. */
+/** Blob files in the host folder: reused slots ("slot-N") and one-call files (named by call id). */
 function blobFiles(): string[] {
-  return readdirSync(HOST_DIR, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'host-id').map((e) => e.name);
+  return readdirSync(HOST_DIR, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'host-id').map((e) => e.name).sort();
 }
+const callFiles = () => blobFiles().filter((n) => !n.startsWith('slot-'));
 
 test.after.always(() => rmSync(HOST_DIR, { recursive: true, force: true }));
 
-test.serial('a large chunk reaches a worker of the same host through a file, and the file is gone after', async (t) => {
+test.serial('large chunks reach a worker of the same host through a reused slot file', async (t) => {
   const redis = await testRedis();
   const gateway = `rg.${randomUUID()}`;
   const seen: IncomingCall[] = [];
@@ -53,14 +54,16 @@ test.serial('a large chunk reaches a worker of the same host through a file, and
   });
   const asker = new Asker(redis.url, gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
-  const chunk = randomBytes(1 << 20);
+  const chunks = [randomBytes(1 << 20), randomBytes(70_000)];
 
-  const result = await asker.ask('write', { request: Buffer.from('req'), chunk }, 10_000);
+  for (const chunk of chunks) {
+    const result = await asker.ask('write', { request: Buffer.from('req'), chunk }, 10_000);
+    t.is(result.value, sha(chunk), 'the worker got the chunk byte for byte');
+  }
 
-  t.is(result.value, sha(chunk), 'the worker got the chunk byte for byte');
-  t.deepEqual(asker.chunkTransfers, { host: 1, redis: 0 });
-  t.deepEqual(blobFiles(), [], 'the file was removed');
-  t.is(seen.length, 1);
+  t.deepEqual(asker.chunkTransfers, { host: 2, redis: 0 });
+  t.deepEqual(blobFiles(), ['slot-0'], 'the second call reused the slot the first one released');
+  t.is(seen.length, 2);
 });
 
 test.serial('a worker on another host cannot read the file: the chunk is sent again through Redis', async (t) => {
@@ -81,7 +84,7 @@ test.serial('a worker on another host cannot read the file: the chunk is sent ag
 
   t.deepEqual(results.map((r) => r.value), chunks.map(sha));
   t.deepEqual(asker.chunkTransfers, { host: 2, redis: 2 }, 'each call went out as a file, then through Redis');
-  t.deepEqual(blobFiles(), []);
+  t.deepEqual(callFiles(), []);
   const probe = new Redis(redis.url);
   t.teardown(() => probe.disconnect());
   t.deepEqual(await probe.keys(keys.chunk('*')), [], 'the Redis copies were removed after the answers');
@@ -112,6 +115,28 @@ test.serial('a job naming a file outside the side channel is refused, and its dr
   const answer = decodeReply(popped![1]);
   t.like(answer, { id: 'c1', unreachable: true });
   t.is(called, 0);
+});
+
+test.serial('a slot reused by a later call yields nothing to a late reader of the earlier one; a large chunk gets a file of its own', async (t) => {
+  const blobs = HostBlobs.get()!;
+  const [first, second] = [randomUUID(), randomUUID()];
+  const a = await blobs.put(first, Buffer.alloc(1000, 1));
+  a.release();
+  const b = await blobs.put(second, Buffer.alloc(1000, 2));
+  t.teardown(() => b.release());
+
+  t.is(b.path, a.path, 'the slot was reused');
+  t.is(await blobs.read(blobs.hostId, a.path, first, 1000), null, 'the earlier call\'s reader sees another call\'s header');
+  t.deepEqual(await blobs.read(blobs.hostId, b.path, second, 1000), Buffer.alloc(1000, 2));
+  t.is(await blobs.read('another-host', b.path, second, 1000), null);
+
+  const big = randomBytes((4 << 20) + 1);
+  const own = await blobs.put(randomUUID(), big);
+  t.not(own.path, a.path);
+  t.true(existsSync(own.path));
+  t.deepEqual(await blobs.read(blobs.hostId, own.path, basename(own.path), big.length), big);
+  own.release();
+  t.false(existsSync(own.path), 'released: removed');
 });
 
 test('folders of processes that died are swept when another process opens the channel', (t) => {
