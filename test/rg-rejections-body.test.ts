@@ -28,10 +28,14 @@ test('a chunk whose bytes do not match blocks[i].hash is refused with 400 and st
   const { blocks, data } = oneBlock();
   const corrupt = Buffer.from(data);
   corrupt[1234]! ^= 0x01;
-  const res = await postRaw(gw.f.url, signed(putChunksFields(file, blocks)), corrupt);
+  const control = signed(putChunksFields(file, blocks));
+  const res = await postRaw(gw.f.url, control, corrupt);
   t.is(res.status, 400, why(res));
   t.regex(res.body.toString(), /block 0 does not match its hash/);
   await assertNothingStored(t, file, blocks);
+  // Its nonce was not used up either: the same signed request with the right bytes is accepted.
+  const again = await postRaw(gw.f.url, control, data);
+  t.is(again.status, 200, why(again));
 });
 
 test('when only the second of two chunks does not match its hash, the POST is refused with 400 and the FIRST is not stored either', async (t) => {
