@@ -49,6 +49,11 @@ export function encodeRecord(kind: RecordKind, key: Buffer, data: Uint8Array | n
   return record;
 }
 
+/** The key length an encoded record declares. */
+export function recordKeyLength(record: Buffer): number {
+  return record.readUInt16BE(12);
+}
+
 /** The data of a chunk record read back whole, or null if it is not the record it should be. */
 export function chunkOfRecord(record: Buffer, keyLength: number): Buffer | null {
   if (record.length < RECORD_HEADER + keyLength || record.readUInt32BE(0) !== MAGIC) return null;

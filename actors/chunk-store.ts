@@ -13,7 +13,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { LRUCache } from 'lru-cache';
-import { chunkOfRecord, encodeRecord, RECORD_HEADER, RecordKind, scanSegment } from './chunk-records.js';
+import { chunkOfRecord, encodeRecord, RECORD_HEADER, recordKeyLength, RecordKind, scanSegment } from './chunk-records.js';
 
 export interface ChunkStoreOptions {
   /** Folder that holds the segment files; created if missing. */
@@ -164,7 +164,7 @@ export class ChunkStore {
       return;
     }
     this.inFlight.set(key, op);
-    const at = this.reserve(key, record.length);
+    const at = this.reserve(key, record);
     at.segment.pins++;
     this.enforceBudget();
     let written = false;
@@ -187,11 +187,13 @@ export class ChunkStore {
   async delete(key: string): Promise<boolean> {
     if (this.closed) throw closedError();
     const op = ++this.operations;
-    if (this.inFlight.has(key)) this.inFlight.set(key, op);
+    const writing = this.inFlight.has(key);
+    if (writing) this.inFlight.set(key, op);
     const existed = this.index.delete(key);
     const inMemory = this.memory?.delete(key) ?? false;
-    // Without a tombstone a restart would find the older record and serve it again.
-    if (existed) {
+    // Without a tombstone a restart would find the older record (or the one being written) and
+    // serve it again.
+    if (existed || writing) {
       this.appendSync(key, encodeRecord(RecordKind.Tombstone, Buffer.from(key), null));
       this.enforceBudget();
     }
@@ -232,7 +234,7 @@ export class ChunkStore {
   }
 
   private appendSync(key: string, record: Buffer): Location {
-    const at = this.reserve(key, record.length);
+    const at = this.reserve(key, record);
     try {
       writeAllSync(at.segment.fd, record, at.offset);
     } catch (err) {
@@ -250,12 +252,14 @@ export class ChunkStore {
   }
 
   /** Room for a record at the end of the log (see enforceBudget). */
-  private reserve(key: string, length: number): Location {
+  private reserve(key: string, record: Buffer): Location {
+    const length = record.length;
+    const keyLength = recordKeyLength(record);
     let active = this.segments.at(-1);
     if (active === undefined || !active.writable || (active.size > 0 && active.size + length > this.segmentTarget)) {
       active = this.createSegment();
     }
-    const at: Location = { segment: active, offset: active.size, keyLength: Buffer.byteLength(key), size: length - RECORD_HEADER - Buffer.byteLength(key) };
+    const at: Location = { segment: active, offset: active.size, keyLength, size: length - RECORD_HEADER - keyLength };
     active.size += length;
     active.keys.push(key);
     this.diskBytes += length;

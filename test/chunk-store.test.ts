@@ -122,6 +122,20 @@ test('delete removes the chunk from both tiers, and it stays deleted after a res
   t.deepEqual(await reopened.get('other'), chunk(100, 4));
 });
 
+test('a chunk deleted while its first put is still being written stays deleted, also after a restart', async (t) => {
+  const dir = freshDir(t);
+  const store = await ChunkStore.open({ dir, maxBytes: 4 << 20 });
+  const put = store.put(KEY, chunk(200_000, 1)); // large: written through the thread pool
+
+  t.false(await store.delete(KEY), 'nothing was stored yet');
+  await put;
+
+  t.false(store.has(KEY));
+  await store.close();
+  const reopened = await openStore(t, { dir, maxBytes: 4 << 20 });
+  t.false(reopened.has(KEY), 'the record written after the delete is covered by its tombstone');
+});
+
 test('overwriting a key replaces the bytes, also after a restart, and is not an eviction', async (t) => {
   const dir = freshDir(t);
   const store = await ChunkStore.open({ dir, maxBytes: 1 << 20 });
