@@ -88,19 +88,21 @@ interface Pending {
   blob?: { ref: BlobRef; chunk: Buffer; data: CallData };
 }
 
-export function encodeReply(id: string, r: CallResult): Buffer {
-  const header = Buffer.from(JSON.stringify({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs }));
+/** A reply frame: u32 length of a JSON header, the header, then the chunk if any. */
+function replyFrame(fields: Record<string, unknown>, chunk?: Buffer): Buffer {
+  const header = Buffer.from(JSON.stringify(fields));
   const head = Buffer.allocUnsafe(4);
   head.writeUInt32BE(header.length, 0);
-  return Buffer.concat(r.chunk ? [head, header, r.chunk] : [head, header]);
+  return Buffer.concat(chunk ? [head, header, chunk] : [head, header]);
+}
+
+export function encodeReply(id: string, r: CallResult): Buffer {
+  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs }, r.chunk);
 }
 
 /** The answer of a worker that cannot read the call's host file: "send the chunk through Redis". */
 export function encodeUnreachable(id: string): Buffer {
-  const header = Buffer.from(JSON.stringify({ id, rc: 0, u: 1 }));
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(header.length, 0);
-  return Buffer.concat([head, header]);
+  return replyFrame({ id, rc: 0, u: 1 });
 }
 
 export function decodeReply(frame: Buffer): { id: string; result: CallResult; unreachable?: true } | null {
@@ -177,17 +179,7 @@ export class Asker {
     try {
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
         const p = this.pending.get(id)!;
-        if (this.blobs) {
-          const ref = await this.blobs.put(id, call.chunk);
-          data.blob = ref.path;
-          data.host = this.blobs.hostId;
-          data.size = call.chunk.length;
-          p.blob = { ref, chunk: call.chunk, data };
-          this.chunkTransfers.host++;
-          if (!this.pending.has(id)) ref.release(); // timed out meanwhile
-        } else {
-          await this.putInRedis(p, data, call.chunk);
-        }
+        if (!(await this.putOnHost(p, data, call.chunk))) await this.putInRedis(p, data, call.chunk);
       } else if (call.chunk) {
         data.chunk = call.chunk.toString('base64');
       }
@@ -196,6 +188,24 @@ export class Asker {
       this.fail([data], mode, err as Error);
     }
     return answer;
+  }
+
+  /** Puts the chunk in a host file for the job; false when there is no channel or it failed (full tmpfs...). */
+  private async putOnHost(p: Pending, data: CallData, chunk: Buffer): Promise<boolean> {
+    if (!this.blobs) return false;
+    let ref: BlobRef;
+    try {
+      ref = await this.blobs.put(data.id, chunk);
+    } catch {
+      return false;
+    }
+    data.blob = ref.path;
+    data.host = this.blobs.hostId;
+    data.size = chunk.length;
+    p.blob = { ref, chunk, data };
+    this.chunkTransfers.host++;
+    if (!this.pending.has(data.id)) ref.release(); // timed out meanwhile
+    return true;
   }
 
   private async putInRedis(p: Pending, data: CallData, chunk: Buffer): Promise<void> {

@@ -9,7 +9,7 @@
 // cannot read the file (another host, or another user) answers "chunk unreachable" and the asker
 // sends the call again with the chunk in Redis.
 import { randomUUID } from 'node:crypto';
-import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 
@@ -57,6 +57,22 @@ function removeFile(path: string): void {
 function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 }
+
+/**
+ * This process's pid namespace ("4026531836"), or "x" where it cannot be read. Containers sharing
+ * one /dev/shm (the containers of a pod) may each have their own pids: a folder is only ever
+ * judged dead by a process that sees the same pids.
+ */
+function pidNamespace(): string {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? 'x';
+  } catch {
+    return 'x';
+  }
+}
+
+/** A process's folder: "<pid namespace>-<pid>-<uuid>". */
+const FOLDER_NAME = /^(\d+|x)-(\d+)-[0-9a-f-]{36}$/;
 
 function processAlive(pid: number): boolean {
   try {
@@ -119,7 +135,7 @@ export class HostBlobs {
   private slots = 0;
 
   private constructor(private readonly root: string, readonly hostId: string) {
-    this.own = join(root, `${process.pid}-${randomUUID()}`);
+    this.own = join(root, `${pidNamespace()}-${process.pid}-${randomUUID()}`);
   }
 
   private static instance: HostBlobs | null | undefined;
@@ -150,11 +166,16 @@ export class HostBlobs {
     const header = headerOf(id);
     if (bytes.length <= SLOT_MAX && (this.free.length > 0 || this.slots < MAX_SLOTS)) {
       const slot = this.free.pop() ?? this.newSlot();
-      // Seqlock order: a reader that saw the old call's header and then reads the header again
-      // after the data sees it change, and drops what it read.
-      writeAllSync(slot.fd, NO_HEADER, 0);
-      writeAllSync(slot.fd, bytes, HEADER_BYTES);
-      writeAllSync(slot.fd, header, 0);
+      try {
+        // Seqlock order: a reader that saw the old call's header and then reads the header again
+        // after the data sees it change, and drops what it read.
+        writeAllSync(slot.fd, NO_HEADER, 0);
+        writeAllSync(slot.fd, bytes, HEADER_BYTES);
+        writeAllSync(slot.fd, header, 0);
+      } catch (err) {
+        this.free.push(slot); // its header names no call: safe to use again
+        throw err;
+      }
       return { path: slot.path, release: () => this.free.push(slot) };
     }
     const path = join(this.own, id);
@@ -173,21 +194,23 @@ export class HostBlobs {
     const header = headerOf(id);
     const seen = Buffer.allocUnsafe(HEADER_BYTES);
     const bytes = Buffer.allocUnsafe(size);
+    // The call's header, its bytes, then the header again: unchanged, or the slot was reused.
+    const check = async (readAt: (buf: Buffer, position: number) => boolean | Promise<boolean>): Promise<Buffer | null> => {
+      if (!(await readAt(seen, 0)) || !seen.equals(header) || !(await readAt(bytes, HEADER_BYTES))) return null;
+      return (await readAt(seen, 0)) && seen.equals(header) ? bytes : null;
+    };
     try {
       if (size <= SYNC_MAX) {
         const fd = openSync(path, 'r');
         try {
-          if (!readAllSync(fd, seen, 0) || !seen.equals(header) || !readAllSync(fd, bytes, HEADER_BYTES)) return null;
-          return readAllSync(fd, seen, 0) && seen.equals(header) ? bytes : null;
+          return await check((buf, at) => readAllSync(fd, buf, at));
         } finally {
           closeSync(fd);
         }
       }
       const file = await open(path, 'r');
       try {
-        const whole = async (buf: Buffer, at: number) => (await file.read(buf, 0, buf.length, at)).bytesRead === buf.length;
-        if (!(await whole(seen, 0)) || !seen.equals(header) || !(await whole(bytes, HEADER_BYTES))) return null;
-        return (await whole(seen, 0)) && seen.equals(header) ? bytes : null;
+        return await check(async (buf, at) => (await file.read(buf, 0, buf.length, at)).bytesRead === buf.length);
       } finally {
         await file.close();
       }
@@ -213,14 +236,16 @@ export class HostBlobs {
     const full = resolve(path);
     if (!full.startsWith(this.root + sep)) return false;
     const [folder, name, ...rest] = full.slice(this.root.length + 1).split(sep);
-    return rest.length === 0 && folder !== undefined && /^\d+-[0-9a-f-]{36}$/.test(folder) && name !== undefined && BLOB_NAME.test(name);
+    return rest.length === 0 && folder !== undefined && FOLDER_NAME.test(folder) && name !== undefined && BLOB_NAME.test(name);
   }
 
-  // Folders of processes that died without removing theirs.
+  // Folders of processes of this pid namespace that died without removing theirs.
   private sweep(): void {
+    const ns = pidNamespace();
+    if (ns === 'x') return;
     for (const name of readdirSync(this.root)) {
-      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-      if (Number.isSafeInteger(pid) && pid !== process.pid && !processAlive(pid)) {
+      const [, folderNs, pid] = FOLDER_NAME.exec(name) ?? [];
+      if (folderNs === ns && Number(pid) !== process.pid && !processAlive(Number(pid))) {
         rmSync(join(this.root, name), { recursive: true, force: true });
       }
     }

@@ -4,9 +4,9 @@
 import test from 'ava';
 import { fork, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -15,6 +15,7 @@ import { CallServer } from '../queues/serve.js';
 import { HostBlobs } from '../queues/blobs.js';
 import { keys, modeQueueName, QUEUE_PREFIX } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
+import { whenReady } from '../queues/redis.js';
 import { stopChild } from './support/gateway.js';
 
 const ECHO_SERVER = fileURLToPath(new URL('./support/echo-server.js', import.meta.url));
@@ -134,20 +135,47 @@ test.serial('a slot reused by a later call yields nothing to a late reader of th
   const own = await blobs.put(randomUUID(), big);
   t.not(own.path, a.path);
   t.true(existsSync(own.path));
-  t.deepEqual(await blobs.read(blobs.hostId, own.path, basename(own.path), big.length), big);
+  t.true((await blobs.read(blobs.hostId, own.path, basename(own.path), big.length))?.equals(big));
   own.release();
   t.false(existsSync(own.path), 'released: removed');
 });
 
-test('folders of processes that died are swept when another process opens the channel', (t) => {
+test.serial('a host channel that cannot take a chunk never fails the call: it goes through Redis', async (t) => {
+  const redis = await testRedis();
+  const gateway = `rg.${randomUUID()}`;
+  const server = new CallServer({
+    redisUrl: redis.url, gateway, mode: 'write', concurrency: 4,
+    handler: async (call): Promise<CallResult> => ({ rc: 0, value: sha(call.chunk!) }),
+  });
+  const asker = new Asker(redis.url, gateway);
+  t.teardown(async () => { await asker.close(); await server.close(1000); });
+  await whenReady(asker.redis, 10_000);
+  // More chunks at once than the process has slot files, with its folder gone: new slots and
+  // one-call files cannot be created any more.
+  const blobs = HostBlobs.get()!;
+  const refs = await Promise.all([1, 2].map(() => blobs.put(randomUUID(), Buffer.alloc(10))));
+  for (const ref of refs) ref.release();
+  rmSync(dirname(refs[0]!.path), { recursive: true, force: true });
+  const before = { ...asker.chunkTransfers };
+  const chunks = Array.from({ length: 4 }, () => randomBytes(200_000));
+
+  const results = await Promise.all(chunks.map((chunk) => asker.ask('write', { request: Buffer.from('req'), chunk }, 10_000)));
+
+  t.deepEqual(results.map((r) => r.value), chunks.map(sha), 'every call answered with its own bytes');
+  t.is(asker.chunkTransfers.redis - before.redis, 4, 'the slots\' files are gone too: every chunk went through Redis in the end');
+});
+
+test('folders of processes that died are swept when another process opens the channel, but only in its own pid namespace', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sgw-shm-sweep-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const uid = process.getuid?.() ?? 'user';
+  const ns = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]!;
   // A pid far above Linux's pid_max of 4,194,304 cannot be alive.
-  const dead = join(dir, `sgw-${uid}`, `99999999-${randomUUID()}`);
-  const alive = join(dir, `sgw-${uid}`, `${process.pid}-${randomUUID()}`);
-  mkdirSync(dead, { recursive: true });
-  mkdirSync(alive, { recursive: true });
+  const dead = join(dir, `sgw-${uid}`, `${ns}-99999999-${randomUUID()}`);
+  const alive = join(dir, `sgw-${uid}`, `${ns}-${process.pid}-${randomUUID()}`);
+  // Another container sharing the tmpfs: its pids mean nothing here, so its folder is left alone.
+  const otherNamespace = join(dir, `sgw-${uid}`, `1${ns}-99999999-${randomUUID()}`);
+  for (const folder of [dead, alive, otherNamespace]) mkdirSync(folder, { recursive: true });
 
   const hostId = execFileSync(process.execPath, ['--input-type=module', '-e', `import { HostBlobs } from ${JSON.stringify(BLOBS)}; console.log(HostBlobs.get().hostId);`], {
     env: { ...process.env, SGW_SHM_DIR: dir },
@@ -155,5 +183,6 @@ test('folders of processes that died are swept when another process opens the ch
 
   t.false(existsSync(dead));
   t.true(existsSync(alive), 'a live process keeps its folder');
+  t.true(existsSync(otherNamespace), 'a folder of another pid namespace is never judged');
   t.regex(hostId, /^[0-9a-f-]{36}$/);
 });
