@@ -1,11 +1,8 @@
 // The admin credential guard: bearer token, basic auth, and the two "unset" behaviours.
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
 import { authorizes, credentialConfigured, type AdminCredential } from '../http/admin-auth.js';
 import { parseConfig, ConfigError } from '../actors/config.js';
+import { configFolder } from './support/config-folder.js';
 
 const cred = (over: Partial<AdminCredential>): AdminCredential => ({ token: null, user: null, password: null, allow_writes: false, ...over });
 const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
@@ -37,19 +34,12 @@ test('configured only with a token or a full user/password pair', (t) => {
 });
 
 test('config: admin section, pairs and environment overrides', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'sgw-admin-'));
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  writeFileSync(join(dir, 'k.pem'), privateKey);
-  const base = { gateway: { type: 'RG', id: 1, user_id: 1, volume_id: 1, private_key: 'k.pem' } };
-  try {
-    t.false(credentialConfigured(parseConfig(base, dir).admin), 'off by default');
-    t.throws(() => parseConfig({ ...base, admin: { user: 'u' } }, dir), { instanceOf: ConfigError, message: /go together/ });
-    t.throws(() => parseConfig({ ...base, admin: { token: 'x', allow_writes: 'yes' } }, dir), { instanceOf: ConfigError, message: /allow_writes/ });
-    const fromEnv = parseConfig({ ...base, admin: { token: 'file' } }, dir, { SGW_ADMIN_TOKEN: 'env' }).admin;
-    t.is(fromEnv.token, 'env');
-    t.false(fromEnv.allow_writes);
-    t.true(parseConfig({ ...base, admin: { user: 'u', password: 'p', allow_writes: true } }, dir).admin.allow_writes);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { dir, base } = configFolder(t);
+  t.false(credentialConfigured(parseConfig(base, dir).admin), 'off by default');
+  t.throws(() => parseConfig({ ...base, admin: { user: 'u' } }, dir), { instanceOf: ConfigError, message: /go together/ });
+  t.throws(() => parseConfig({ ...base, admin: { token: 'x', allow_writes: 'yes' } }, dir), { instanceOf: ConfigError, message: /allow_writes/ });
+  const fromEnv = parseConfig({ ...base, admin: { token: 'file' } }, dir, { SGW_ADMIN_TOKEN: 'env' }).admin;
+  t.is(fromEnv.token, 'env');
+  t.false(fromEnv.allow_writes);
+  t.true(parseConfig({ ...base, admin: { user: 'u', password: 'p', allow_writes: true } }, dir).admin.allow_writes);
 });

@@ -1,11 +1,9 @@
 // Pure parts of the user gateway: Range parsing, the CLI's progress line, the CDN rewrite and
 // the encrypting driver's sealing.
 import test from 'ava';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { ConfigError, parseConfig } from '../actors/config.js';
+import { configFolder } from './support/config-folder.js';
 import { TransferProgress } from '../actors/progress.js';
 import { parseRange } from '../http/ug-api.js';
 import { HttpError } from '../http/errors.js';
@@ -79,18 +77,11 @@ test('the encrypting driver seals with AES-256-GCM bound to the chunk it belongs
 });
 
 test('config: a UG needs its application token (ug.token or SGW_UG_TOKEN); the ug section is checked', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'sgw-ug-config-'));
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  writeFileSync(join(dir, 'k.pem'), privateKey);
-  const base = { gateway: { type: 'UG', id: 10, user_id: 1, volume_id: 1, private_key: 'k.pem' } };
-  try {
-    t.throws(() => parseConfig(base, dir), { instanceOf: ConfigError, message: /ug\.token or SGW_UG_TOKEN/ });
-    const c = parseConfig({ ...base, ug: { token: 'file' } }, dir);
-    t.deepEqual(c.ug, { token: 'file', parallel_blocks: 8, batch_bytes: 4 << 20 });
-    t.is(parseConfig({ ...base, ug: { token: 'file' } }, dir, { SGW_UG_TOKEN: 'env' }).ug.token, 'env');
-    t.throws(() => parseConfig({ ...base, ug: { token: 'x', parallel_blocks: 0 } }, dir), { instanceOf: ConfigError, message: /ug\.parallel_blocks/ });
-    t.is(parseConfig({ ...base, gateway: { ...base.gateway, type: 'RG' } }, dir).ug.token, null, 'other gateways need none');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { dir, base } = configFolder(t, 'UG', 10);
+  t.throws(() => parseConfig(base, dir), { instanceOf: ConfigError, message: /ug\.token or SGW_UG_TOKEN/ });
+  const c = parseConfig({ ...base, ug: { token: 'file' } }, dir);
+  t.deepEqual(c.ug, { token: 'file', parallel_blocks: 8, batch_bytes: 4 << 20 });
+  t.is(parseConfig({ ...base, ug: { token: 'file' } }, dir, { SGW_UG_TOKEN: 'env' }).ug.token, 'env');
+  t.throws(() => parseConfig({ ...base, ug: { token: 'x', parallel_blocks: 0 } }, dir), { instanceOf: ConfigError, message: /ug\.parallel_blocks/ });
+  t.is(parseConfig({ ...base, gateway: { ...base.gateway, type: 'RG' } }, dir).ug.token, null, 'other gateways need none');
 });
