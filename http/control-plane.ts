@@ -1,7 +1,8 @@
 // POST /: a signed Request in the control plane, chunks in the data plane. Read top to bottom:
-// parse multipart -> decode -> verify signature -> check volume, user, caps -> check nonce ->
-// verify chunk hashes -> dispatch. Each step rejects with a status or passes on; nothing is
-// written before every check has passed.
+// parse multipart -> decode -> verify signature -> check volume, user, caps -> check the nonce
+// and the chunk hashes (at once) -> dispatch. Each step rejects with a status or passes on;
+// nothing reaches a driver before every check has passed, and the nonce of a refused request
+// is forgotten again.
 import { createHash, webcrypto } from 'node:crypto';
 import type { Context } from 'koa';
 import type { KeyObject } from 'node:crypto';

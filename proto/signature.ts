@@ -55,7 +55,7 @@ function pooledKey(key: KeyObject): Promise<webcrypto.CryptoKey> {
 }
 
 /** signBytes in the thread pool: an RSA signature costs the event loop ~0.6 ms otherwise. */
-export async function signBytesInPool(bytes: Uint8Array, key: KeyObject): Promise<string> {
+async function signBytesInPool(bytes: Uint8Array, key: KeyObject): Promise<string> {
   const signature = await webcrypto.subtle.sign({ name: 'RSA-PSS', saltLength: PSS.saltLength }, await pooledKey(key), bytes);
   return Buffer.from(signature).toString('base64');
 }
