@@ -47,7 +47,24 @@ function segmentFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.startsWith('seg-')).sort().map((n) => path.join(dir, n));
 }
 
+/** Changes bytes of a file behind the store's back. */
+function overwriteAt(file: string, position: number, bytes: Buffer): void {
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, bytes, 0, bytes.length, position);
+  fs.closeSync(fd);
+}
+
 const KEY = '1:00000000DEADBEEF:5:b:3.-7';
+
+/** A closed store holding 'kept' then KEY in one segment: its folder and that segment. */
+async function keptThenKey(t: ExecutionContext): Promise<{ dir: string; segment: string }> {
+  const dir = freshDir(t);
+  const first = await ChunkStore.open({ dir, maxBytes: 1 << 20 });
+  await first.put('kept', chunk(2000, 1));
+  await first.put(KEY, chunk(3000, 2));
+  await first.close();
+  return { dir, segment: segmentFiles(dir)[0]! };
+}
 
 test('a put chunk is read back byte for byte, all 256 byte values included', async (t) => {
   const dir = freshDir(t);
@@ -213,10 +230,7 @@ test('a chunk whose bytes changed on disk is a miss, not an error, and is forgot
   const dir = freshDir(t);
   const store = await openStore(t, { dir, maxBytes: 1 << 20, memoryBytes: 0 });
   await store.put(KEY, chunk(4096, 5));
-  const [segment] = segmentFiles(dir);
-  const fd = fs.openSync(segment!, 'r+');
-  fs.writeSync(fd, Buffer.from([0xff ^ chunk(4096, 5)[100]!]), 0, 1, recordSize(KEY, 100));
-  fs.closeSync(fd);
+  overwriteAt(segmentFiles(dir)[0]!, recordSize(KEY, 100), Buffer.from([0xff ^ chunk(4096, 5)[100]!]));
 
   t.is(await store.get(KEY), null);
   t.like(store.stats(), { misses: 1, hits: 0, entries: 0 });
@@ -257,34 +271,22 @@ test('reopening with a smaller budget evicts the oldest segments down to it', as
 });
 
 test('a record torn by a crash mid-append is cut off on open; the records before it are served', async (t) => {
-  const dir = freshDir(t);
-  const first = await ChunkStore.open({ dir, maxBytes: 1 << 20 });
-  await first.put('kept', chunk(2000, 1));
-  await first.put(KEY, chunk(3000, 2));
-  await first.close();
-  const [segment] = segmentFiles(dir);
-  fs.truncateSync(segment!, recordSize('kept', 2000) + 1500); // half of the second record reached the disk
+  const { dir, segment } = await keptThenKey(t);
+  fs.truncateSync(segment, recordSize('kept', 2000) + 1500); // half of the second record reached the disk
 
   const second = await openStore(t, { dir, maxBytes: 1 << 20 });
 
   t.false(second.has(KEY));
   t.deepEqual(await second.get('kept'), chunk(2000, 1));
   t.like(second.stats(), { bytes: recordSize('kept', 2000), entries: 1 });
-  t.is(fs.statSync(segment!).size, recordSize('kept', 2000), 'the torn tail is truncated away');
+  t.is(fs.statSync(segment).size, recordSize('kept', 2000), 'the torn tail is truncated away');
   await second.put('after', chunk(10, 3));
   t.deepEqual(await second.get('after'), chunk(10, 3));
 });
 
 test('a record whose bytes changed while the store was down is not served after the restart', async (t) => {
-  const dir = freshDir(t);
-  const first = await ChunkStore.open({ dir, maxBytes: 1 << 20 });
-  await first.put('kept', chunk(2000, 1));
-  await first.put(KEY, chunk(3000, 2));
-  await first.close();
-  const [segment] = segmentFiles(dir);
-  const fd = fs.openSync(segment!, 'r+');
-  fs.writeSync(fd, Buffer.from([0x00, 0x00]), 0, 2, recordSize('kept', 2000) + recordSize(KEY, 1000));
-  fs.closeSync(fd);
+  const { dir, segment } = await keptThenKey(t);
+  overwriteAt(segment, recordSize('kept', 2000) + recordSize(KEY, 1000), Buffer.from([0x00, 0x00]));
 
   const second = await openStore(t, { dir, maxBytes: 1 << 20, memoryBytes: 0 });
 
