@@ -121,7 +121,8 @@ function writeActions(queue: string, jobId: string): [string, string][] {
   ];
 }
 
-test('read-only by default: every write action answers 405 and changes nothing', async (t) => {
+// Serial: the allow_writes test adds a job to the scratch queue, which this one counts.
+test.serial('read-only by default: every write action answers 405 and changes nothing', async (t) => {
   const { f } = gateway;
   const before = await jobTotal(f, SCRATCH);
   for (const [method, path] of writeActions(SCRATCH, '1')) {
@@ -158,7 +159,7 @@ function configVariant(f: GatewayFolder, name: string, admin: Record<string, unk
   return file;
 }
 
-test('sgw dashboard with allow_writes: the same actions work, and it is still behind the credential', async (t) => {
+test.serial('sgw dashboard with allow_writes: the same actions work, and it is still behind the credential', async (t) => {
   const { f } = gateway;
   const file = configVariant(f, 'dash-writes.json', { token: 'ops-token', allow_writes: true });
   const dash = await startDashboardCli(['--config', file, '--port', String(await freePort())]);
