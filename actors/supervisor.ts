@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config.js';
 import { EXIT } from './driver-actor.js';
 import { isSingleExecutable, packagedFile } from './packaged-files.js';
+import { withMallocTuning } from './malloc.js';
 import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../drivers/version-watch.js';
@@ -156,7 +157,7 @@ export class Supervisor {
 
   private launch(a: Actor): void {
     const options: SpawnOptions = {
-      env: { ...process.env, SGW_REDIS_URL: this.opts.redisUrl },
+      env: withMallocTuning({ ...process.env, SGW_REDIS_URL: this.opts.redisUrl }),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'], // ipc: ready and heartbeat messages
     };
     // The single executable is its own command line: it runs no script file.

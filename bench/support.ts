@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { stopChild } from '../test/support/gateway.js';
+import { withMallocTuning } from '../actors/malloc.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -94,7 +95,8 @@ export interface Child {
 /** Forks one of the bench's own programs (dist/bench/<name>.js) and waits for {ready: true}. */
 export function forkBench(name: string, args: string[], timeoutMs = 15_000): Promise<Child> {
   const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
-  const proc = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // Baselines run with the actors' malloc settings: the comparison is of the code, not of glibc.
+  const proc = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: withMallocTuning(process.env) });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`${name} ${args[0] ?? ''} not ready within ${timeoutMs} ms`)); }, timeoutMs);
     proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code} before it was ready`)); });

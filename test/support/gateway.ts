@@ -155,8 +155,8 @@ export interface RunningGateway {
 }
 
 export interface GatewayProcessOptions {
-  /** Environment over the defaults (e.g. SGW_LOG_LEVEL). */
-  env?: Record<string, string>;
+  /** Environment over the defaults (e.g. SGW_LOG_LEVEL); an undefined value removes a variable. */
+  env?: Record<string, string | undefined>;
   /** Write the log lines (stdout) to this file descriptor instead of collecting them in output(). */
   stdoutFd?: number;
 }
