@@ -4,8 +4,8 @@
 //                              the disk driver stores a chunk (temp file, fsync, rename)
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { open, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { write_chunk } from '../drivers/builtin/disk/driver.js';
+import { DriverRequestType, type DriverRequest } from '../proto/messages.js';
 import Koa from 'koa';
 import { childReady } from './support.js';
 
@@ -27,22 +27,19 @@ function koa(size: number): void {
 
 function disk(dir: string): void {
   let n = 0;
+  const config = { STORAGE_DIR: dir };
   const store = async (req: IncomingMessage, res: ServerResponse) => {
     const parts: Buffer[] = [];
     for await (const d of req) parts.push(d as Buffer);
     const body = Buffer.concat(parts);
-    // Same names as the bench's PUTCHUNKS (64 rotating blocks), same durability as the driver.
-    const path = join(dir, `block-${n++ % 64}`);
-    const temp = `${path}.${process.pid}.${n}.tmp`;
-    const file = await open(temp, 'w');
-    try {
-      await file.writeFile(body);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, path);
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end('ok');
+    // Stored by the disk driver's own write_chunk (temp file, fsync, rename), under the bench's
+    // PUTCHUNKS names (64 rotating blocks): the baseline pays for exactly the same storage.
+    const request: DriverRequest = {
+      volume_id: 1n, user_id: 1n, coordinator_id: 1n, file_id: 1n, file_version: 1n,
+      request_type: DriverRequestType.BLOCK, path: '/bench', block_id: BigInt(n++ % 64), block_version: 1n,
+    };
+    const rc = await write_chunk(request, body, config, {});
+    res.writeHead(rc === 0 ? 200 : 500, { 'Content-Type': 'application/octet-stream' }).end(String(rc));
   };
   const server = createServer((req, res) => {
     store(req, res).catch((err: Error) => res.writeHead(500).end(err.message));

@@ -218,3 +218,21 @@ test('the disk driver maps a read past the sink limit to -EFBIG', async (t) => {
   t.is(await disk.write_chunk(driverRequest(), Buffer.alloc(5000), config, {}), 0);
   t.is(await disk.read_chunk(driverRequest(), new ChunkSink({ limit: 1000 }), config, {}), -Errno.EFBIG);
 });
+
+test('the disk driver makes a chunk\'s folder again when it was removed, and a failed write leaves no temp file', async (t) => {
+  const config = { STORAGE_DIR: freshDir(t) };
+  const bytes = Buffer.alloc(300_000, 7);
+  t.is(await disk.write_chunk(driverRequest(), bytes, config, {}), 0);
+  const stored = path.join(config.STORAGE_DIR, '7/DEADBEEFCAFEF00D/4/-9223372036854775807');
+  fs.rmSync(path.join(config.STORAGE_DIR, '7'), { recursive: true });
+  t.is(await disk.write_chunk(driverRequest(), bytes, config, {}), 0);
+  t.true(fs.readFileSync(stored).equals(bytes));
+
+  // The chunk's folder is a file now: the write fails with the errno, and nothing is left behind.
+  const err = silenceStderr(t);
+  fs.rmSync(path.dirname(stored), { recursive: true });
+  fs.writeFileSync(path.dirname(stored), 'in the way');
+  t.is(await disk.write_chunk(driverRequest(), bytes, config, {}), -Errno.ENOTDIR);
+  t.regex(err.lines().join('\n'), /disk driver: write/);
+  t.deepEqual(fs.readdirSync(path.dirname(path.dirname(stored))), ['4']);
+});
