@@ -2,7 +2,7 @@
 // field set to "", stored as padded base64 — the Syndicate scheme. Verification works on the
 // received bytes: the signature field is spliced out of the raw encoding rather than re-encoded
 // from the decoded object, so unknown fields and the sender's field order survive untouched.
-import { constants, createPrivateKey, createPublicKey, sign, verify, webcrypto, type KeyObject } from 'node:crypto';
+import { constants, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 const PSS = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } as const;
@@ -41,25 +41,6 @@ export function verifyBytes(bytes: Uint8Array, signatureB64: string, key: KeyObj
   }
 }
 
-// The same key as a WebCrypto key, imported once: WebCrypto signs in the thread pool.
-const pooledKeys = new WeakMap<KeyObject, Promise<webcrypto.CryptoKey>>();
-
-function pooledKey(key: KeyObject): Promise<webcrypto.CryptoKey> {
-  let imported = pooledKeys.get(key);
-  if (!imported) {
-    const der = key.export({ format: 'der', type: 'pkcs8' });
-    imported = webcrypto.subtle.importKey('pkcs8', der, { name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']);
-    pooledKeys.set(key, imported);
-  }
-  return imported;
-}
-
-/** signBytes in the thread pool: an RSA signature costs the event loop ~0.6 ms otherwise. */
-async function signBytesInPool(bytes: Uint8Array, key: KeyObject): Promise<string> {
-  const signature = await webcrypto.subtle.sign({ name: 'RSA-PSS', saltLength: PSS.saltLength }, await pooledKey(key), bytes);
-  return Buffer.from(signature).toString('base64');
-}
-
 function withSignature<T extends { signature: string }>(msg: T, encode: (m: T) => Uint8Array, signature: string): { message: T; bytes: Uint8Array } {
   const signed = { ...msg, signature };
   return { message: signed, bytes: encode(signed) };
@@ -70,13 +51,6 @@ export function signMessage<T extends { signature: string }>(
   msg: T, encode: (m: T) => Uint8Array, key: KeyObject,
 ): { message: T; bytes: Uint8Array } {
   return withSignature(msg, encode, signBytes(encode({ ...msg, signature: '' }), key));
-}
-
-/** signMessage with the signature computed in the thread pool (for the hot path of a server). */
-export async function signMessageInPool<T extends { signature: string }>(
-  msg: T, encode: (m: T) => Uint8Array, key: KeyObject,
-): Promise<{ message: T; bytes: Uint8Array }> {
-  return withSignature(msg, encode, await signBytesInPool(encode({ ...msg, signature: '' }), key));
 }
 
 function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
