@@ -16,8 +16,8 @@ import { BenchFile, type BenchGateway } from './gateway.js';
 export const POSTS_IN_FLIGHT = 8;
 const CHUNK_BYTES = MiB;
 /** Warm-up before the measured run (WARMUP requests or WARMUP_MS, whichever ends first): the JIT compiles the POST path. */
-const WARMUP = 400;
-const WARMUP_MS = 2000;
+const WARMUP = 1000;
+const WARMUP_MS = 4000;
 
 export interface PostResult {
   gateway: Latency;
