@@ -3,7 +3,7 @@
 // convention); serialize/deserialize return bytes (or a negative errno).
 import { DriverRequestCodec, type DriverRequest } from '../proto/messages.js';
 import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
-import type { CallResult, IncomingCall } from '../queues/ask.js';
+import { timeToAnswer, type CallResult, type IncomingCall } from '../queues/ask.js';
 import { ChunkSink } from './helpers.js';
 import { Errno, negativeErrnoOf } from './errno.js';
 
@@ -69,10 +69,9 @@ export async function callDriver(
         return rcOf(await fn(request, config, secrets), method);
     }
   };
-  const left = call.deadline - Date.now();
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DriverHung(`${method} did not finish within its deadline`)), Math.max(1, left - 50));
+    timer = setTimeout(() => reject(new DriverHung(`${method} did not finish within its deadline`)), timeToAnswer(call.deadline));
   });
   try {
     return await Promise.race([run(), hung]);

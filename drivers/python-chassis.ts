@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import type { CallResult, IncomingCall } from '../queues/ask.js';
+import { timeToAnswer, type CallResult, type IncomingCall } from '../queues/ask.js';
 import type { DriverMode } from '../queues/names.js';
 import { encodeBytes, encodeInt, FrameError, FrameReader } from './pipe-frames.js';
 import { PYTHON_FLAGS, pythonChassisDir, pythonCommand } from './python-runtime.js';
@@ -134,8 +134,7 @@ export class PythonChassis {
     if (this.pending) return Promise.reject(new Error('a chassis serves one call at a time'));
     if (!this.alive) return Promise.reject(this.fault ?? new ChassisDied(`the ${this.opts.mode} chassis is not running`));
     return new Promise<CallResult>((resolve, reject) => {
-      const left = Math.max(1, call.deadline - Date.now() - 50);
-      const timer = setTimeout(() => this.fail(new ChassisHung(`${this.opts.mode} call did not finish within its deadline; chassis killed`)), left);
+      const timer = setTimeout(() => this.fail(new ChassisHung(`${this.opts.mode} call did not finish within its deadline; chassis killed`)), timeToAnswer(call.deadline));
       this.pending = { call, resolve, reject, timer, rc: null };
       this.lastRid = call.requestId;
       const args = call.args ?? [];
