@@ -38,6 +38,21 @@ test('a chunk whose bytes do not match blocks[i].hash is refused with 400 and st
   t.is(again.status, 200, why(again));
 });
 
+test('a chunk of 4 MiB or more (hashed in the thread pool, not inline) is checked the same way: a flipped byte gets 400 and stores nothing', async (t) => {
+  const file = newFile();
+  const { blocks, data } = layOutChunks([blockChunk(0n, randomBytes(5 << 20))]);
+  const corrupt = Buffer.from(data);
+  corrupt[(5 << 20) - 1]! ^= 0x01;
+  const control = signed(putChunksFields(file, blocks));
+  const res = await postRaw(gw.f.url, control, corrupt);
+  t.is(res.status, 400, why(res));
+  t.regex(res.body.toString(), /block 0 does not match its hash/);
+  await assertNothingStored(t, file, blocks);
+  const again = await postRaw(gw.f.url, control, data);
+  t.is(again.status, 200, why(again));
+  t.is(ReplyCodec.decode(again.body).error_code, 0);
+});
+
 test('when only the second of two chunks does not match its hash, the POST is refused with 400 and the FIRST is not stored either', async (t) => {
   const file = newFile({ coordinator_id: UG });
   const { blocks, data } = layOutChunks([blockChunk(0n, randomBytes(4096)), manifestChunk(1_700_000_000n, randomBytes(300))]);
