@@ -41,16 +41,12 @@ export function verifyBytes(bytes: Uint8Array, signatureB64: string, key: KeyObj
   }
 }
 
-function withSignature<T extends { signature: string }>(msg: T, encode: (m: T) => Uint8Array, signature: string): { message: T; bytes: Uint8Array } {
-  const signed = { ...msg, signature };
-  return { message: signed, bytes: encode(signed) };
-}
-
 /** Signs a message: encodes it with signature "", signs those bytes, returns the final encoding. */
 export function signMessage<T extends { signature: string }>(
   msg: T, encode: (m: T) => Uint8Array, key: KeyObject,
 ): { message: T; bytes: Uint8Array } {
-  return withSignature(msg, encode, signBytes(encode({ ...msg, signature: '' }), key));
+  const signed = { ...msg, signature: signBytes(encode({ ...msg, signature: '' }), key) };
+  return { message: signed, bytes: encode(signed) };
 }
 
 function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
