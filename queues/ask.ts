@@ -17,6 +17,11 @@ import { HostBlobs, type BlobRef } from './blobs.js';
 export interface Call {
   request: Uint8Array;
   chunk?: Buffer;
+  /**
+   * The SHA-256 the chunk must have. The serving actor checks it before its handler sees the
+   * chunk, and answers `mismatch` instead of running the call when it differs.
+   */
+  sha256?: Uint8Array;
   args?: string[];
 }
 
@@ -28,6 +33,8 @@ export interface CallResult {
   error?: string;
   /** Milliseconds the serving actor spent on the call (set on replies, for metrics). */
   servedMs?: number;
+  /** The call's chunk did not have the call's sha256: the call was not run. */
+  mismatch?: true;
 }
 
 /** Hears every answered call: round trip as the asker saw it, and the server's processing time. */
@@ -47,6 +54,8 @@ export interface CallData {
   req: string;
   chunk?: string;
   chunkKey?: string;
+  /** Call.sha256, base64. */
+  sha256?: string;
   /** A chunk in a file of the asker's host (see blobs.ts): its path, host id and size. */
   blob?: string;
   host?: string;
@@ -108,7 +117,7 @@ function replyFrame(fields: Record<string, unknown>, chunk?: Buffer): Buffer {
 }
 
 export function encodeReply(id: string, r: CallResult): Buffer {
-  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs }, r.chunk);
+  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs, m: r.mismatch ? 1 : undefined }, r.chunk);
 }
 
 /** The answer of a worker that cannot read the call's host file: "send the chunk through Redis". */
@@ -121,13 +130,14 @@ export function decodeReply(frame: Buffer): { id: string; result: CallResult; un
   const n = frame.readUInt32BE(0);
   if (4 + n > frame.length) return null;
   try {
-    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number };
+    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number; m?: number };
     if (h.u === 1) return { id: h.id, result: { rc: h.rc }, unreachable: true };
     const result: CallResult = { rc: h.rc };
     if (frame.length > 4 + n) result.chunk = frame.subarray(4 + n);
     if (h.e !== undefined) result.error = h.e;
     if (h.v !== undefined) result.value = h.v;
     if (typeof h.t === 'number') result.servedMs = h.t;
+    if (h.m === 1) result.mismatch = true;
     return { id: h.id, result };
   } catch {
     return null;
@@ -179,6 +189,7 @@ export class Asker {
     const deadline = Date.now() + timeoutMs;
     const data: CallData = { id, reply: this.replyKey, deadline, req: Buffer.from(call.request).toString('base64') };
     if (call.args) data.args = call.args;
+    if (call.sha256) data.sha256 = Buffer.from(call.sha256).toString('base64');
     if (requestId) data.rid = requestId;
     const answer = new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {

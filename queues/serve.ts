@@ -4,6 +4,8 @@ import { Worker, type Job } from 'bullmq';
 import { connectRedis, type Redis } from './redis.js';
 import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
 import { HostBlobs } from './blobs.js';
+import { hasSha256 } from './chunk-hash.js';
+import { Errno } from '../drivers/errno.js';
 import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
 
 export interface ServeOptions {
@@ -64,13 +66,15 @@ export class CallServer {
       const chunk = await this.redis.getBuffer(d.chunkKey);
       if (chunk) call.chunk = chunk;
     } else if (d.chunk !== undefined) call.chunk = Buffer.from(d.chunk, 'base64');
-    if (d.chunkKey && !call.chunk) result = { rc: -5, error: 'chunk expired before the call ran' };
-    else {
+    if (d.chunkKey && !call.chunk) result = { rc: -Errno.EIO, error: 'chunk expired before the call ran' };
+    else if (d.sha256 !== undefined && !(await hasSha256(call.chunk ?? Buffer.alloc(0), Buffer.from(d.sha256, 'base64')))) {
+      result = { rc: -Errno.EBADMSG, mismatch: true, error: 'the chunk does not match its SHA-256' };
+    } else {
       await this.slots.acquire();
       try {
         result = await this.opts.handler(call);
       } catch (err) {
-        result = { rc: -5, error: (err as Error).message };
+        result = { rc: -Errno.EIO, error: (err as Error).message };
       } finally {
         this.slots.release();
       }
