@@ -31,6 +31,8 @@ export interface ChunkResult {
   rc: number;
   chunk?: Buffer;
   error?: string;
+  /** The chunk did not have the SHA-256 it was sent with: nothing was run. */
+  mismatch?: true;
 }
 
 // io_context values come from a pool of random bytes: one randomBytes() call per 1024 of them.
@@ -80,9 +82,14 @@ export class DriverPipeline {
     return this.transform('serialize', req, chunk, deadline, rid);
   }
 
-  /** deserialize when the driver has it, then write_chunk. */
-  async store(req: DriverRequest, serialized: Buffer, deadline: number, rid?: string): Promise<ChunkResult> {
-    const d = await this.transform('deserialize', req, serialized, deadline, rid);
+  /**
+   * deserialize when the driver has it, then write_chunk. With `sha256`, the first actor to get
+   * the serialized chunk checks it before its driver sees it (a `mismatch` result: nothing ran).
+   */
+  async store(req: DriverRequest, serialized: Buffer, deadline: number, rid?: string, sha256?: Uint8Array): Promise<ChunkResult> {
+    const checked = sha256 ? { sha256 } : {};
+    if (!this.has('deserialize')) return this.call('write', req, deadline, rid, { chunk: serialized, ...checked });
+    const d = await this.transform('deserialize', req, serialized, deadline, rid, checked);
     if (d.rc !== 0) return d;
     return this.call('write', req, deadline, rid, { chunk: d.chunk! });
   }
@@ -97,9 +104,9 @@ export class DriverPipeline {
     return this.call('rename', req, deadline, rid, { args: [oldPath, newPath] });
   }
 
-  private async transform(mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer, deadline: number, rid?: string): Promise<ChunkResult> {
+  private async transform(mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer, deadline: number, rid?: string, extra: Pick<Call, 'sha256'> = {}): Promise<ChunkResult> {
     if (!this.has(mode)) return { rc: 0, chunk };
-    const r = await this.call(mode, req, deadline, rid, { chunk });
+    const r = await this.call(mode, req, deadline, rid, { chunk, ...extra });
     return r.rc === 0 ? { rc: 0, chunk: r.chunk ?? Buffer.alloc(0) } : r;
   }
 }

@@ -59,6 +59,15 @@ for (const { language, options } of DISK_DRIVERS) {
       t.is(got.toString(), 'S:cba', 'GET = serialize(read(deserialize(PUT)))');
       const [stored] = storedFiles(f.storageDir);
       t.is(readFileSync(stored!).toString(), 'cba', 'the back-end holds the deserialized chunk');
+
+      // One chunk's hash is checked by the deserialize actor, before its driver sees the chunk.
+      const file = fileRef(f, { file_id: 0xbadn });
+      const { blocks, data } = layOutChunks([{ block: { block_id: 1n, block_version: 1n, chunk_type: ChunkType.BLOCK }, bytes: Buffer.from('xyz') }]);
+      data[0] ^= 1;
+      const bad = await sendControlPlane(f.url, putChunksFields(file, blocks), f.ugKey, data);
+      t.is(bad.status, 400, bad.body.toString());
+      t.regex(bad.body.toString(), /block 0 does not match its hash/);
+      t.is(storedFiles(f.storageDir).length, 1, 'nothing stored for the refused chunk');
     } finally {
       await gw.stop();
       redis.disconnect();
