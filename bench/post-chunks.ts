@@ -15,9 +15,14 @@ import { BenchFile, type BenchGateway } from './gateway.js';
 
 export const POSTS_IN_FLIGHT = 8;
 const CHUNK_BYTES = MiB;
-/** Warm-up before the measured run (WARMUP requests or WARMUP_MS, whichever ends first): the JIT compiles the POST path. */
-const WARMUP = 1000;
-const WARMUP_MS = 4000;
+/**
+ * Load before the measured run (WARMUP requests or WARMUP_MS, whichever ends first). The gateway
+ * takes ~15 s of load to reach its steady pace: measured after 4 s, the same build gave 231 MB/s
+ * twice (http actor 3.2 ms, write actor 2.8 ms of CPU per request); after 15 s, 275-283 MB/s
+ * (2.5 and 2.2 ms). The baseline gets the same warm-up (411-438 -> 443-515 MB/s).
+ */
+const WARMUP = 4000;
+const WARMUP_MS = 15_000;
 
 export interface PostResult {
   gateway: Latency;
