@@ -4,8 +4,8 @@
 // costs that call only: the call fails, the actor drains and exits, its supervisor restarts it.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from './config.js';
-import { Heartbeat } from './registry.js';
+import type { GatewayConfig } from '../proto/config/config.js';
+import { Heartbeat } from '../queues/registry.js';
 import type { CallResult, IncomingCall } from '../queues/ask.js';
 import { CallServer } from '../queues/serve.js';
 import { methodOf, type DriverMode } from '../queues/names.js';

@@ -27,11 +27,3 @@ export function createLogger(level: string, name = 'sgw'): Logger {
     redact: { paths: ['secrets', 'driver_secrets', '*.secrets', '*.private_key', 'headers.authorization', 'admin', '*.admin', '*.password', '*.token'], censor: '[redacted]' },
   }, bufferedStdout());
 }
-
-/**
- * A child for a line whose fields are a fixed list of values that are never secret (the per-request
- * line): it skips redaction, whose wildcard paths cost ~5 µs a line (measured), half of the line.
- */
-export function fixedFieldsLogger(logger: Logger, bindings: Record<string, unknown> = {}): Logger {
-  return logger.child(bindings, { redact: { paths: [] } });
-}

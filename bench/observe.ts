@@ -10,7 +10,7 @@ import { BenchFile, type BenchGateway } from './gateway.js';
 import { CONNECTIONS } from './http-get.js';
 import { childrenOf, cpuWindow } from './support.js';
 import { ChunkType } from '../proto/messages.js';
-import { freePort } from '../actors/embedded-redis.js';
+import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { cleanup, makeGatewayFolder, startGatewayProcess, waitFor, type RunningGateway } from '../test/support/gateway.js';
 

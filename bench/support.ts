@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { stopChild } from '../test/support/gateway.js';
-import { withMallocTuning } from '../actors/malloc.js';
+import { withMallocTuning } from '../actors/supervisor/malloc.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

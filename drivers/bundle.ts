@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Redis } from 'ioredis';
 import { keys } from '../queues/names.js';
-import { packageRoot, packagedFile, useEmbeddedEsbuild } from '../actors/packaged-files.js';
+import { packageRoot, packagedFile, useEmbeddedEsbuild } from './packaged-files.js';
 import { parseSealedSecrets } from './secrets.js';
 import { listPythonMethods, PythonSourceError } from './python-runtime.js';
 

@@ -2,7 +2,7 @@
 // methods without running it. PYTHON_CHASSIS_FILES is the one list of the chassis' files: the
 // build copies them into dist/, and a single-executable build embeds them.
 import { execFile } from 'node:child_process';
-import { packagedFile } from '../actors/packaged-files.js';
+import { packagedFile } from './packaged-files.js';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 

@@ -4,8 +4,8 @@
 // `u32be len | SignedBlockHeader | bytes` and signed, then serialized and cached.
 import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
-import type { GatewayConfig } from '../actors/config.js';
-import type { Namespace, NamespaceEntry } from '../actors/namespace.js';
+import type { GatewayConfig } from '../proto/config/config.js';
+import type { Namespace, NamespaceEntry } from '../queues/namespace/namespace.js';
 import { ManifestCodec, SignedBlockHeaderCodec, type Manifest } from '../proto/messages.js';
 import { signMessage } from '../proto/signature.js';
 import { parseDataUrl, chunkCacheKey, type ChunkAddress } from './data-url.js';

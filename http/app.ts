@@ -3,13 +3,12 @@
 import { randomUUID } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { fixedFieldsLogger } from '../actors/logger.js';
 import { answerErrors, HttpError } from './errors.js';
 import { getChunk } from './get-chunk.js';
 import { postControlPlane, type ControlPlaneDeps } from './control-plane.js';
 import type { ChunkCache, DriverPipeline } from './driver-pipeline.js';
-import type { GatewayConfig } from '../actors/config.js';
-import type { Namespace } from '../actors/namespace.js';
+import type { GatewayConfig } from '../proto/config/config.js';
+import type { Namespace } from '../queues/namespace/namespace.js';
 import { getAgChunk } from './ag-get.js';
 import { getNamespace, NAMESPACE_PREFIX } from './namespace-api.js';
 import { isFilesPath, ugFilesApi, ugServesNoChunks } from './ug-api.js';
@@ -54,7 +53,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
   // Its fields below are fixed and never secret: it may skip redaction (the hot path's cost).
-  const requestLog = fixedFieldsLogger(logger);
+  const requestLog = logger.child({}, { redact: { paths: [] } });
   if (metrics) app.use(metrics.middleware());
 
   // Request id, deadline and one log line per request.

@@ -10,7 +10,7 @@ import {
   GatewayTypeNumber, type DriverRequest, type ManifestBlock, type Request,
 } from '../proto/messages.js';
 import { signMessage, verifyRawMessage } from '../proto/signature.js';
-import type { GatewayConfig, PeerGateway } from '../actors/config.js';
+import type { GatewayConfig, PeerGateway } from '../proto/config/config.js';
 import type { GatewayType } from '../queues/names.js';
 import { Errno } from '../drivers/errno.js';
 

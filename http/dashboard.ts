@@ -5,7 +5,7 @@
 import type { Context, Middleware, Next } from 'koa';
 import { Queue } from 'bullmq';
 import type { createBullBoard } from '@bull-board/api';
-import { isSingleExecutable, packagedFile } from '../actors/packaged-files.js';
+import { isSingleExecutable, packagedFile } from '../drivers/packaged-files.js';
 import type { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { requireAdmin, type AdminCredential } from './admin-auth.js';
 import { HttpError, unavailable } from './errors.js';

@@ -14,6 +14,18 @@ export interface ChunkCache {
   delete(key: string): Promise<boolean>;
 }
 
+/** Counters of a chunk store (what the cache actor publishes and metrics export). */
+export interface ChunkStoreStats {
+  /** Bytes of segment files on disk (what counts against maxBytes). */
+  bytes: number;
+  entries: number;
+  memoryBytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  maxBytes: number;
+}
+
 export interface PipelineDeps {
   asker: Asker;
   /** Modes the current driver version implements. */

@@ -4,7 +4,7 @@
 // counts are cached for a second so that a burst of scrapes stays cheap.
 import type { Context, Next } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ChunkStoreStats } from '../actors/chunk-store.js';
+import type { ChunkStoreStats } from './driver-pipeline.js';
 import type { AuthReason } from './errors.js';
 
 /** What the metrics read on scrape; the http actor wires these to its connections. */

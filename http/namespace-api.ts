@@ -3,7 +3,7 @@
 //   /NAMESPACE/a?list         list:  {"entry": {...}, "entries": [...], "next": "name" | null}
 //                             paged with &limit=N (1..1000, default 100) and &after=<next>
 import type { Context } from 'koa';
-import { checkPath, entryJson, type Namespace } from '../actors/namespace.js';
+import { checkPath, entryJson, type Namespace } from '../queues/namespace/namespace.js';
 import { HttpError } from './errors.js';
 
 export const NAMESPACE_PREFIX = '/NAMESPACE';

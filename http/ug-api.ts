@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import type { Context } from 'koa';
 import koaMulter from '@koa/multer';
 import multer from 'multer';
-import { entryJson } from '../actors/namespace.js';
+import { entryJson } from '../queues/namespace/namespace.js';
 import { HttpError } from './errors.js';
 import { answerStatOrList, pathOf } from './namespace-api.js';
 import { UgReader } from './ug-read.js';

@@ -4,7 +4,7 @@
 // the AG's signed header, deserialized and kept in this UG's cache. A missing or bad chunk from
 // one gateway sends the reader to the next.
 import { createHash } from 'node:crypto';
-import { checkPath, type NamespaceEntry } from '../actors/namespace.js';
+import { checkPath, type NamespaceEntry } from '../queues/namespace/namespace.js';
 import {
   IoType, ManifestCodec, SignatureField, SignedBlockHeaderCodec, type Manifest, type ManifestBlock,
 } from '../proto/messages.js';

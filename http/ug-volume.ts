@@ -2,8 +2,8 @@
 // its chunks, whose key signs what), the DriverRequests the UG's own driver is called with, the
 // cdn_url rewrite every outgoing GET goes through, and bounded HTTP GETs.
 import type { KeyObject } from 'node:crypto';
-import type { GatewayConfig, PeerGateway } from '../actors/config.js';
-import type { Namespace, NamespaceEntry } from '../actors/namespace.js';
+import type { GatewayConfig, PeerGateway } from '../proto/config/config.js';
+import type { Namespace, NamespaceEntry } from '../queues/namespace/namespace.js';
 import { DriverRequestType, type DriverRequest } from '../proto/messages.js';
 import type { GatewayType } from '../queues/names.js';
 import { HttpError } from './errors.js';

@@ -5,7 +5,7 @@
 // are deleted from the replicas after that. Rename and delete change the namespace and tell the
 // replicas (RENAME_HINT, DELETECHUNKS). An acquisition gateway's files are read-only.
 import { randomInt } from 'node:crypto';
-import { random64, parentOf, ROOT, type NamespaceEntry } from '../actors/namespace.js';
+import { random64, parentOf, ROOT, type NamespaceEntry } from '../queues/namespace/namespace.js';
 import { Errno, errnoName } from '../drivers/errno.js';
 import { make_metadata_command } from '../drivers/helpers.js';
 import { ChunkType, IoType, ManifestCodec, type Manifest, type ManifestBlock } from '../proto/messages.js';

@@ -1,12 +1,12 @@
-// Memory settings of actor processes: V8's heap growing factor (actors/heap.ts), configured, with
-// its default and its refusals; glibc's malloc settings (actors/malloc.ts), which the supervisor
+// Memory settings of actor processes: V8's heap growing factor (actors/supervisor/heap.ts), configured, with
+// its default and its refusals; glibc's malloc settings (actors/supervisor/malloc.ts), which the supervisor
 // puts in every actor's environment unless the operator set their own. Their effect on garbage
 // collection and page faults is measured by the PUTCHUNKS benchmark.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { ConfigError, parseConfig } from '../actors/config.js';
-import { MALLOC_TUNABLES, withMallocTuning } from '../actors/malloc.js';
+import { ConfigError, parseConfig } from '../proto/config/config.js';
+import { MALLOC_TUNABLES, withMallocTuning } from '../actors/supervisor/malloc.js';
 import { childrenOf } from '../bench/support.js';
 import { configFolder } from './support/config-folder.js';
 import { cleanup, makeGatewayFolder, startGatewayProcess, waitForGateway } from './support/gateway.js';

@@ -1,7 +1,7 @@
 // The admin credential guard: bearer token, basic auth, and the two "unset" behaviours.
 import test from 'ava';
 import { authorizes, credentialConfigured, type AdminCredential } from '../http/admin-auth.js';
-import { parseConfig, ConfigError } from '../actors/config.js';
+import { parseConfig, ConfigError } from '../proto/config/config.js';
 import { configFolder } from './support/config-folder.js';
 
 const cred = (over: Partial<AdminCredential>): AdminCredential => ({ token: null, user: null, password: null, allow_writes: false, ...over });

@@ -14,7 +14,7 @@ import { ChunkSink, DriverRequestType, Errno, IoType, type DriverRequest } from 
 import { generateKeyPair, sealSecrets, SecretsError, unsealSecrets } from '../drivers/secrets.js';
 import { parsePrivateKey, parsePublicKey } from '../proto/signature.js';
 import { keys } from '../queues/names.js';
-import type { RedisServer } from '../actors/embedded-redis.js';
+import type { RedisServer } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 
 const DISK_DRIVER_FOLDER = fileURLToPath(new URL('../../drivers/builtin/disk/', import.meta.url));

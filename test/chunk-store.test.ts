@@ -4,7 +4,7 @@ import test, { type ExecutionContext } from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ChunkStore, type ChunkStoreOptions } from '../actors/chunk-store.js';
+import { ChunkStore, type ChunkStoreOptions } from '../actors/cache/chunk-store.js';
 
 function freshDir(t: ExecutionContext): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sgw-chunk-store-'));

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
-import { freePort } from '../actors/embedded-redis.js';
+import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 import {
   CLI, cleanup, DISK_DRIVER_JS, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver, processAlive,

@@ -13,7 +13,7 @@ import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { createDashboard, DASHBOARD_PATH } from '../http/dashboard.js';
 import { answerErrors } from '../http/errors.js';
-import { freePort } from '../actors/embedded-redis.js';
+import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { keys, QUEUE_PREFIX } from '../queues/names.js';
 import { CLI, fileRef, waitFor, type GatewayFolder, stopChild } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { ChunkType } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
-import { listActors } from '../actors/registry.js';
+import { listActors } from '../queues/registry.js';
 import { CLI, DISK_DRIVER_JS, DISK_DRIVER_PY, fileRef, waitFor, writeDriver } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 

@@ -5,7 +5,7 @@ import { ChunkType } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { routeOf } from '../http/metrics.js';
-import { ConfigError, parseConfig } from '../actors/config.js';
+import { ConfigError, parseConfig } from '../proto/config/config.js';
 import { keys } from '../queues/names.js';
 import { fileRef, liveActors, rawGet, waitFor } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';

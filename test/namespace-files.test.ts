@@ -2,7 +2,7 @@
 // replaced version, remove and rename, each refused with an errno and changing nothing.
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { Namespace, type NamespaceEntry } from '../actors/namespace.js';
+import { Namespace, type NamespaceEntry } from '../queues/namespace/namespace.js';
 import { Errno, make_metadata_command } from '../drivers/helpers.js';
 import { testRedis } from './support/redis.js';
 

@@ -2,8 +2,8 @@
 // command changes nothing, paging, and fencing by the crawl lease.
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { Lease } from '../actors/lease.js';
-import { Namespace, UNCHANGED, checkPath } from '../actors/namespace.js';
+import { Lease } from '../actors/crawl/lease.js';
+import { Namespace, UNCHANGED, checkPath } from '../queues/namespace/namespace.js';
 import { checkMetadataCommand, Errno, make_metadata_command, type MetadataCommand } from '../drivers/helpers.js';
 import { testRedis } from './support/redis.js';
 

@@ -1,7 +1,7 @@
 // The progress line: shown on a terminal once an operation lasts over a second, never otherwise.
 // A fake stream and a hand-driven clock and timer stand in for stderr and setInterval.
 import test from 'ava';
-import { ProgressLine, withProgress, type ProgressOptions, type ProgressStream } from '../actors/progress.js';
+import { ProgressLine, withProgress, type ProgressOptions, type ProgressStream } from '../actors/cli/progress.js';
 
 function fakeStream(isTTY: boolean): ProgressStream & { out: string[] } {
   const out: string[] = [];

@@ -2,7 +2,7 @@
 // call gets a bounded answer, the chassis behind it is replaced, and the same read actors keep
 // serving (the TypeScript equivalents, which recycle the whole actor, are in driver-faults.test.ts).
 import test from 'ava';
-import { listActors } from '../actors/registry.js';
+import { listActors } from '../queues/registry.js';
 import { childrenOf } from '../bench/support.js';
 import { liveActors, waitFor } from './support/gateway.js';
 import { faultTests, type FaultCase } from './support/driver-faults.js';

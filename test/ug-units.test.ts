@@ -2,9 +2,9 @@
 // the encrypting driver's sealing.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, parseConfig } from '../actors/config.js';
+import { ConfigError, parseConfig } from '../proto/config/config.js';
 import { configFolder } from './support/config-folder.js';
-import { TransferProgress } from '../actors/progress.js';
+import { TransferProgress } from '../actors/cli/progress.js';
 import { parseRange } from '../http/ug-api.js';
 import { HttpError } from '../http/errors.js';
 import { cdn_url } from '../drivers/builtin/cdn/driver.js';

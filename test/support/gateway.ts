@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort } from '../../actors/embedded-redis.js';
+import { freePort } from '../../actors/supervisor/embedded-redis.js';
 import { Caps } from '../../proto/messages.js';
 import { keys } from '../../queues/names.js';
 import type { FileRef } from '../../http/rg-client.js';
 import { testRedis } from './redis.js';
 
-export const CLI = fileURLToPath(new URL('../../actors/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../actors/cli/cli.js', import.meta.url));
 export const DISK_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/disk/driver.js', import.meta.url));
 export const DATASET_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/dataset/driver.js', import.meta.url));
 /** The Python twin of the disk driver, read from the source tree (dist/ holds no driver.py). */

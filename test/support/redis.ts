@@ -2,7 +2,7 @@
 // Tests never touch a Redis on 6379 that may already run on the machine.
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '../../actors/embedded-redis.js';
+import { startRedisServer, type RedisServer } from '../../actors/supervisor/embedded-redis.js';
 
 let shared: Promise<RedisServer> | null = null;
 /** The server running now (a restart replaces it). */

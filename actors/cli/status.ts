@@ -1,11 +1,11 @@
 // `sgw status`: what a gateway's cluster looks like right now, read from the shared Redis only
 // (the registry of live actors, BullMQ's job counts, the chunk store's published usage, INFO).
 import { Queue } from 'bullmq';
-import type { GatewayConfig } from './config.js';
-import { listActors } from './registry.js';
+import type { GatewayConfig } from '../../proto/config/config.js';
+import { listActors } from '../../queues/registry.js';
 import { withProgress } from './progress.js';
-import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
-import { MODES_OF_GATEWAY, QUEUE_PREFIX, registeredQueues } from '../queues/names.js';
+import { connectRedis, whenReady, type Redis } from '../../queues/redis.js';
+import { MODES_OF_GATEWAY, QUEUE_PREFIX, registeredQueues } from '../../queues/names.js';
 
 const REDIS_WAIT_MS = 5_000;
 const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;

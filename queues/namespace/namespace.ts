@@ -7,11 +7,11 @@
 //   sgw:vol:v:ns:e    hash  path -> entry JSON (64-bit values as strings)
 //   sgw:vol:v:ns:d:P  zset  child names of directory P (score 0, lexical order)
 import { randomBytes } from 'node:crypto';
-import { Errno } from '../drivers/errno.js';
-import type { MetadataCommand } from '../drivers/helpers.js';
-import type { Redis } from '../queues/redis.js';
-import { keys } from '../queues/names.js';
-import { ConfigError, type GatewayConfig } from './config.js';
+import { Errno } from '../../drivers/errno.js';
+import type { MetadataCommand } from '../../drivers/helpers.js';
+import type { Redis } from '../redis.js';
+import { keys } from '../names.js';
+import { ConfigError, type GatewayConfig } from '../../proto/config/config.js';
 
 export type EntryType = 'file' | 'directory';
 

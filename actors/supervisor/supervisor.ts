@@ -3,13 +3,13 @@
 // published version (start new, wait until ready, then drain old) and stops it all on SIGTERM.
 import { fork, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from './config.js';
-import { EXIT } from './driver-actor.js';
-import { isSingleExecutable, packagedFile } from './packaged-files.js';
+import type { GatewayConfig } from '../../proto/config/config.js';
+import { EXIT } from '../driver-actor.js';
+import { isSingleExecutable, packagedFile } from '../../drivers/packaged-files.js';
 import { withMallocTuning } from './malloc.js';
-import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
-import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
-import { DriverVersionWatch, type DriverVersion } from '../drivers/version-watch.js';
+import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, type DriverMode } from '../../queues/names.js';
+import { connectRedis, whenReady, type Redis } from '../../queues/redis.js';
+import { DriverVersionWatch, type DriverVersion } from '../../drivers/version-watch.js';
 
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
@@ -163,7 +163,7 @@ export class Supervisor {
     // The single executable is its own command line: it runs no script file.
     const child = isSingleExecutable()
       ? spawn(process.execPath, a.args, options)
-      : fork(packagedFile('dist/actors/cli.js'), a.args, options);
+      : fork(packagedFile('dist/actors/cli/cli.js'), a.args, options);
     a.child = child;
     a.startedAt = Date.now();
     a.lastBeat = 0;

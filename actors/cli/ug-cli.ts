@@ -7,8 +7,8 @@ import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { loadConfig } from './config.js';
-import { checkPath } from './namespace.js';
+import { loadConfig } from '../../proto/config/config.js';
+import { checkPath } from '../../queues/namespace/namespace.js';
 import { TransferProgress } from './progress.js';
 
 interface UgTarget {

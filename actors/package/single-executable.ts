@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
-import { EMBEDDED_FILES, EMBEDDED_MANIFEST_ASSET, packageRoot, type EmbeddedFile, type EmbeddedManifest } from './packaged-files.js';
+import { EMBEDDED_FILES, EMBEDDED_MANIFEST_ASSET, packageRoot, type EmbeddedFile, type EmbeddedManifest } from '../../drivers/packaged-files.js';
 
 // Node's documented names for the SEA blob (see the single-executable-applications docs).
 const SEA_RESOURCE = 'NODE_SEA_BLOB';
@@ -23,10 +23,10 @@ export interface SingleExecutable {
   buildMs: number;
 }
 
-/** One CommonJS file holding dist/actors/cli.js and every package it imports. */
+/** One CommonJS file holding dist/actors/cli/cli.js and every package it imports. */
 async function bundleCommandLine(root: string, outFile: string): Promise<void> {
   const result = await build({
-    entryPoints: [join(root, 'dist', 'actors', 'cli.js')],
+    entryPoints: [join(root, 'dist', 'actors', 'cli', 'cli.js')],
     bundle: true, platform: 'node', format: 'cjs', target: 'node20',
     // msgpackr's optional native accelerator cannot load in a SEA: keep it out and tell msgpackr
     // not to try (the attempt prints a warning), so it uses its plain JS code.
@@ -39,10 +39,10 @@ async function bundleCommandLine(root: string, outFile: string): Promise<void> {
   // import.meta is empty in the bundle: a file path made from it would crash the executable at
   // start or point nowhere. Only packaged-files.ts may use it (off the SEA path).
   const misuses = result.warnings
-    .filter((w) => w.id === 'empty-import-meta' && w.location && !w.location.file.endsWith('actors/packaged-files.js'))
+    .filter((w) => w.id === 'empty-import-meta' && w.location && !w.location.file.endsWith('drivers/packaged-files.js'))
     .map((w) => `${w.location!.file}:${w.location!.line}`);
   if (misuses.length > 0) {
-    throw new Error(`import.meta is used in ${misuses.join(', ')}: reach package files through packagedFile() of actors/packaged-files.ts`);
+    throw new Error(`import.meta is used in ${misuses.join(', ')}: reach package files through packagedFile() of drivers/packaged-files.ts`);
   }
   // A SEA main script is wrapped like a CommonJS module, where a hashbang line is a syntax error.
   writeFileSync(outFile, result.outputFiles[0]!.text.replace(/^#![^\n]*\n/, ''));
@@ -55,7 +55,7 @@ async function checkEmbeddedImports(root: string): Promise<void> {
   const result = await build({ entryPoints: entries, bundle: true, platform: 'node', format: 'cjs', write: false, metafile: true, outdir: 'unused', logLevel: 'error' });
   for (const input of Object.keys(result.metafile.inputs)) {
     const path = relative(root, resolve(input)).split(sep).join('/');
-    if (!listed(path)) throw new Error(`${path} is imported by an embedded file but missing from EMBEDDED_FILES (actors/packaged-files.ts)`);
+    if (!listed(path)) throw new Error(`${path} is imported by an embedded file but missing from EMBEDDED_FILES (drivers/packaged-files.ts)`);
   }
 }
 
@@ -90,7 +90,7 @@ function embeddedAssets(root: string, manifestFile: string): Record<string, stri
 export async function buildSingleExecutable(outFile: string): Promise<SingleExecutable> {
   const started = Date.now();
   const root = packageRoot();
-  if (!existsSync(join(root, 'dist', 'actors', 'cli.js'))) throw new Error('dist/ is missing: run "npm run build" first');
+  if (!existsSync(join(root, 'dist', 'actors', 'cli', 'cli.js'))) throw new Error('dist/ is missing: run "npm run build" first');
   const work = mkdtempSync(join(tmpdir(), 'sgw-package-'));
   try {
     const main = join(work, 'sgw.cjs');

@@ -2,8 +2,8 @@
 // per-role sorted set every second or so and keeps a small hash describing itself; a reader
 // counts members whose expiry is still ahead. A dead actor simply stops being counted.
 import { hostname } from 'node:os';
-import { keys } from '../queues/names.js';
-import type { Redis } from '../queues/redis.js';
+import { keys } from './names.js';
+import type { Redis } from './redis.js';
 
 const BEAT_MS = 1000;
 const TTL_MS = 4000;

@@ -1,23 +1,23 @@
 // `sgw start` and `sgw actor`: what runs in each process.
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { loadConfig, type GatewayConfig } from './config.js';
-import { createLogger, type Logger } from './logger.js';
+import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
+import { createLogger, type Logger } from '../logger.js';
 import { prepareDemo } from './demo.js';
 import { startRedisServer, type RedisServer } from './embedded-redis.js';
 import { parseRoles, Supervisor, type Roles } from './supervisor.js';
-import { ProgressLine, withProgress } from './progress.js';
-import { runCrawlActor } from './crawl-actor.js';
+import { ProgressLine, withProgress } from '../cli/progress.js';
+import { runCrawlActor } from '../crawl/crawl-actor.js';
 import { tuneHeapGrowth } from './heap.js';
-import { claimAcquisitionGateway } from './namespace.js';
-import { runHttpActor } from './http-actor.js';
-import { runCacheActor } from './cache-actor.js';
-import { EXIT, runDriverActor } from './driver-actor.js';
-import { DriverVersionWatch } from '../drivers/version-watch.js';
-import { buildBundle, publishBundle } from '../drivers/bundle.js';
-import { unsealSecrets } from '../drivers/secrets.js';
-import { connectRedis, whenReady } from '../queues/redis.js';
-import { DRIVER_MODES, type DriverMode } from '../queues/names.js';
+import { claimAcquisitionGateway } from '../../queues/namespace/namespace.js';
+import { runHttpActor } from '../http-actor.js';
+import { runCacheActor } from '../cache/cache-actor.js';
+import { EXIT, runDriverActor } from '../driver-actor.js';
+import { DriverVersionWatch } from '../../drivers/version-watch.js';
+import { buildBundle, publishBundle } from '../../drivers/bundle.js';
+import { unsealSecrets } from '../../drivers/secrets.js';
+import { connectRedis, whenReady } from '../../queues/redis.js';
+import { DRIVER_MODES, type DriverMode } from '../../queues/names.js';
 
 /** Builds the driver folder of the config and publishes it if its content changed. */
 export async function publishDriver(

@@ -2,14 +2,14 @@
 // direct call; on another host it serves "<gateway>.cache" and RemoteChunkCache asks it there.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from './config.js';
+import type { GatewayConfig } from '../../proto/config/config.js';
 import { ChunkStore } from './chunk-store.js';
-import { Heartbeat } from './registry.js';
-import type { Asker, CallResult, IncomingCall } from '../queues/ask.js';
-import { CallServer } from '../queues/serve.js';
-import { connectRedis, whenReady } from '../queues/redis.js';
-import type { ChunkCache } from '../http/driver-pipeline.js';
-import { Errno } from '../drivers/errno.js';
+import { Heartbeat } from '../../queues/registry.js';
+import type { Asker, CallResult, IncomingCall } from '../../queues/ask.js';
+import { CallServer } from '../../queues/serve.js';
+import { connectRedis, whenReady } from '../../queues/redis.js';
+import type { ChunkCache } from '../../http/driver-pipeline.js';
+import { Errno } from '../../drivers/errno.js';
 
 const EMPTY = new Uint8Array(0);
 

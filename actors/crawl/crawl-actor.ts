@@ -5,19 +5,19 @@
 // start the crawl again (re-publishing with `put` is idempotent).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { GatewayConfig } from './config.js';
-import { EXIT, waitForVersion } from './driver-actor.js';
+import type { GatewayConfig } from '../../proto/config/config.js';
+import { EXIT, waitForVersion } from '../driver-actor.js';
 import { crawlDriver } from './crawl-driver.js';
 import { Lease } from './lease.js';
-import { claimAcquisitionGateway, Namespace, UNCHANGED } from './namespace.js';
-import { Heartbeat } from './registry.js';
-import type { CallResult, IncomingCall } from '../queues/ask.js';
-import { CallServer } from '../queues/serve.js';
-import { keys } from '../queues/names.js';
-import { connectRedis, whenReady } from '../queues/redis.js';
-import { Errno, errnoName } from '../drivers/errno.js';
-import type { MetadataCommand } from '../drivers/helpers.js';
-import { openBundle } from '../drivers/open-driver.js';
+import { claimAcquisitionGateway, Namespace, UNCHANGED } from '../../queues/namespace/namespace.js';
+import { Heartbeat } from '../../queues/registry.js';
+import type { CallResult, IncomingCall } from '../../queues/ask.js';
+import { CallServer } from '../../queues/serve.js';
+import { keys } from '../../queues/names.js';
+import { connectRedis, whenReady } from '../../queues/redis.js';
+import { Errno, errnoName } from '../../drivers/errno.js';
+import type { MetadataCommand } from '../../drivers/helpers.js';
+import { openBundle } from '../../drivers/open-driver.js';
 
 export const LEASE_TTL_MS = 3000;
 const RETRY_MS = 1000;

@@ -3,14 +3,14 @@
 // in the actor's process (its crawl() reaches the actor through a global); a driver.py runs in
 // Python chassis processes whose crawl() comes back to the actor as an upcall.
 import type { Logger } from 'pino';
-import type { GatewayConfig } from './config.js';
-import type { CallResult, IncomingCall } from '../queues/ask.js';
-import { isPythonBundle, loadDriverModule } from '../drivers/bundle.js';
-import { callDriver, DriverHung, type DriverFunction } from '../drivers/chassis.js';
-import { Errno } from '../drivers/errno.js';
-import { checkMetadataCommand, CRAWL_HANDLER, type MetadataCommand } from '../drivers/helpers.js';
-import type { OpenBundle } from '../drivers/open-driver.js';
-import { PythonDriverPool } from '../drivers/python-pool.js';
+import type { GatewayConfig } from '../../proto/config/config.js';
+import type { CallResult, IncomingCall } from '../../queues/ask.js';
+import { isPythonBundle, loadDriverModule } from '../../drivers/bundle.js';
+import { callDriver, DriverHung, type DriverFunction } from '../../drivers/chassis.js';
+import { Errno } from '../../drivers/errno.js';
+import { checkMetadataCommand, CRAWL_HANDLER, type MetadataCommand } from '../../drivers/helpers.js';
+import type { OpenBundle } from '../../drivers/open-driver.js';
+import { PythonDriverPool } from '../../drivers/python-pool.js';
 
 export interface CrawlDriver {
   hasNextDataset: boolean;

@@ -13,6 +13,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { LRUCache } from 'lru-cache';
+import type { ChunkStoreStats } from '../../http/driver-pipeline.js';
 import { chunkOfRecord, encodeRecord, RECORD_HEADER, recordKeyLength, RecordKind, scanSegment } from './chunk-records.js';
 
 export interface ChunkStoreOptions {
@@ -24,16 +25,6 @@ export interface ChunkStoreOptions {
   memoryBytes?: number;
 }
 
-export interface ChunkStoreStats {
-  /** Bytes of segment files on disk (what counts against maxBytes). */
-  bytes: number;
-  entries: number;
-  memoryBytes: number;
-  hits: number;
-  misses: number;
-  evictions: number;
-  maxBytes: number;
-}
 
 /** Records up to this size are read and written synchronously: cheaper than a thread-pool trip. */
 const SYNC_IO_MAX = 64 * 1024;

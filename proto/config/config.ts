@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { parsePrivateKey, parsePublicKey } from '../proto/signature.js';
-import type { AdminCredential } from '../http/admin-auth.js';
-import { DRIVER_MODES, GATEWAY_TYPES, gatewayKey, type DriverMode, type GatewayType } from '../queues/names.js';
+import { parsePrivateKey, parsePublicKey } from '../signature.js';
+import type { AdminCredential } from '../../http/admin-auth.js';
+import { DRIVER_MODES, GATEWAY_TYPES, gatewayKey, type DriverMode, type GatewayType } from '../../queues/names.js';
 
 export interface PeerGateway {
   id: bigint;

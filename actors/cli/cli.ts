@@ -3,12 +3,12 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { loadConfig } from './config.js';
-import { runActor, startGateway, publishDriver } from './start.js';
+import { loadConfig } from '../../proto/config/config.js';
+import { runActor, startGateway, publishDriver } from '../supervisor/start.js';
 import { printStatus } from './status.js';
 import { withProgress } from './progress.js';
-import { generateKeyPair, sealSecrets } from '../drivers/secrets.js';
-import { readPublicKey } from '../proto/signature.js';
+import { generateKeyPair, sealSecrets } from '../../drivers/secrets.js';
+import { readPublicKey } from '../../proto/signature.js';
 import { registerUgCommands } from './ug-cli.js';
 
 const program = new Command('sgw')

@@ -1,7 +1,7 @@
 // A Redis lease: at most one holder at a time, lost when the holder stops renewing within its TTL.
 // Renewal and release are compare-and-act scripts, so a holder that lost the lease can neither
 // extend nor free its successor's.
-import type { Redis } from '../queues/redis.js';
+import type { Redis } from '../../queues/redis.js';
 
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;

@@ -4,11 +4,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import Koa from 'koa';
-import { loadConfig, type GatewayConfig } from './config.js';
-import { onSignals } from './start.js';
-import { credentialConfigured } from '../http/admin-auth.js';
-import { createDashboard, DASHBOARD_PATH } from '../http/dashboard.js';
-import { answerErrors, HttpError } from '../http/errors.js';
+import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
+import { onSignals } from '../supervisor/start.js';
+import { credentialConfigured } from '../../http/admin-auth.js';
+import { createDashboard, DASHBOARD_PATH } from '../../http/dashboard.js';
+import { answerErrors, HttpError } from '../../http/errors.js';
 
 export interface DashboardServerOptions {
   host: string;

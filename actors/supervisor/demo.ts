@@ -2,9 +2,9 @@
 // of its own (keys, config, the built-in disk driver, storage and cache), made once and reused.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { generateKeyPair } from '../drivers/secrets.js';
-import { Caps } from '../proto/messages.js';
-import { packagedFile } from './packaged-files.js';
+import { generateKeyPair } from '../../drivers/secrets.js';
+import { Caps } from '../../proto/messages.js';
+import { packagedFile } from '../../drivers/packaged-files.js';
 
 export interface Demo {
   home: string;
