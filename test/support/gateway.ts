@@ -3,7 +3,7 @@
 // wait for actors and to stop it all.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get as httpGet } from 'node:http';
-import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { freePort } from '../../actors/supervisor/embedded-redis.js';
 import { Caps } from '../../proto/messages.js';
 import { keys } from '../../queues/names.js';
+import { sealSecrets } from '../../drivers/secrets.js';
 import type { FileRef } from '../../http/rg-client.js';
 import { testRedis } from './redis.js';
 
@@ -81,6 +82,8 @@ export interface FolderOptions {
   ugId?: bigint;
   /** The driver's config.json (default: STORAGE_DIR for the disk driver). */
   driverConfig?: Record<string, unknown>;
+  /** The driver's secrets, sealed for this gateway's key into driver/secrets.sealed.json. */
+  driverSecrets?: Record<string, unknown>;
 }
 
 /** Writes a gateway's config folder: keys, config.json, driver folder, storage. */
@@ -100,6 +103,10 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   // A UG without a driver of its own gets an empty one: every UG mode is then short-circuited.
   const defaultDriver = type === 'UG' ? 'export {};\n' : `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`;
   if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? defaultDriver, opts.driverConfig ?? { STORAGE_DIR: storageDir }, opts.driverFile);
+  if (opts.driverSecrets) {
+    const key = createPublicKey(type === 'UG' ? ug!.key : rg!.key);
+    writeFileSync(join(dir, 'driver', 'secrets.sealed.json'), sealSecrets(Buffer.from(JSON.stringify(opts.driverSecrets)), key));
+  }
   const volumeId = base?.volumeId ?? opts.volumeId ?? (type === 'AG' ? BigInt(randomBytes(4).readUInt32BE()) + 100n : 3n);
   const ugId = opts.ugId ?? 10n;
   const gatewayId = base?.gatewayId ?? (type === 'UG' ? ugId : BigInt(randomBytes(4).readUInt32BE()) + 1000n);
