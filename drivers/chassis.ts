@@ -42,7 +42,7 @@ export async function callDriver(
   const budget = timeToAnswer(call.deadline);
   // The driver learns a deadline a little before this chassis gives up on it, so that a driver
   // that stops retrying there still has its answer counted (and keeps its actor).
-  setCallDeadline(request, Date.now() + budget - Math.min(200, budget / 10));
+  setCallDeadline(request, Math.floor(Date.now() + budget - Math.min(200, budget / 10)));
   const run = async (): Promise<CallResult> => {
     switch (mode) {
       case 'read': {

@@ -270,7 +270,7 @@ export function callDeadline(request: DriverRequest): number | undefined {
 /** An AbortSignal that fires at callDeadline(request), for fetch or an SDK; undefined without a deadline. */
 export function callSignal(request: DriverRequest): AbortSignal | undefined {
   const at = callDeadline(request);
-  return at === undefined ? undefined : AbortSignal.timeout(Math.max(0, at - Date.now()));
+  return at === undefined ? undefined : AbortSignal.timeout(Math.max(0, Math.floor(at - Date.now())));
 }
 
 export interface ChunkSinkOptions {

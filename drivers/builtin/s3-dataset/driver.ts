@@ -16,7 +16,7 @@ import {
   callDeadline, Errno, log_error, PublishedTree, request_byte_len, request_byte_offset, request_path,
   type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from '../../helpers.js';
-import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from '../s3/bucket.js';
+import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalAt, type Bucket } from '../s3/bucket.js';
 
 // An archive is read-only: files r--r--r--, directories r-xr-xr-x.
 const FILE_MODE = 0o444;
@@ -127,7 +127,7 @@ export async function read(request: DriverRequest, chunk_fd: ChunkSink, driver_c
     const object = await bucket.withRetries(deadline, (abortSignal) => bucket.client.send(
       new GetObjectCommand({ Bucket: bucket.settings.bucket, Key: key, Range: `bytes=${offset}-${offset + len - 1n}` }), { abortSignal },
     ));
-    await pipeline(object.Body as Readable, chunk_fd, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+    await pipeline(object.Body as Readable, chunk_fd, { signal: signalAt(deadline) });
     return 0;
   } catch (err) {
     if ((err as { name?: string }).name === 'InvalidRange') return 0; // the object shrank: serve what is there

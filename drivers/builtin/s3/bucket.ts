@@ -80,6 +80,11 @@ export function errnoOf(err: unknown): number {
   return -Errno.EIO;
 }
 
+/** An AbortSignal that fires at `deadline` (epoch ms). */
+export function signalAt(deadline: number): AbortSignal {
+  return AbortSignal.timeout(Math.max(1, Math.floor(deadline - Date.now())));
+}
+
 const BACKOFF_FIRST_MS = 20;
 const BACKOFF_MAX_MS = 1000;
 /** How long a call without a deadline of its own (driver_init, a crawl's listing) keeps trying. */
@@ -117,7 +122,7 @@ export class Bucket {
    */
   async withRetries<T>(deadline: number, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
     for (let n = 0; ; n++) {
-      const signal = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+      const signal = signalAt(deadline);
       try {
         return await attempt(signal);
       } catch (err) {

@@ -16,7 +16,7 @@ import {
   callDeadline, Errno, log_error, request_to_storage_path,
   type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from '../../helpers.js';
-import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from './bucket.js';
+import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalAt, type Bucket } from './bucket.js';
 
 /** Refuses to start (false, and a log line saying why) on bad settings, or a bucket that does not answer to the credentials. */
 export function driver_init(driver_config: DriverConfig, driver_secrets: DriverSecrets): Promise<boolean> {
@@ -56,7 +56,7 @@ export async function read_chunk(request: DriverRequest, chunk_fd: ChunkSink, dr
     }
     // Once bytes reached chunk_fd the read cannot start over: a body that breaks is -EIO, and the
     // gateway's caller retries the whole call.
-    await pipeline(body, chunk_fd, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+    await pipeline(body, chunk_fd, { signal: signalAt(deadline) });
     return 0;
   } catch (err) {
     return failed('read', t, err);
