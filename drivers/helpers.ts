@@ -199,6 +199,28 @@ export class PublishedTree {
   }
 }
 
+/** The pause of an AG driver's next_dataset between two scans, which driver_shutdown cuts short. */
+export class ScanPause {
+  #wake: (() => void) | null = null;
+  /** Set by stop(): next_dataset should return false. */
+  stopped = false;
+
+  /** Waits `ms`, or until stop(). */
+  async wait(ms: number): Promise<void> {
+    if (this.stopped) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => { clearTimeout(timer); resolve(); };
+    });
+    this.#wake = null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.#wake?.();
+  }
+}
+
 function sendEntry(cmd: 'put' | 'update' | 'delete', path: string, e: DatasetEntry): Promise<number> {
   const command = make_metadata_command(cmd, e.type, cmd === 'delete' ? null : e.mode, e.type === 'file' ? e.size : null, path);
   return command ? crawl(command) : Promise.resolve(-Errno.EINVAL);

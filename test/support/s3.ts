@@ -48,6 +48,11 @@ export class TestS3 {
     });
   }
 
+  /** The server process's pid (for CPU readings), NaN while it is stopped. */
+  get pid(): number {
+    return this.#proc?.pid ?? NaN;
+  }
+
   /** Kills the server (SIGKILL: connections drop, nothing listens on the port until start()). */
   async stop(): Promise<void> {
     const proc = this.#proc;

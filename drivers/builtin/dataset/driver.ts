@@ -9,14 +9,13 @@
 import { lstat, open, readdir, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import {
-  Errno, log_error, negativeErrnoOf, PublishedTree, request_byte_len, request_byte_offset, request_path,
+  Errno, log_error, negativeErrnoOf, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
   type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from '../../helpers.js';
 
 /** What the gateway has accepted so far; null until the first scan. */
 let published: PublishedTree | null = null;
-let stopped = false;
-let wake: (() => void) | null = null;
+const pause = new ScanPause();
 
 function datasetDir(config: DriverConfig): string | null {
   const dir = config.DATASET_DIR;
@@ -79,13 +78,9 @@ export async function next_dataset(driver_config: DriverConfig, _driver_secrets:
   if (published === null) {
     published = new PublishedTree();
   } else {
-    await new Promise<void>((r) => {
-      const timer = setTimeout(r, rescanMs(driver_config));
-      wake = () => { clearTimeout(timer); r(); };
-    });
-    wake = null;
+    await pause.wait(rescanMs(driver_config));
   }
-  if (stopped) return false;
+  if (pause.stopped) return false;
   await published.publish(await scan(root, '/'), '/');
   return true;
 }
@@ -140,6 +135,5 @@ export async function read(request: DriverRequest, chunk_fd: ChunkSink, driver_c
 }
 
 export function driver_shutdown(): void {
-  stopped = true;
-  wake?.();
+  pause.stop();
 }

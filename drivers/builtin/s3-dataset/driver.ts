@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
 import {
-  callDeadline, Errno, log_error, PublishedTree, request_byte_len, request_byte_offset, request_path,
+  callDeadline, Errno, log_error, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
   type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from '../../helpers.js';
 import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalAt, type Bucket } from '../s3/bucket.js';
@@ -24,8 +24,7 @@ const DIRECTORY: DatasetEntry = { type: 'directory', size: 4096, mode: 0o555, st
 
 /** What the gateway has accepted so far; null until the first listing. */
 let published: PublishedTree | null = null;
-let stopped = false;
-let wake: (() => void) | null = null;
+const pause = new ScanPause();
 
 function rescanMs(config: DriverConfig): number {
   const ms = Number(config.RESCAN_MS ?? 30_000);
@@ -79,13 +78,9 @@ export async function next_dataset(driver_config: DriverConfig, driver_secrets: 
   if (published === null) {
     published = new PublishedTree();
   } else {
-    await new Promise<void>((r) => {
-      const timer = setTimeout(r, rescanMs(driver_config));
-      wake = () => { clearTimeout(timer); r(); };
-    });
-    wake = null;
+    await pause.wait(rescanMs(driver_config));
   }
-  if (stopped) return false;
+  if (pause.stopped) return false;
   try {
     await published.publish(await list(bucket, '/', () => Date.now() + DEFAULT_BUDGET_MS), '/');
   } catch (err) {
@@ -138,7 +133,6 @@ export async function read(request: DriverRequest, chunk_fd: ChunkSink, driver_c
 }
 
 export function driver_shutdown(): void {
-  stopped = true;
-  wake?.();
+  pause.stop();
   closeBucket();
 }
