@@ -81,7 +81,7 @@ test('an unknown activation is a config error naming the choices', async (t) => 
   const f = await folder('systemd');
   const err = await run(process.execPath, [CLI, 'start', '--config', f.configFile], { timeout: 30_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
   t.is(err?.code, 1);
-  t.regex(err!.stderr, /actors\.activation must be one of "fork", "none"/);
+  t.regex(err!.stderr, /actors\.activation: must be one of "fork", "none"/);
 });
 
 test('a driver actor run by a service manager exits for a restart when a new version is published', async (t) => {

@@ -1,0 +1,80 @@
+// The configuration file: its schema's defaults, the messages of its refusals, environment
+// overrides, and the key table of docs/configuration.md, which must be the one the schema writes.
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, parseConfig } from '../proto/config/config.js';
+import { configKeysMarkdown, BEGIN_MARKER, END_MARKER } from '../proto/config/docs.js';
+import { configFolder } from './support/config-folder.js';
+
+const DOCS = fileURLToPath(new URL('../../docs/configuration.md', import.meta.url));
+
+test('docs/configuration.md holds the key table the schema generates (run `npm run docs:config` after changing a key)', (t) => {
+  const page = readFileSync(DOCS, 'utf8');
+  const start = page.indexOf(BEGIN_MARKER);
+  const end = page.indexOf(END_MARKER);
+  t.true(start >= 0 && end > start, 'the page has the generated section');
+  t.is(page.slice(start, end + END_MARKER.length), configKeysMarkdown());
+});
+
+test('a minimal config gets every documented default', (t) => {
+  const { dir, base } = configFolder(t);
+  const c = parseConfig(base, dir);
+  t.is(c.gateway.block_size, 65536);
+  t.is(c.gateway.host, '127.0.0.1');
+  t.is(c.gateway.port, 8080);
+  t.is(c.volume.version, 1n);
+  t.is(c.volume.gateways.size, 0);
+  t.is(c.redis, null);
+  t.is(c.driver, null);
+  t.is(c.cache.dir, `${dir}/cache`);
+  t.is(c.cache.max_bytes, 1 << 30);
+  t.is(c.limits.request_timeout_ms, 30_000);
+  t.is(c.limits.call_timeout_ms, 10_000);
+  t.is(c.actors.count.read, 1);
+  t.is(c.actors.python_processes, 2);
+  t.is(c.actors.activation, 'fork');
+  t.is(c.log.level, 'info');
+  t.true(c.metrics.enabled);
+});
+
+test('an unknown key is refused with its full name, so a typo never passes silently', (t) => {
+  const { dir, base } = configFolder(t);
+  t.throws(() => parseConfig({ ...base, limits: { max_upload_byte: 5 } }, dir), { instanceOf: ConfigError, message: /^limits: unknown key "max_upload_byte"$/m });
+  t.throws(() => parseConfig({ ...base, cahce: {} }, dir), { instanceOf: ConfigError, message: /config: unknown key "cahce"/ });
+});
+
+test('every problem is named by its key, one line each', (t) => {
+  const { dir, base } = configFolder(t);
+  const err = t.throws(() => parseConfig({ ...base, gateway: { ...base.gateway, port: 'eighty' }, limits: { call_timeout_ms: 3 }, log: { level: 'loud' } }, dir), { instanceOf: ConfigError });
+  const lines = err!.message.split('\n');
+  t.true(lines.includes('gateway.port: must be an integer'), err!.message);
+  t.true(lines.includes('limits.call_timeout_ms: must be an integer ≥ 50'), err!.message);
+  t.true(lines.some((l) => l.startsWith('log.level: must be one of "trace", "debug"')), err!.message);
+});
+
+test('64-bit ids: strings for large values, and numbers beyond 2^53 are refused rather than rounded', (t) => {
+  const { dir, base } = configFolder(t);
+  const big = parseConfig({ ...base, gateway: { ...base.gateway, id: '18446744073709551615' } }, dir);
+  t.is(big.gateway.id, 18446744073709551615n);
+  t.is(big.gateway.key, 'rg.18446744073709551615');
+  t.throws(() => parseConfig({ ...base, gateway: { ...base.gateway, id: 2 ** 60 } }, dir), { message: /gateway\.id: .* write it as a string/ });
+  t.throws(() => parseConfig({ ...base, gateway: { ...base.gateway, id: '18446744073709551616' } }, dir), { message: /gateway\.id: .*out of range/ });
+  t.throws(() => parseConfig({ ...base, gateway: { ...base.gateway, id: '0x10' } }, dir), { message: /gateway\.id: must be an integer/ });
+});
+
+test('environment variables override their keys, and an empty one counts as unset', (t) => {
+  const { dir, base } = configFolder(t);
+  const c = parseConfig({ ...base, redis: 'redis://file:1' }, dir, { SGW_PORT: '9001', SGW_REDIS_URL: 'redis://env:2', SGW_LOG_LEVEL: 'debug', SGW_CACHE_DIR: '/tmp/x' });
+  t.is(c.gateway.port, 9001);
+  t.is(c.redis, 'redis://env:2');
+  t.is(c.log.level, 'debug');
+  t.is(c.cache.dir, '/tmp/x');
+  t.is(parseConfig({ ...base, redis: 'redis://file:1' }, dir, { SGW_REDIS_URL: '' }).redis, null);
+  t.throws(() => parseConfig(base, dir, { SGW_PORT: 'x' }), { message: /gateway\.port/ });
+});
+
+test('call_timeout_ms is capped by request_timeout_ms', (t) => {
+  const { dir, base } = configFolder(t);
+  t.is(parseConfig({ ...base, limits: { request_timeout_ms: 2000, call_timeout_ms: 5000 } }, dir).limits.call_timeout_ms, 2000);
+});
