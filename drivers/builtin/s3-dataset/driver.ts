@@ -9,14 +9,12 @@
 // size or date changed (a new version), and objects that went (children before their directory).
 // refresh() re-lists one path at once. A listing that fails changes nothing: an outage of the
 // store never reads as "everything was deleted".
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
 import {
   callDeadline, Errno, log_error, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
   type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from '../../helpers.js';
-import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalAt, type Bucket } from '../s3/bucket.js';
+import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from '../s3/bucket.js';
 
 // An archive is read-only: files r--r--r--, directories r-xr-xr-x.
 const FILE_MODE = 0o444;
@@ -119,10 +117,7 @@ export async function read(request: DriverRequest, chunk_fd: ChunkSink, driver_c
   const key = bucket.key(path.slice(1));
   const deadline = callDeadline(request) ?? Date.now() + DEFAULT_BUDGET_MS;
   try {
-    const object = await bucket.withRetries(deadline, (abortSignal) => bucket.client.send(
-      new GetObjectCommand({ Bucket: bucket.settings.bucket, Key: key, Range: `bytes=${offset}-${offset + len - 1n}` }), { abortSignal },
-    ));
-    await pipeline(object.Body as Readable, chunk_fd, { signal: signalAt(deadline) });
+    await bucket.readInto(key, chunk_fd, deadline, `bytes=${offset}-${offset + len - 1n}`);
     return 0;
   } catch (err) {
     if ((err as { name?: string }).name === 'InvalidRange') return 0; // the object shrank: serve what is there

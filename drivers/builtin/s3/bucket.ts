@@ -1,8 +1,9 @@
 // The S3 connection both built-in S3 drivers use (the RG driver beside this file and the AG driver
 // in ../s3-dataset): its settings from config.json and the sealed secrets, one client per process,
 // attempts retried within a deadline, and S3's errors as negative errnos.
-import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { Errno, log_error, type DriverConfig, type DriverSecrets } from '../../helpers.js';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { Errno, log_error, negativeErrnoOf, type ChunkSink, type DriverConfig, type DriverSecrets } from '../../helpers.js';
 
 // sgw pins an SDK release that supports Node 20; its warning about later releases is not for
 // the operator of a gateway, and its lines would break the actors' JSON log.
@@ -50,6 +51,11 @@ export class DeadlineReached extends Error {
   override name = 'DeadlineReached';
 }
 
+/** An object's body broke after some of it reached chunk_fd: the read cannot start over. */
+export class BodyBroken extends Error {
+  override name = 'BodyBroken';
+}
+
 interface SdkError {
   name?: string;
   code?: string;
@@ -73,16 +79,10 @@ export function isRetryable(err: unknown): boolean {
 /** S3's answer as a negative errno: missing → -ENOENT, refused → -EACCES, deadline → -ETIMEDOUT, else -EIO. */
 export function errnoOf(err: unknown): number {
   const e = err as SdkError | null;
-  // Only deadlines abort: a body cut off by one is a timeout too.
-  if (e instanceof DeadlineReached || e?.name === 'AbortError') return -Errno.ETIMEDOUT;
+  if (e instanceof DeadlineReached) return -Errno.ETIMEDOUT;
   if (e?.name === 'NoSuchKey' || e?.name === 'NotFound') return -Errno.ENOENT;
   if (statusOf(e) === 403) return -Errno.EACCES;
-  return -Errno.EIO;
-}
-
-/** An AbortSignal that fires at `deadline` (epoch ms). */
-export function signalAt(deadline: number): AbortSignal {
-  return AbortSignal.timeout(Math.max(1, Math.floor(deadline - Date.now())));
+  return statusOf(e) === undefined ? negativeErrnoOf(e) : -Errno.EIO;
 }
 
 const BACKOFF_FIRST_MS = 20;
@@ -121,21 +121,53 @@ export class Bucket {
    * last attempt got no answer; else the last failure is thrown.
    */
   async withRetries<T>(deadline: number, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    for (let n = 0; ; n++) {
-      const signal = signalAt(deadline);
-      try {
-        return await attempt(signal);
-      } catch (err) {
-        if (signal.aborted) throw new DeadlineReached('S3 did not answer before the call\'s deadline', { cause: err });
-        if (!isRetryable(err)) throw err;
-        const wait = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** n);
-        if (Date.now() + wait >= deadline) {
-          if (statusOf(err) === undefined) throw new DeadlineReached(`S3 unreachable until the call's deadline: ${describe(err)}`, { cause: err });
-          throw err;
+    // One timer for the whole call, not one per attempt: it is on every chunk's path.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), Math.max(1, deadline - Date.now()));
+    const { signal } = controller;
+    try {
+      for (let n = 0; ; n++) {
+        try {
+          return await attempt(signal);
+        } catch (err) {
+          if (signal.aborted) throw new DeadlineReached('S3 did not answer before the call\'s deadline', { cause: err });
+          if (!isRetryable(err)) throw err;
+          const wait = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** n);
+          if (Date.now() + wait >= deadline) {
+            if (statusOf(err) === undefined) throw new DeadlineReached(`S3 unreachable until the call's deadline: ${describe(err)}`, { cause: err });
+            throw err;
+          }
+          await new Promise((r) => setTimeout(r, wait));
         }
-        await new Promise((r) => setTimeout(r, wait));
       }
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /**
+   * Streams an object, or a `range` of it ("bytes=first-last"), into chunk_fd within the deadline.
+   * Throws an error with code EFBIG, without reading, when the object is larger than chunk_fd takes.
+   */
+  async readInto(key: string, chunk_fd: ChunkSink, deadline: number, range?: string): Promise<void> {
+    await this.withRetries(deadline, async (abortSignal) => {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range: range }), { abortSignal });
+      const body = object.Body as Readable;
+      if ((object.ContentLength ?? 0) > chunk_fd.limit) {
+        body.destroy();
+        throw Object.assign(new Error(`${key} is larger than a chunk (${chunk_fd.limit} bytes)`), { code: 'EFBIG' });
+      }
+      const stop = () => body.destroy(new DeadlineReached('the object\'s body did not arrive before the call\'s deadline'));
+      abortSignal.addEventListener('abort', stop, { once: true });
+      try {
+        for await (const part of body) chunk_fd.write(part as Buffer);
+      } catch (err) {
+        // Once bytes reached chunk_fd the read cannot start over: no retry (the caller may retry the call).
+        throw abortSignal.aborted ? err : new BodyBroken(`the body of ${key} broke: ${describe(err)}`, { cause: err });
+      } finally {
+        abortSignal.removeEventListener('abort', stop);
+      }
+    });
   }
 
   /** null when the bucket answers to these credentials; else what is wrong, for the operator. */

@@ -9,14 +9,12 @@
 // deadline (callDeadline), then answers -ETIMEDOUT (no answer from S3) or -EIO. Chunks are
 // immutable, so writing the same key twice writes the same bytes, and a delete of a missing object
 // succeeds: every call may be retried.
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   callDeadline, Errno, log_error, request_to_storage_path,
   type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from '../../helpers.js';
-import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalAt, type Bucket } from './bucket.js';
+import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from './bucket.js';
 
 /** Refuses to start (false, and a log line saying why) on bad settings, or a bucket that does not answer to the credentials. */
 export function driver_init(driver_config: DriverConfig, driver_secrets: DriverSecrets): Promise<boolean> {
@@ -47,16 +45,7 @@ export async function read_chunk(request: DriverRequest, chunk_fd: ChunkSink, dr
   if (!t) return -Errno.EINVAL;
   const { bucket, key, deadline } = t;
   try {
-    const object = await bucket.withRetries(deadline, (abortSignal) =>
-      bucket.client.send(new GetObjectCommand({ Bucket: bucket.settings.bucket, Key: key }), { abortSignal }));
-    const body = object.Body as Readable;
-    if ((object.ContentLength ?? 0) > chunk_fd.limit) {
-      body.destroy();
-      return -Errno.EFBIG;
-    }
-    // Once bytes reached chunk_fd the read cannot start over: a body that breaks is -EIO, and the
-    // gateway's caller retries the whole call.
-    await pipeline(body, chunk_fd, { signal: signalAt(deadline) });
+    await bucket.readInto(key, chunk_fd, deadline);
     return 0;
   } catch (err) {
     return failed('read', t, err);
