@@ -4,7 +4,7 @@
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
 //   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,s3   run some benchmarks only
-//   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
+//   SGW_BENCH_PROFILE=DIR          the gateways' processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { testRedis } from '../test/support/redis.js';
@@ -17,7 +17,7 @@ import { agBenchmarks } from './ag.js';
 import { ugBenchmarks } from './ug.js';
 import { s3Benchmarks } from './s3.js';
 import { observeCost } from './observe.js';
-import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } from './support.js';
+import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, profiled, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
@@ -102,7 +102,7 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     raw.ag = ag.raw;
   },
   async ug(_g, rows, raw) {
-    const ug = await ugBenchmarks();
+    const ug = await ugBenchmarks((raw.put as { gatewayMBps?: number } | undefined)?.gatewayMBps);
     rows.push(...ug.rows);
     raw.ug = ug.raw;
   },
@@ -215,10 +215,7 @@ async function main(): Promise<void> {
   const raw: Record<string, unknown> = {};
   try {
     log('starting the gateway (sgw start: supervisor, http+cache actor, a driver actor per mode)');
-    if (process.env.SGW_BENCH_PROFILE) process.env.NODE_OPTIONS = `--import=${new URL('./cpu-profile.js', import.meta.url).href}`;
-    g = await startBenchGateway();
-    delete process.env.NODE_OPTIONS; // the bench's own children are not profiled
-    delete process.env.SGW_BENCH_PROFILE;
+    g = await profiled(() => startBenchGateway());
     await sleep(2000);
     const actors = ['http', 'driver:read', 'driver:write'].filter((r) => g!.pids[r]);
     const idle = Object.fromEntries(actors.map((r) => [r, memoryOf(g!.pids[r]!)?.rssKb ?? NaN]));

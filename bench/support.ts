@@ -246,3 +246,37 @@ export function formatCpu(cpu: Record<string, number> | undefined): string {
   if (!cpu) return '';
   return Object.entries(cpu).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
 }
+
+/** SGW_BENCH_PROFILE as the bench was started with (run.ts hands it only to the gateways). */
+const PROFILE_DIR = process.env.SGW_BENCH_PROFILE;
+
+/**
+ * Runs `start` with the environment that makes the processes it starts write CPU profiles
+ * (bench/cpu-profile.ts) when the bench was asked for them; this process is not profiled.
+ */
+export async function profiled<T>(start: () => Promise<T>): Promise<T> {
+  if (!PROFILE_DIR) return start();
+  const saved = { NODE_OPTIONS: process.env.NODE_OPTIONS, SGW_BENCH_PROFILE: process.env.SGW_BENCH_PROFILE };
+  process.env.NODE_OPTIONS = `--import=${new URL('./cpu-profile.js', import.meta.url).href}`;
+  process.env.SGW_BENCH_PROFILE = PROFILE_DIR;
+  try {
+    return await start();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+/** With profiling on, starts a new profile window in these processes (SIGUSR2, see cpu-profile.ts). */
+export function cutProfiles(pids: number[]): void {
+  if (!PROFILE_DIR) return;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {
+      // gone
+    }
+  }
+}

@@ -1,77 +1,202 @@
-// User gateway benchmark: write and read of one 64 MiB file with 1 MiB blocks through a UG and
-// one RG (built-in disk driver, which fsyncs every chunk), against `cp` of the same file in the
-// same run; then the same read again with the UG's cache warm.
-import { execFile } from 'node:child_process';
+// User gateway benchmark: a 64 MiB file with 1 MiB blocks written and read through a UG and one
+// RG (built-in disk driver, which fsyncs every chunk), each figure next to a baseline of the same
+// run:
+//   write                      the RG's own POST PUTCHUNKS MB/s (the `put` phase, when it ran)
+//   read, UG cache cold        the RG serving the same 1 MiB blocks from its cache, as many in
+//                              flight as the UG fetches (ug.parallel_blocks), to a plain client
+//   read, UG cache warm        plain Koa answering the same 64 MiB from memory
+// Every transfer reports the CPU each process spent per MiB. The client is node:http in this
+// process (fetch cost the client more CPU than some actors).
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, get as httpGet, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import { testRedis } from '../test/support/redis.js';
 import { startUgVolume, type RunningVolume } from '../test/support/ug.js';
 import { UG_TEST_TOKEN } from '../test/support/gateway.js';
+import { ManifestCodec } from '../proto/messages.js';
+import { formatBlockUrl, formatManifestUrl } from '../http/data-url.js';
 import type { Row } from './report.js';
+import { childrenOf, closedLoop, cpuWindow, cutProfiles, forkBench, formatCpu, profiled } from './support.js';
 
 const SIZE = 64 << 20;
 const BLOCK = 1 << 20;
+const PARALLEL_BLOCKS = 8;
 const MB = 1e6;
+/** Each read is timed this many times, the best counting (one read takes a fraction of a second). */
+const READ_ROUNDS = 3;
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
-async function timed(fn: () => Promise<void>): Promise<number> {
+/** The UG and RG of the bench, as the `ug` and `ug1g` phases start them. */
+export function startBenchVolume(redis: Redis, memoryBytes = 128 << 20): Promise<RunningVolume> {
+  return profiled(() => startUgVolume(redis, {
+    rgs: 1, blockSize: BLOCK,
+    ugConfig: { cache: { dir: 'cache', max_bytes: 512 << 20, memory_bytes: memoryBytes }, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: PARALLEL_BLOCKS } },
+    // The RG's cache holds the whole file (a chunk store's default budget): its hits are the cold read's baseline.
+    rgConfig: { cache: { dir: 'cache', max_bytes: 1 << 30, memory_bytes: 128 << 20 }, limits: { call_timeout_ms: 15_000, request_timeout_ms: 60_000, max_upload_bytes: 32 << 20 } },
+  }));
+}
+
+/** GET a URL and count its bytes without keeping them. */
+export function countBytes(url: string, headers: Record<string, string> = {}, agent?: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers, ...(agent ? { agent } : {}) }, (res) => {
+      let n = 0;
+      res.on('data', (d: Buffer) => { n += d.length; });
+      res.once('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
+}
+
+/** PUT a body to the UG's application API, streamed. */
+export function putFile(v: RunningVolume, path: string, body: NodeJS.ReadableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${v.client.url}/FILES${path}`, { method: 'PUT', headers: { Authorization: `Bearer ${v.client.token}` } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.once('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`PUT ${path}: ${res.statusCode} ${Buffer.concat(parts).toString()}`))));
+    });
+    pipeline(body, req).catch(reject);
+  });
+}
+
+export const readFile = (v: RunningVolume, path: string) => countBytes(`${v.client.url}/FILES${path}`, { Authorization: `Bearer ${v.client.token}` });
+
+/** The actor processes of the volume's gateways ("ug http", "rg driver:write", ...), Redis and this bench. */
+export function volumePids(v: RunningVolume, redisPid: number): Record<string, number> {
+  const pids: Record<string, number> = { redis: redisPid, bench: process.pid };
+  const add = (prefix: string, supervisor: number) => {
+    for (const c of childrenOf(supervisor)) {
+      const role = / actor (\S+)/.exec(c.args)?.[1];
+      if (role) pids[`${prefix} ${role}`] = c.pid;
+    }
+  };
+  add('ug', v.ugProc.proc.pid!);
+  v.rgProcs.forEach((p, i) => add(v.rgProcs.length > 1 ? `rg${i + 1}` : 'rg', p.proc.pid!));
+  return pids;
+}
+
+export interface Timed {
+  seconds: number;
+  /** CPU milliseconds each process spent per MiB moved. */
+  cpuMsPerMiB: Record<string, number>;
+}
+
+async function timed(pids: Record<string, number>, bytes: number, fn: () => Promise<unknown>): Promise<Timed> {
+  // The gateways' actors (started profiled); not this bench, Redis or a baseline server.
+  const actors = Object.entries(pids).filter(([k]) => /^(ug|rg\d*) /.test(k)).map(([, pid]) => pid);
+  cutProfiles(actors);
+  const cpu = cpuWindow(pids);
   const t0 = performance.now();
   await fn();
-  return (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000;
+  const cores = cpu();
+  cutProfiles(actors);
+  const perMiB = (c: number) => Math.round(((c * seconds * 1000) / (bytes / (1 << 20))) * 100) / 100;
+  return { seconds, cpuMsPerMiB: Object.fromEntries(Object.entries(cores).map(([k, c]) => [k, perMiB(c)])) };
 }
 
-/** GET the file and count its bytes without keeping them. */
-async function readThrough(v: RunningVolume, path: string): Promise<number> {
-  const res = await fetch(`${v.client.url}/FILES${path}`, { headers: { Authorization: `Bearer ${v.client.token}` } });
-  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
-  let n = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) n += chunk.length;
-  return n;
+/** The best of `rounds` timings. */
+async function best(rounds: number, run: () => Promise<Timed>): Promise<Timed> {
+  let top: Timed | null = null;
+  for (let i = 0; i < rounds; i++) {
+    const t = await run();
+    if (!top || t.seconds < top.seconds) top = t;
+  }
+  return top!;
 }
 
-export async function ugBenchmarks(): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
+const mbps = (t: Timed, bytes = SIZE) => bytes / MB / t.seconds;
+export const cpuNote = (t: Timed) => `CPU ms per MiB: ${formatCpu(t.cpuMsPerMiB)}`;
+
+/** Paths of the file's blocks on the RG, from its manifest there (the UG wrote it: no serialize). */
+async function rgBlockUrls(v: RunningVolume, path: string): Promise<string[]> {
+  const res = await v.client.stat(path);
+  const e = res.json<{ entry: { file_id: string; file_version: string; manifest_mtime: { sec: string; nsec: number } } }>().entry;
+  const rg = v.rgs[0]!;
+  const addr = { volume_id: rg.volumeId, fs_path: path, file_id: BigInt(`0x${e.file_id}`), file_version: BigInt(e.file_version) };
+  const m = await fetch(formatManifestUrl(rg.url, { ...addr, mtime_sec: BigInt(e.manifest_mtime.sec), mtime_nsec: e.manifest_mtime.nsec }));
+  if (m.status !== 200) throw new Error(`manifest of ${path} from the RG: ${m.status}`);
+  const manifest = ManifestCodec.decode(Buffer.from(await m.arrayBuffer()));
+  return (manifest.blocks ?? []).map((b) => formatBlockUrl(rg.url, { ...addr, block_id: b.block_id, block_version: b.block_version }));
+}
+
+/** The RG serving `urls` (in its cache by now) with `inFlight` GETs at a time, to a node:http client. */
+async function rgHits(urls: string[], inFlight: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: inFlight });
+  try {
+    const r = await closedLoop({ inFlight, maxCount: urls.length, maxMs: 60_000 }, async (i) => (await countBytes(urls[i]!, {}, agent)) === BLOCK);
+    if (r.errors) throw new Error(`${r.errors} of ${urls.length} RG GETs failed`);
+    return r.seconds;
+  } finally {
+    agent.destroy();
+  }
+}
+
+export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
   const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-ug-'));
   const src = join(dir, 'src.bin');
   writeFileSync(src, randomBytes(SIZE));
-  const redis = new Redis((await testRedis()).url);
+  const redisServer = await testRedis();
+  const redis = new Redis(redisServer.url);
   let v: RunningVolume | null = null;
+  const path = '/bench/big.bin';
   try {
-    log('UG: cp of a 64 MiB file (baseline)');
-    const cpSeconds = await timed(async () => { await promisify(execFile)('cp', [src, join(dir, 'copy.bin')]); });
     log('UG: starting a UG and one RG (1 MiB blocks)');
-    v = await startUgVolume(redis, {
-      rgs: 1, blockSize: BLOCK,
-      ugConfig: { cache: { dir: 'cache', max_bytes: 512 << 20, memory_bytes: 128 << 20 }, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: 8 } },
-      rgConfig: { limits: { call_timeout_ms: 15_000, request_timeout_ms: 60_000, max_upload_bytes: 32 << 20 } },
-    });
+    v = await startBenchVolume(redis);
     const running = v;
+    const pids = () => volumePids(running, redisServer.pid);
+    const check = (n: number) => { if (n !== SIZE) throw new Error(`read ${n} bytes, wrote ${SIZE}`); };
     log('UG: write 64 MiB');
-    const writeSeconds = await timed(async () => {
-      const res = await fetch(`${running.client.url}/FILES/bench/big.bin`, {
-        method: 'PUT', headers: { Authorization: `Bearer ${running.client.token}` },
-        body: createReadStream(src) as unknown as BodyInit, duplex: 'half',
-      } as RequestInit);
-      if (res.status !== 201) throw new Error(`PUT: ${res.status} ${await res.text()}`);
+    const write = await timed(pids(), SIZE, () => putFile(running, path, createReadStream(src, { highWaterMark: BLOCK })));
+    log('UG: read 64 MiB, UG and RG caches cold');
+    const coldBoth = await timed(pids(), SIZE, async () => check(await readFile(running, path)));
+    log(`UG: read 64 MiB, UG cache cold (restarted empty), RG cache warm; ${READ_ROUNDS} rounds`);
+    const cold = await best(READ_ROUNDS, async () => {
+      await profiled(() => running.restartUg({ dropCache: true }));
+      return timed(pids(), SIZE, async () => check(await readFile(running, path)));
     });
-    log('UG: read 64 MiB, UG cache cold');
-    let got = 0;
-    const coldSeconds = await timed(async () => { got = await readThrough(running, '/bench/big.bin'); });
-    if (got !== SIZE) throw new Error(`read ${got} bytes, wrote ${SIZE}`);
-    log('UG: read 64 MiB, UG cache warm');
-    const warmSeconds = await timed(async () => { got = await readThrough(running, '/bench/big.bin'); });
-    if (got !== SIZE) throw new Error(`read ${got} bytes, wrote ${SIZE}`);
-    const cp = SIZE / MB / cpSeconds;
-    const base = { baseline: cp, baselineName: 'cp of the same file', unit: 'MB/s' };
+    log(`UG: read 64 MiB, UG cache warm; ${READ_ROUNDS} rounds`);
+    const warm = await best(READ_ROUNDS, () => timed(pids(), SIZE, async () => check(await readFile(running, path))));
+    log(`UG: baseline: the RG's 1 MiB cache hits, ${PARALLEL_BLOCKS} in flight`);
+    const urls = await rgBlockUrls(running, path);
+    const rg = await best(READ_ROUNDS, async () => {
+      const t = await timed(pids(), SIZE, () => rgHits(urls, PARALLEL_BLOCKS));
+      return t;
+    });
+    log('UG: baseline: plain Koa answering 64 MiB from memory');
+    const koaServer = await forkBench('baseline-server', ['koa', String(SIZE)]);
+    let koa: Timed;
+    try {
+      const url = `http://127.0.0.1:${koaServer.info.port as number}/`;
+      koa = await best(READ_ROUNDS, () => timed({ koa: koaServer.pid, bench: process.pid }, SIZE, async () => check(await countBytes(url))));
+    } finally {
+      await koaServer.stop();
+    }
+    const write64: Row = {
+      name: 'UG write 64 MiB, 1 MiB blocks, 1 RG', value: mbps(write), unit: 'MB/s',
+      note: `the RG's disk driver fsyncs every chunk; ${cpuNote(write)}`,
+    };
+    if (putMBps !== undefined) Object.assign(write64, { baseline: putMBps, baselineName: 'POST PUTCHUNKS 1 MiB (put phase)', target: 'ratio ≥ 0.7', pass: write64.value / putMBps >= 0.7 });
+    const rgRate = mbps(rg);
     const rows: Row[] = [
-      { name: 'UG write 64 MiB, 1 MiB blocks, 1 RG', value: SIZE / MB / writeSeconds, ...base, note: 'the RG disk driver fsyncs every chunk; cp does not' },
-      { name: 'UG read 64 MiB, UG cache cold', value: SIZE / MB / coldSeconds, ...base },
-      { name: 'UG read 64 MiB, UG cache warm', value: SIZE / MB / warmSeconds, ...base },
+      write64,
+      { name: 'UG read 64 MiB, UG and RG caches cold', value: mbps(coldBoth), unit: 'MB/s', note: `every block read from the RG's disk driver; ${cpuNote(coldBoth)}` },
+      {
+        name: 'UG read 64 MiB, UG cache cold', value: mbps(cold), unit: 'MB/s', baseline: rgRate, baselineName: `RG 1 MiB cache hits, ${PARALLEL_BLOCKS} in flight`,
+        target: 'ratio ≥ 0.7', pass: mbps(cold) / rgRate >= 0.7, note: `best of ${READ_ROUNDS}; ${cpuNote(cold)}; baseline ${cpuNote(rg)}`,
+      },
+      {
+        name: 'UG read 64 MiB, UG cache warm', value: mbps(warm), unit: 'MB/s', baseline: mbps(koa), baselineName: 'plain Koa, 64 MiB from memory',
+        target: 'ratio ≥ 0.8', pass: mbps(warm) / mbps(koa) >= 0.8, note: `best of ${READ_ROUNDS}; ${cpuNote(warm)}; baseline ${cpuNote(koa)}`,
+      },
     ];
-    return { rows, raw: { cpSeconds, writeSeconds, coldSeconds, warmSeconds, size: SIZE, block: BLOCK } };
+    return { rows, raw: { write, coldBoth, cold, warm, rg, koa, size: SIZE, block: BLOCK } };
   } finally {
     await v?.stop();
     redis.disconnect();

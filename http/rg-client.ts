@@ -1,50 +1,77 @@
 // The client side of a replica gateway's data plane, as a user gateway speaks it: signed
 // control-plane POSTs laid out like the original libcurl client (parts without a filename,
-// application/octet-stream) and chunk GETs. Used by tests and benchmarks, and by the UG.
+// application/octet-stream), the data plane sent as its chunks without joining them. Used by
+// tests and benchmarks, and by the UG.
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import {
   ReplyCodec, RequestCodec, RequestType, SignatureField, type ManifestBlock, type Reply, type Request,
 } from '../proto/messages.js';
 import { signMessage, verifyRawMessage } from '../proto/signature.js';
+import { exchange } from './outgoing.js';
 
 export interface MultipartPart {
   name: string;
   data: Uint8Array;
 }
 
-/** multipart/form-data exactly as libcurl's form API sends it: no filename, octet-stream. */
-export function encodeMultipart(parts: MultipartPart[], boundary = `------------------------${randomBytes(12).toString('hex')}`): { body: Buffer; contentType: string } {
-  const chunks: Buffer[] = [];
+/** A part whose bytes may be the pieces they are made of (sent back to back, never joined). */
+type PartOfPieces = { name: string; data: Uint8Array | readonly Uint8Array[] };
+
+/** multipart/form-data exactly as libcurl's form API sends it (no filename, octet-stream), as the pieces to send. */
+export function multipartPieces(parts: PartOfPieces[], boundary = `------------------------${randomBytes(12).toString('hex')}`): { pieces: Uint8Array[]; contentType: string } {
+  const pieces: Uint8Array[] = [];
   for (const p of parts) {
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"\r\nContent-Type: application/octet-stream\r\n\r\n`));
-    chunks.push(Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength));
-    chunks.push(Buffer.from('\r\n'));
+    pieces.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${p.name}"\r\nContent-Type: application/octet-stream\r\n\r\n`));
+    if (p.data instanceof Uint8Array) pieces.push(p.data);
+    else pieces.push(...p.data);
+    pieces.push(CRLF);
   }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
+  pieces.push(Buffer.from(`--${boundary}--\r\n`));
+  return { pieces, contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** The same body joined in one Buffer (tests and benchmarks that send it themselves). */
+export function encodeMultipart(parts: MultipartPart[], boundary?: string): { body: Buffer; contentType: string } {
+  const { pieces, contentType } = multipartPieces(parts, boundary);
+  return { body: Buffer.concat(pieces), contentType };
 }
 
 export function randomNonce(): bigint {
   return randomBytes(8).readBigUInt64BE();
 }
 
-/** A chunk to upload: where it belongs (block id/version, type, logical range) and its bytes. */
+/** A chunk to upload: where it belongs (block id/version, type, logical range) and its bytes, whole or as pieces. */
 export interface ChunkUpload {
   block: Omit<ManifestBlock, 'offset' | 'size' | 'hash'>;
-  bytes: Buffer;
+  bytes: Buffer | readonly Buffer[];
 }
 
-/** Lays chunks out back to back in a data plane and fills in each block's offset, size and hash. */
-export function layOutChunks(chunks: ChunkUpload[]): { blocks: ManifestBlock[]; data: Buffer } {
+/** Places chunks back to back in a data plane: each block's offset, size and hash, and the pieces in order. */
+export function layOut(chunks: ChunkUpload[]): { blocks: ManifestBlock[]; pieces: Buffer[] } {
   let offset = 0n;
+  const pieces: Buffer[] = [];
   const blocks = chunks.map((c) => {
-    const b: ManifestBlock = {
-      ...c.block, offset, size: BigInt(c.bytes.length), hash: createHash('sha256').update(c.bytes).digest(),
-    };
-    offset += BigInt(c.bytes.length);
+    const parts = Buffer.isBuffer(c.bytes) ? [c.bytes] : c.bytes;
+    const hash = createHash('sha256');
+    let size = 0;
+    for (const p of parts) {
+      hash.update(p);
+      size += p.length;
+      pieces.push(p);
+    }
+    const b: ManifestBlock = { ...c.block, offset, size: BigInt(size), hash: hash.digest() };
+    offset += BigInt(size);
     return b;
   });
-  return { blocks, data: Buffer.concat(chunks.map((c) => c.bytes)) };
+  return { blocks, pieces };
+}
+
+/** Lays chunks out back to back in one data-plane Buffer and fills in each block's offset, size and hash. */
+export function layOutChunks(chunks: ChunkUpload[]): { blocks: ManifestBlock[]; data: Buffer } {
+  const { blocks, pieces } = layOut(chunks);
+  return { blocks, data: Buffer.concat(pieces) };
 }
 
 export type RequestFields = Omit<Request, 'signature' | 'message_nonce'> & { message_nonce?: bigint };
@@ -59,9 +86,12 @@ export interface ControlPlaneAnswer {
   retryAfter: string | null;
 }
 
+/** A data plane: one Buffer, or the chunks it is made of (sent back to back without joining them). */
+export type DataPlane = Uint8Array | readonly Uint8Array[];
+
 /** Signs the request with the sender's key and POSTs it with its data plane. */
 export async function sendControlPlane(
-  url: string, fields: RequestFields, senderKey: KeyObject, data: Buffer | null, gatewayKey?: KeyObject, timeoutMs?: number,
+  url: string, fields: RequestFields, senderKey: KeyObject, data: DataPlane | null, gatewayKey?: KeyObject, timeoutMs?: number,
 ): Promise<ControlPlaneAnswer> {
   const request: Request = { ...fields, message_nonce: fields.message_nonce ?? randomNonce(), signature: '' };
   const { bytes } = signMessage(request, RequestCodec.encode, senderKey);
@@ -69,21 +99,21 @@ export async function sendControlPlane(
 }
 
 /** POSTs already-encoded control-plane bytes (tests use it to send tampered ones). */
-export async function postRaw(url: string, control: Uint8Array, data: Buffer | null, gatewayKey?: KeyObject, timeoutMs?: number): Promise<ControlPlaneAnswer> {
-  const parts: MultipartPart[] = [{ name: 'control-plane', data: control }];
+export async function postRaw(url: string, control: Uint8Array, data: DataPlane | null, gatewayKey?: KeyObject, timeoutMs?: number): Promise<ControlPlaneAnswer> {
+  const parts: PartOfPieces[] = [{ name: 'control-plane', data: control }];
   if (data) parts.push({ name: 'data-plane', data });
-  const { body, contentType } = encodeMultipart(parts);
-  const res = await fetch(url.endsWith('/') ? url : `${url}/`, { method: 'POST', body: new Uint8Array(body) as Uint8Array<ArrayBuffer>, headers: { 'Content-Type': contentType },
-    ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
+  const { pieces, contentType } = multipartPieces(parts);
+  const res = await exchange(url.endsWith('/') ? url : `${url}/`, {
+    method: 'POST', headers: { 'Content-Type': contentType }, body: pieces, ...(timeoutMs ? { timeoutMs } : {}),
   });
-  const answer = Buffer.from(await res.arrayBuffer());
   let reply: Reply | null = null;
   let replyVerified: boolean | null = null;
   if (res.status === 200) {
-    reply = ReplyCodec.decode(answer);
-    if (gatewayKey) replyVerified = verifyRawMessage(answer, SignatureField.Reply, gatewayKey);
+    reply = ReplyCodec.decode(res.body);
+    if (gatewayKey) replyVerified = verifyRawMessage(res.body, SignatureField.Reply, gatewayKey);
   }
-  return { status: res.status, body: answer, reply, replyVerified, retryAfter: res.headers.get('retry-after') };
+  const retryAfter = res.headers['retry-after'];
+  return { status: res.status, body: res.body, reply, replyVerified, retryAfter: typeof retryAfter === 'string' ? retryAfter : null };
 }
 
 /** Fields shared by every request a sender makes for one file. */

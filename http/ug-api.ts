@@ -132,7 +132,12 @@ export function ugFilesApi(deps: UgDeps) {
       case 'HEAD':
         return read(ctx, path);
       case 'PUT':
-        return answer(ctx, 201, await writer.write(path, ctx.req));
+        return answer(ctx, 201, await writer.write(path, ctx.req).catch((err: unknown) => {
+          // Refused before the whole body arrived: the rest stays unread, so the connection
+          // cannot carry another request (a client reusing it would read a reset).
+          if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
+          throw err;
+        }));
       case 'POST':
         if (typeof ctx.query.mv === 'string') return answer(ctx, 200, await writer.rename(path, ctx.query.mv));
         if (ctx.is('multipart/form-data')) return formUpload(ctx, path);

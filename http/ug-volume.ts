@@ -9,6 +9,7 @@ import type { GatewayType } from '../queues/names.js';
 import { HttpError } from './errors.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
 import { setChunkFields, type ChunkFields } from './get-chunk.js';
+import { exchange, ExchangeError } from './outgoing.js';
 
 export interface UgDeps {
   config: GatewayConfig;
@@ -111,12 +112,9 @@ export class UgVolume {
   /** GET with a deadline; throws on network errors, returns any status. */
   async get(url: string): Promise<{ status: number; body: Buffer }> {
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.config.limits.call_timeout_ms) });
-      return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+      return await exchange(url, { method: 'GET', timeoutMs: this.config.limits.call_timeout_ms });
     } catch (err) {
-      // fetch says only "fetch failed"; the reason (ECONNREFUSED, a timeout, ...) is its cause.
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new ChunkRejected(`GET ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+      throw new ChunkRejected(`GET ${url}: ${err instanceof ExchangeError && err.code ? err.code : (err as Error).message}`);
     }
   }
 }

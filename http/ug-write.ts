@@ -13,8 +13,8 @@ import { signMessage } from '../proto/signature.js';
 import { chunkCacheKey } from './data-url.js';
 import { HttpError } from './errors.js';
 import {
-  deleteChunksFields, layOutChunks, putChunksFields, randomNonce, renameHintFields, sendControlPlane,
-  type ChunkUpload, type FileRef, type RequestFields,
+  deleteChunksFields, layOut, putChunksFields, randomNonce, renameHintFields, sendControlPlane,
+  type ChunkUpload, type DataPlane, type FileRef, type RequestFields,
 } from './rg-client.js';
 import { checkedPath, UgReader } from './ug-read.js';
 import type { FileOf, UgVolume } from './ug-volume.js';
@@ -38,25 +38,31 @@ function namespaceFailure(rc: number, path: string): HttpError {
   }
 }
 
+/** A block of a byte stream as the stream's own pieces: joining them would cost a copy into fresh memory. */
+interface Piecewise {
+  pieces: Buffer[];
+  length: number;
+}
+
 /** Cuts a byte stream into blocks of `size` bytes (the last may be shorter). */
-async function* blocksOf(body: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
+async function* blocksOf(body: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Piecewise> {
+  let pieces: Buffer[] = [];
   let have = 0;
   for await (const piece of body) {
     let rest = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     while (rest.length > 0) {
       const take = Math.min(size - have, rest.length);
-      parts.push(rest.subarray(0, take));
+      pieces.push(take === rest.length ? rest : rest.subarray(0, take));
       have += take;
       rest = rest.subarray(take);
       if (have === size) {
-        yield Buffer.concat(parts);
-        parts = [];
+        yield { pieces, length: have };
+        pieces = [];
         have = 0;
       }
     }
   }
-  if (have > 0) yield Buffer.concat(parts);
+  if (have > 0) yield { pieces, length: have };
 }
 
 /** Runs fn over items with at most `limit` running at once, results in order. */
@@ -72,9 +78,6 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
-
-/** PUTCHUNKS batches of one write on their way at once (the replicas fsync each chunk: overlap hides it). */
-const POSTS_IN_FLIGHT = 2;
 
 /** A fresh manifest mtime: wall-clock seconds, nanoseconds made unique with random sub-millisecond digits. */
 function manifestMtime(): { sec: bigint; nsec: number } {
@@ -104,7 +107,7 @@ export class UgWriter {
   }
 
   /** Sends one signed request to every replica; each must answer 200 with a verified Reply, its nonce and rc 0. */
-  private async toEveryReplica(what: string, fields: RequestFields, data: Buffer | null): Promise<void> {
+  private async toEveryReplica(what: string, fields: RequestFields, data: DataPlane | null): Promise<void> {
     const { replicas, config } = this.v;
     if (replicas.length === 0) throw new HttpError(409, 'the volume lists no replica gateway (with a url) to write to');
     const failures: string[] = [];
@@ -167,23 +170,26 @@ export class UgWriter {
     const perBatch = Math.max(1, Math.floor(this.v.config.ug.batch_bytes / bs));
     const sent: ManifestBlock[] = [];
     let size = 0;
-    let batch: Buffer[] = [];
+    let batch: Piecewise[] = [];
     const posting: Promise<void>[] = [];
-    // Up to POSTS_IN_FLIGHT batches are on their way while the next is read and serialized.
+    // Up to ug.posts_in_flight batches are on their way while the next is read and serialized (the
+    // replicas fsync each chunk: overlap hides it).
     const flush = async () => {
       const first = sent.length;
       const raw = batch;
       batch = [];
-      const uploads = await mapLimit(raw, this.v.config.ug.parallel_blocks, async (bytes, i): Promise<ChunkUpload> => {
+      const serialize = this.v.deps.pipeline.has('serialize');
+      const uploads = await mapLimit(raw, this.v.config.ug.parallel_blocks, async ({ pieces, length }, i): Promise<ChunkUpload> => {
         const id = first + i;
-        const block = { block_id: BigInt(id), block_version: random64(true), chunk_type: ChunkType.BLOCK, logical_offset: BigInt(id * bs), logical_len: BigInt(bytes.length) };
-        const req = this.v.driverRequest(file, { kind: 'block', block_id: block.block_id, block_version: block.block_version, offset: id * bs, len: bytes.length }, IoType.WRITE);
-        return { block, bytes: await this.v.transform('serialize', req, bytes) };
+        const block = { block_id: BigInt(id), block_version: random64(true), chunk_type: ChunkType.BLOCK, logical_offset: BigInt(id * bs), logical_len: BigInt(length) };
+        if (!serialize) return { block, bytes: pieces };
+        const req = this.v.driverRequest(file, { kind: 'block', block_id: block.block_id, block_version: block.block_version, offset: id * bs, len: length }, IoType.WRITE);
+        return { block, bytes: await this.v.transform('serialize', req, Buffer.concat(pieces, length)) };
       });
-      const laid = layOutChunks(uploads);
+      const laid = layOut(uploads);
       sent.push(...laid.blocks);
-      if (posting.length >= POSTS_IN_FLIGHT) await posting.shift();
-      const post = this.toEveryReplica(`PUTCHUNKS of ${path}`, putChunksFields(this.fileRef(file), laid.blocks), laid.data);
+      if (posting.length >= this.v.config.ug.posts_in_flight) await posting.shift();
+      const post = this.toEveryReplica(`PUTCHUNKS of ${path}`, putChunksFields(this.fileRef(file), laid.blocks), laid.pieces);
       post.catch(() => undefined); // awaited in turn, or at the end
       posting.push(post);
     };
@@ -197,8 +203,8 @@ export class UgWriter {
       await Promise.all(posting);
       const mtime = manifestMtime();
       const manifest = await this.signedManifest(file, size, sent, mtime);
-      const m = layOutChunks([{ block: manifestBlock(mtime), bytes: manifest }]);
-      await this.toEveryReplica(`PUTCHUNKS of the manifest of ${path}`, putChunksFields(this.fileRef(file), m.blocks), m.data);
+      const m = layOut([{ block: manifestBlock(mtime), bytes: manifest }]);
+      await this.toEveryReplica(`PUTCHUNKS of the manifest of ${path}`, putChunksFields(this.fileRef(file), m.blocks), m.pieces);
       await this.makeParents(path);
       const entry: NamespaceEntry = {
         path, type: 'file', file_id: file.file_id, file_version: file.file_version, size, mode,
@@ -273,8 +279,8 @@ export class UgWriter {
     const mtime = manifestMtime();
     const moved: FileOf = { path: newPath, file_id: entry.file_id, file_version: entry.file_version, coordinator_id: this.v.id };
     const manifest = await this.signedManifest(moved, entry.size, (m.blocks ?? []).map((b) => ({ ...b })), mtime);
-    const hint = layOutChunks([{ block: manifestBlock(mtime), bytes: manifest }]);
-    await this.toEveryReplica(`RENAME_HINT of ${path}`, renameHintFields(this.fileRef(entry), newPath, hint.blocks[0]!), hint.data);
+    const hint = layOut([{ block: manifestBlock(mtime), bytes: manifest }]);
+    await this.toEveryReplica(`RENAME_HINT of ${path}`, renameHintFields(this.fileRef(entry), newPath, hint.blocks[0]!), hint.pieces);
     await this.makeParents(newPath);
     const renamed: NamespaceEntry = { ...entry, path: newPath, coordinator_id: this.v.id, manifest_mtime_sec: mtime.sec, manifest_mtime_nsec: mtime.nsec };
     const rc = await ns.renameFile(path, entry.file_version, renamed);

@@ -97,14 +97,29 @@ test('a key never put is a miss: null, counted, and not an error', async (t) => 
   t.like(store.stats(), { hits: 0, misses: 1, entries: 0, bytes: 0 });
 });
 
-test('the store keeps its own copy: changing the caller\'s buffer after put changes nothing', async (t) => {
-  const store = await openStore(t, { dir: freshDir(t), maxBytes: 1 << 20 });
-  const bytes = chunk(4096, 2);
+test('a put keeps the chunk it is given without copying it: the memory tier serves that very buffer, the disk the same bytes', async (t) => {
+  const dir = freshDir(t);
+  const store = await openStore(t, { dir, maxBytes: 4 << 20 });
+  const bytes = chunk(1 << 20, 2);
 
   await store.put(KEY, bytes);
-  bytes.fill(0);
 
-  t.deepEqual(await store.get(KEY), chunk(4096, 2));
+  t.is(await store.get(KEY), bytes, 'no copy was made');
+  await store.close();
+  const reopened = await openStore(t, { dir, maxBytes: 4 << 20 });
+  t.deepEqual(await reopened.get(KEY), chunk(1 << 20, 2));
+});
+
+test('a small view of a large buffer is copied on put, so the store does not keep the rest of it alive', async (t) => {
+  const store = await openStore(t, { dir: freshDir(t), maxBytes: 4 << 20 });
+  const large = chunk(1 << 20, 3);
+  const view = large.subarray(1000, 5096);
+
+  await store.put(KEY, view);
+
+  const got = (await store.get(KEY))!;
+  t.deepEqual(got, chunk(1 << 20, 3).subarray(1000, 5096));
+  t.true(got.buffer.byteLength < large.buffer.byteLength, 'the stored chunk has a memory of its own');
 });
 
 test('many chunks live in a few segment files, not a file each', async (t) => {

@@ -80,7 +80,7 @@ test('config: a UG needs its application token (ug.token or SGW_UG_TOKEN); the u
   const { dir, base } = configFolder(t, 'UG', 10);
   t.throws(() => parseConfig(base, dir), { instanceOf: ConfigError, message: /ug\.token or SGW_UG_TOKEN/ });
   const c = parseConfig({ ...base, ug: { token: 'file' } }, dir);
-  t.deepEqual(c.ug, { token: 'file', parallel_blocks: 8, batch_bytes: 4 << 20 });
+  t.deepEqual(c.ug, { token: 'file', parallel_blocks: 8, batch_bytes: 4 << 20, posts_in_flight: 4 });
   t.is(parseConfig({ ...base, ug: { token: 'file' } }, dir, { SGW_UG_TOKEN: 'env' }).ug.token, 'env');
   t.throws(() => parseConfig({ ...base, ug: { token: 'x', parallel_blocks: 0 } }, dir), { instanceOf: ConfigError, message: /ug\.parallel_blocks/ });
   t.is(parseConfig({ ...base, gateway: { ...base.gateway, type: 'RG' } }, dir).ug.token, null, 'other gateways need none');

@@ -16,42 +16,50 @@ export const RecordKind = { Chunk: 1, Tombstone: 2 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
 // zlib.crc32 arrived in Node 20.15; earlier 20.x releases get the table-driven equivalent.
-const nativeCrc32 = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
-const crc32: (data: Uint8Array) => number = nativeCrc32 ?? tableCrc32();
+const nativeCrc32 = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+const crc32: (data: Uint8Array, value?: number) => number = nativeCrc32 ?? tableCrc32();
 
-function tableCrc32(): (data: Uint8Array) => number {
+function tableCrc32(): (data: Uint8Array, value?: number) => number {
   const table = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
     table[n] = c >>> 0;
   }
-  return (data) => {
-    let c = 0xffffffff;
+  return (data, value = 0) => {
+    let c = (value ^ 0xffffffff) >>> 0;
     for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
     return (c ^ 0xffffffff) >>> 0;
   };
 }
 
-/** One whole record, ready to append. A chunk's bytes are copied in: the store owns its copy. */
-export function encodeRecord(kind: RecordKind, key: Buffer, data: Uint8Array | null): Buffer {
+/** A record ready to append: its header and key, then the chunk's bytes as given (not copied). */
+export interface EncodedRecord {
+  head: Buffer;
+  data: Uint8Array | null;
+  length: number;
+}
+
+/** One whole record. The chunk is not copied: the caller must not change it afterwards. */
+export function encodeRecord(kind: RecordKind, key: Buffer, data: Uint8Array | null): EncodedRecord {
   if (key.length > MAX_KEY_BYTES) throw new RangeError(`chunk key of ${key.length} bytes is longer than ${MAX_KEY_BYTES}`);
   const size = data?.length ?? 0;
-  const record = Buffer.allocUnsafe(RECORD_HEADER + key.length + size);
-  record.writeUInt32BE(MAGIC, 0);
-  record.writeUInt32BE(size, 8);
-  record.writeUInt16BE(key.length, 12);
-  record[14] = kind;
-  record[15] = 0;
-  key.copy(record, RECORD_HEADER);
-  if (data) record.set(data, RECORD_HEADER + key.length);
-  record.writeUInt32BE(crc32(record.subarray(8)), 4);
-  return record;
+  const head = Buffer.allocUnsafe(RECORD_HEADER + key.length);
+  head.writeUInt32BE(MAGIC, 0);
+  head.writeUInt32BE(size, 8);
+  head.writeUInt16BE(key.length, 12);
+  head[14] = kind;
+  head[15] = 0;
+  key.copy(head, RECORD_HEADER);
+  const crc = crc32(head.subarray(8));
+  // Only non-empty data goes on: zlib answers 0 for an empty buffer that has no memory behind it.
+  head.writeUInt32BE(data && size > 0 ? crc32(data, crc) : crc, 4);
+  return { head, data: size > 0 ? data : null, length: head.length + size };
 }
 
 /** The key length an encoded record declares. */
-export function recordKeyLength(record: Buffer): number {
-  return record.readUInt16BE(12);
+export function recordKeyLength(record: EncodedRecord): number {
+  return record.head.readUInt16BE(12);
 }
 
 /** The data of a chunk record read back whole, or null if it is not the record it should be. */

@@ -8,13 +8,13 @@
 // whole: ~16 files however many chunks. Recency is kept by copying a chunk that is read while it
 // sits in the oldest quarter of the log forward to its head, so hot chunks outlive their segment.
 // A restart rebuilds the index by scanning the segments in order (see chunk-records.ts).
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync, read, write } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writevSync, read, writev } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { LRUCache } from 'lru-cache';
 import type { ChunkStoreStats } from '../../http/driver-pipeline.js';
-import { chunkOfRecord, encodeRecord, RECORD_HEADER, recordKeyLength, RecordKind, scanSegment } from './chunk-records.js';
+import { chunkOfRecord, encodeRecord, RECORD_HEADER, recordKeyLength, RecordKind, scanSegment, type EncodedRecord } from './chunk-records.js';
 
 export interface ChunkStoreOptions {
   /** Folder that holds the segment files; created if missing. */
@@ -37,7 +37,7 @@ const SEGMENT_NAME = /^seg-([0-9]{12})\.log$/;
 const OLD_LAYOUT_SHARD = /^[0-9a-f]{2}$/;
 
 const readAsync = promisify(read);
-const writeAsync = promisify(write);
+const writevAsync = promisify(writev);
 
 interface Segment {
   id: number;
@@ -143,10 +143,14 @@ export class ChunkStore {
     return bytes;
   }
 
-  /** Stores a chunk (replacing any chunk of that key). A chunk over maxBytes is not stored. */
+  /**
+   * Stores a chunk (replacing any chunk of that key). A chunk over maxBytes is not stored. The
+   * bytes are kept as given, not copied (a copy of 1 MiB into fresh memory costs more than the
+   * write here): the caller must not change them afterwards.
+   */
   async put(key: string, bytes: Uint8Array): Promise<void> {
     if (this.closed) throw closedError();
-    const record = encodeRecord(RecordKind.Chunk, Buffer.from(key), bytes);
+    const record = encodeRecord(RecordKind.Chunk, Buffer.from(key), owned(bytes));
     if (record.length > this.maxBytes) return;
     const op = ++this.operations;
     if (record.length <= SYNC_IO_MAX) {
@@ -218,13 +222,13 @@ export class ChunkStore {
   }
 
   /** A whole small record: written at once, so nothing can interleave with it. */
-  private storeSync(key: string, record: Buffer): void {
+  private storeSync(key: string, record: EncodedRecord): void {
     const at = this.appendSync(key, record);
     this.install(key, at, record);
     this.enforceBudget();
   }
 
-  private appendSync(key: string, record: Buffer): Location {
+  private appendSync(key: string, record: EncodedRecord): Location {
     const at = this.reserve(key, record);
     try {
       writeAllSync(at.segment.fd, record, at.offset);
@@ -236,14 +240,14 @@ export class ChunkStore {
   }
 
   /** Makes a written record the key's current chunk, unless its segment was evicted meanwhile. */
-  private install(key: string, at: Location, record: Buffer): void {
+  private install(key: string, at: Location, record: EncodedRecord): void {
     if (at.segment.evicted) return;
     this.index.set(key, at);
-    this.memory?.set(key, record.subarray(RECORD_HEADER + at.keyLength));
+    this.memory?.set(key, asBuffer(record.data));
   }
 
   /** Room for a record at the end of the log (see enforceBudget). */
-  private reserve(key: string, record: Buffer): Location {
+  private reserve(key: string, record: EncodedRecord): Location {
     const length = record.length;
     const keyLength = recordKeyLength(record);
     let active = this.segments.at(-1);
@@ -364,12 +368,38 @@ export class ChunkStore {
   }
 }
 
-function writeAllSync(fd: number, buf: Buffer, position: number): void {
-  for (let done = 0; done < buf.length;) done += writeSync(fd, buf, done, buf.length - done, position + done);
+/** The parts of a record from byte `done` on (after a short write). */
+function partsFrom(record: EncodedRecord, done: number): Uint8Array[] {
+  const parts = record.data ? [record.head, record.data] : [record.head];
+  const out: Uint8Array[] = [];
+  for (const p of parts) {
+    if (done >= p.length) done -= p.length;
+    else {
+      out.push(done > 0 ? p.subarray(done) : p);
+      done = 0;
+    }
+  }
+  return out;
 }
 
-async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < buf.length;) done += (await writeAsync(fd, buf, done, buf.length - done, position + done)).bytesWritten;
+function writeAllSync(fd: number, record: EncodedRecord, position: number): void {
+  for (let done = 0; done < record.length;) done += writevSync(fd, partsFrom(record, done), position + done);
+}
+
+async function writeAll(fd: number, record: EncodedRecord, position: number): Promise<void> {
+  for (let done = 0; done < record.length;) done += (await writevAsync(fd, partsFrom(record, done), position + done)).bytesWritten;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function asBuffer(data: Uint8Array | null): Buffer {
+  if (!data) return EMPTY;
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** A small view of a much larger buffer is copied, so that the store does not keep the rest alive. */
+function owned(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength * 2 < bytes.buffer.byteLength && bytes.buffer.byteLength > 64 * 1024 ? Buffer.from(bytes) : bytes;
 }
 
 function readAllSync(fd: number, buf: Buffer, position: number): void {

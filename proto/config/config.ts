@@ -81,6 +81,8 @@ export interface UgSettings {
   parallel_blocks: number;
   /** Most bytes of chunks in one PUTCHUNKS POST (keep under the replicas' max_upload_bytes). */
   batch_bytes: number;
+  /** PUTCHUNKS POSTs of one write on their way at once (to every replica each). */
+  posts_in_flight: number;
 }
 
 export type Activation = ConfigFile['actors']['activation'];

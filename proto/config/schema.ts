@@ -120,6 +120,7 @@ export const configSchema = z.strictObject({
     token: doc(optionalString(), { doc: 'bearer token of the application API; required for a UG', env: 'SGW_UG_TOKEN', default: 'none' }),
     parallel_blocks: doc(int(1).default(8), 'blocks one read fetches ahead / one write serializes at once'),
     batch_bytes: doc(int(1).default(4 << 20), { doc: "chunk bytes per PUTCHUNKS POST (keep under the replicas' `limits.max_upload_bytes`)", default: '4 MiB' }),
+    posts_in_flight: doc(int(1).default(4), 'PUTCHUNKS POSTs one write keeps on their way to each replica while it reads on'),
   }).prefault({}),
 });
 

@@ -2,7 +2,7 @@
 // and a UG that lists them with their URLs, each a real `sgw start`, plus a small client of the
 // UG's application API.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { sealSecrets } from '../../drivers/secrets.js';
@@ -42,6 +42,8 @@ export interface RunningVolume {
   rgProcs: RunningGateway[];
   client: UgClient;
   output(): string;
+  /** Stops the UG and starts it again; with dropCache its chunk cache starts empty. */
+  restartUg(opts?: { dropCache?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -87,7 +89,18 @@ export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): P
     await stop();
     throw new Error(`${(err as Error).message}\n--- gateway output ---\n${out}`);
   }
-  return { ug, rgs, ugProc: ugProc!, rgProcs, client: new UgClient(ug.url), output, stop };
+  const volume: RunningVolume = {
+    ug, rgs, ugProc: ugProc!, rgProcs, client: new UgClient(ug.url), output, stop,
+    async restartUg({ dropCache = false } = {}) {
+      await volume.ugProc.stop();
+      all.splice(all.indexOf(volume.ugProc), 1);
+      if (dropCache) rmSync(join(ug.dir, 'cache'), { recursive: true, force: true });
+      volume.ugProc = startGatewayProcess(ug.configFile);
+      all.push(volume.ugProc);
+      await waitForGateway(ug, redis, opts.ugRoles ?? []);
+    },
+  };
+  return volume;
 }
 
 export interface Answer {
