@@ -7,10 +7,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { httpLoad, type HttpLoad } from './cannon.js';
+import { httpLoad, type HttpLoad } from './load.js';
 import { startBenchGateway, type BenchGateway } from './gateway.js';
-import { CONNECTIONS } from './http-get.js';
-import { closedLoop, cpuWindow, formatCpu, sleep, type Latency } from './support.js';
+import { CONNECTIONS, type GetResult } from './http-get.js';
+import { closedLoop, cpuWindow, cutProfiles, formatCpu, profiled, sleep, usPerRequest, type Latency } from './support.js';
 import type { Row } from './report.js';
 import { DATASET_DRIVER_JS } from '../test/support/gateway.js';
 import { stat, fileUrl, type EntryJson } from '../test/support/ag.js';
@@ -93,14 +93,27 @@ async function blockPaths(g: BenchGateway, manifests: number): Promise<string[]>
   return paths.map((p, i) => ({ p, k: (i * 7919) % paths.length })).sort((a, b) => a.k - b.k).map((x) => x.p);
 }
 
-function getRow(label: string, load: HttpLoad, base: Latency, cpu: Record<string, number>): Row {
-  return {
-    name: `AG GET 64 KiB ${label}, req/s (${CONNECTIONS} conns)`, value: load.rate, unit: '/s', baseline: base.rate, baselineName: 'fs pread 64 KiB',
-    note: `p99 ${load.p99} ms; ${load.failed ? `${load.failed} failed ${JSON.stringify(load.statuses)}; ` : ''}CPU cores: ${formatCpu(cpu)}`,
-  };
+/** The RG's figures of the same run that the AG's are held against. */
+export interface RgGets {
+  hit: GetResult;
+  miss: GetResult;
 }
 
-export async function agBenchmarks(seconds: number): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
+function getRows(label: string, load: HttpLoad, pread: Latency, cpu: Record<string, number>, rg: GetResult, min: number): Row[] {
+  return [{
+    name: `AG GET 64 KiB ${label}, req/s (${CONNECTIONS} conns)`, value: load.rate, unit: '/s',
+    baseline: rg.gateway.rate, baselineName: `RG 64 KiB ${label}`, target: `ratio ≥ ${min}`, pass: load.rate / rg.gateway.rate >= min && load.failed === 0,
+    note: `p99 ${load.p99.toFixed(1)} ms; ${load.failed ? `${load.failed} failed ${JSON.stringify(load.statuses)}; ` : ''}CPU cores: ${formatCpu(cpu)}, `
+      + `load generator ${load.generatorCores} (RG run: ${rg.gateway.generatorCores}); fs pread of the same ranges ${Math.round(pread.rate)}/s`,
+  }, {
+    name: `AG GET 64 KiB ${label}, http actor CPU per request`, value: usPerRequest(cpu.http, load.rate), unit: 'µs',
+    baseline: usPerRequest(rg.cpu.http, rg.gateway.rate), baselineName: 'RG http actor',
+    note: `driver:read ${usPerRequest(cpu['driver:read'], load.rate).toFixed(0)} µs (RG ${usPerRequest(rg.cpu['driver:read'], rg.gateway.rate).toFixed(0)} µs); `
+      + `Redis ${usPerRequest(cpu.redis, load.rate).toFixed(0)} µs (RG ${usPerRequest(rg.cpu.redis, rg.gateway.rate).toFixed(0)} µs)`,
+  }];
+}
+
+export async function agBenchmarks(seconds: number, rg: RgGets): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
   log(`AG: writing a dataset of ${DIRS * FILES_PER_DIR} small files and ${BIG_FILES} × ${BIG_SIZE >> 20} MiB files`);
   const root = makeDataset();
   const expected = DIRS * FILES_PER_DIR + DIRS + 1 + 1 + BIG_FILES; // files, their dirs, /tree, /big, big files
@@ -110,26 +123,31 @@ export async function agBenchmarks(seconds: number): Promise<{ rows: Row[]; raw:
     const walked = await walk(root);
     const walkRate = walked / ((performance.now() - w0) / 1000);
     log('AG: starting the gateway and timing its first crawl');
-    g = await startBenchGateway({
+    g = await profiled(() => startBenchGateway({
       type: 'AG', driverSource: `export * from ${JSON.stringify(DATASET_DRIVER_JS)};\n`,
       driverConfig: { DATASET_DIR: root, RESCAN_MS: 3_600_000 },
-    }, ['http', 'driver:read']);
+    }, ['http', 'driver:read']));
     const crawl = await crawlRate(g, expected);
     const rows: Row[] = [{
       name: `AG crawl, entries/s (${expected} entries)`, value: crawl.rate, unit: '/s', baseline: walkRate, baselineName: 'lstat walk',
-      note: `${crawl.seconds.toFixed(1)} s for the whole tree; each entry is one Lua script in Redis, fenced by the crawl lease`,
+      target: 'ratio ≥ 0.5', pass: crawl.rate / walkRate >= 0.5, note: `${crawl.seconds.toFixed(1)} s for the whole tree`,
     }];
     const base = await preadBaseline(root, seconds);
     log('AG: GET cache misses (fresh manifests), then cache hits');
     const misses = await blockPaths(g, 60);
+    const actors = Object.values(g.pids);
+    cutProfiles(actors);
     let cpu = cpuWindow(g.cpuPids);
-    const miss = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, amount: misses.length, path: (i) => misses[i % misses.length]! });
-    rows.push(getRow('cache miss', miss, base, cpu()));
+    const miss = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, once: true, paths: misses });
+    cutProfiles(actors);
+    rows.push(...getRows('cache miss', miss, base, cpu(), rg.miss, 0.5));
     const hot = misses.slice(0, 64);
-    await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, path: (i) => hot[i % hot.length]! }); // warm-up
+    await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, paths: hot }); // warm-up
+    cutProfiles(actors);
     cpu = cpuWindow(g.cpuPids);
-    const hit = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, path: (i) => hot[i % hot.length]! });
-    rows.push(getRow('cache hit', hit, base, cpu()));
+    const hit = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, paths: hot });
+    cutProfiles(actors);
+    rows.push(...getRows('cache hit', hit, base, cpu(), rg.hit, 0.8));
     return { rows, raw: { crawl, walkRate, miss, hit, pread: base, missUrls: misses.length } };
   } finally {
     await g?.stop();

@@ -1,8 +1,9 @@
-// GET benchmarks through the gateway's real http actor (autocannon in this process), each
-// against a plain Koa server in its own process answering the same number of bytes from memory.
-//   hit   64 KiB blocks stored with PUTCHUNKS and read once, so every measured GET is a cache hit
+// GET benchmarks through the gateway's real http actor (the load from bench/load.ts's processes),
+// each against a plain Koa server in its own process answering the same number of bytes from memory.
+//   hit   64 KiB (and 4 KiB) blocks stored with PUTCHUNKS and read once, so every measured GET is a
+//         cache hit
 //   miss  4 KiB blocks, each requested once: every GET goes read -> (serialize) -> cache put
-import { httpLoad, type HttpLoad } from './cannon.js';
+import { httpLoad, type HttpLoad } from './load.js';
 import { cpuWindow, forkBench } from './support.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 import { ChunkType } from '../proto/messages.js';
@@ -22,23 +23,22 @@ export interface GetResult {
   exhausted?: boolean;
 }
 
-async function koaBaseline(size: number, seconds: number, path: (i: number) => string): Promise<{ koa: HttpLoad; koaCpu: Record<string, number> }> {
+async function koaBaseline(size: number, seconds: number, paths: string[]): Promise<{ koa: HttpLoad; koaCpu: Record<string, number> }> {
   const koa = await forkBench('baseline-server', ['koa', String(size)]);
   try {
     const url = `http://127.0.0.1:${koa.info.port as number}`;
-    await httpLoad({ url, connections: CONNECTIONS, seconds: 1, path }); // warm-up
+    await httpLoad({ url, connections: CONNECTIONS, seconds: 1, paths }); // warm-up
     const cpu = cpuWindow({ koa: koa.pid, bench: process.pid });
-    const load = await httpLoad({ url, connections: CONNECTIONS, seconds, path });
+    const load = await httpLoad({ url, connections: CONNECTIONS, seconds, paths });
     return { koa: load, koaCpu: cpu() };
   } finally {
     await koa.stop();
   }
 }
 
-export async function cacheHitGets(g: BenchGateway, seconds: number): Promise<GetResult> {
-  const size = 64 * 1024;
+export async function cacheHitGets(g: BenchGateway, seconds: number, size = 64 * 1024): Promise<GetResult> {
   const blocks = 16;
-  const file = new BenchFile(g, 0xcac4e0001n);
+  const file = new BenchFile(g, 0xcac4e0001n + BigInt(size));
   const bytes = Buffer.alloc(size, 0x3c);
   const { blocks: manifest, data } = layOutChunks(Array.from({ length: blocks }, (_, i) => ({
     block: { block_id: BigInt(i), block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: BigInt(i * size), logical_len: BigInt(size) },
@@ -52,24 +52,23 @@ export async function cacheHitGets(g: BenchGateway, seconds: number): Promise<Ge
     if (res.status !== 200 || !body.equals(bytes)) throw new Error(`warming GET of block ${i}: ${res.status}, ${body.length} bytes`);
   }
   const paths = Array.from({ length: blocks }, (_, i) => file.path(i));
-  const path = (i: number) => paths[i % blocks]!;
-  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, path }); // warm-up
+  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, paths }); // warm-up
   const cpu = cpuWindow(g.cpuPids);
-  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, path });
-  return { gateway, cpu: cpu(), ...(await koaBaseline(size, seconds, path)), blocks };
+  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, paths });
+  return { gateway, cpu: cpu(), ...(await koaBaseline(size, seconds, paths)), blocks };
 }
 
-export async function cacheMissGets(g: BenchGateway, seconds: number, maxBlocks = 24_000): Promise<GetResult> {
+export async function cacheMissGets(g: BenchGateway, seconds: number, size = 4096, maxBlocks = 24_000): Promise<GetResult> {
   const warm = 2000;
-  const file = new BenchFile(g, 0x3155e0001n);
-  file.seedOnDisk(warm + maxBlocks, Buffer.alloc(4096, 0x4d));
+  const file = new BenchFile(g, 0x3155e0001n + BigInt(size));
+  file.seedOnDisk(warm + maxBlocks, Buffer.alloc(size, 0x4d));
   const paths = Array.from({ length: warm + maxBlocks }, (_, i) => file.path(i));
   // Warm-up on blocks of their own, so that every measured GET misses the cache.
-  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, amount: warm, path: (i) => paths[i]! });
+  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, once: true, paths: paths.slice(0, warm) });
   const cpu = cpuWindow(g.cpuPids);
-  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, amount: maxBlocks, path: (i) => paths[warm + i]! });
+  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, once: true, paths: paths.slice(warm) });
   const gatewayCpu = cpu();
-  const baseline = await koaBaseline(4096, seconds, (i) => paths[warm + (i % maxBlocks)]!);
+  const baseline = await koaBaseline(size, seconds, paths.slice(warm));
   const requested = gateway.ok + gateway.failed;
   return { gateway, cpu: gatewayCpu, ...baseline, blocks: Math.min(maxBlocks, requested), exhausted: requested >= maxBlocks };
 }

@@ -5,7 +5,7 @@
 // on/off so that drift of a busy machine hits both alike.
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { httpLoad, type HttpLoad } from './cannon.js';
+import { httpLoad, type HttpLoad } from './load.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 import { CONNECTIONS } from './http-get.js';
 import { childrenOf, cpuWindow } from './support.js';
@@ -94,13 +94,12 @@ export async function observeCost(g: BenchGateway, seconds: number): Promise<Obs
     const put = await sendControlPlane(g.f.url, putChunksFields(file.ref, blocks), g.f.ugKey, data);
     if (put.status !== 200 || put.reply?.error_code !== 0) throw new Error(`PUTCHUNKS of the hit set failed: ${put.status}`);
     const paths = Array.from({ length: BLOCKS }, (_, i) => file.path(i));
-    const path = (i: number) => paths[i % BLOCKS]!;
     for (const front of [on, off]) {
       for (const p of paths) {
         const res = await fetch(`${front.url}${p}`);
         if (res.status !== 200 || (await res.arrayBuffer()).byteLength !== SIZE) throw new Error(`warming ${front.url}${p}: ${res.status}`);
       }
-      await httpLoad({ url: front.url, connections: CONNECTIONS, seconds: 1, path }); // warm-up
+      await httpLoad({ url: front.url, connections: CONNECTIONS, seconds: 1, paths }); // warm-up
     }
     const logBefore = statSync(on.logFile).size;
     const countedBefore = await requestsCounted(on.url);
@@ -113,7 +112,7 @@ export async function observeCost(g: BenchGateway, seconds: number): Promise<Obs
       for (const which of order) {
         const started = performance.now();
         const cpu = cpuWindow({ http: pids[which] ?? 0 });
-        const load = await httpLoad({ url: (which === 'on' ? on : off).url, connections: CONNECTIONS, seconds, path });
+        const load = await httpLoad({ url: (which === 'on' ? on : off).url, connections: CONNECTIONS, seconds, paths });
         cpuSeconds[which] += cpu().http! * ((performance.now() - started) / 1000); // cores × the window's seconds
         runs[which].push(load);
       }

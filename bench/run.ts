@@ -14,10 +14,11 @@ import { bareEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTrips } from '
 import { cacheHitGets, cacheMissGets, CONNECTIONS, type GetResult } from './http-get.js';
 import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
+import { LOAD_PROCESSES } from './load.js';
 import { ugBenchmarks } from './ug.js';
 import { s3Benchmarks } from './s3.js';
 import { observeCost } from './observe.js';
-import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, profiled, RssSampler, sleep } from './support.js';
+import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, profiled, RssSampler, sleep, usPerRequest } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
@@ -62,11 +63,16 @@ function getRows(
     baseline: run.koa.rate, baselineName: 'Koa from memory', target,
   };
   row.pass = passes(row) && run.gateway.failed === 0;
-  notes.push(`CPU cores: ${formatCpu(run.cpu)} (Koa: ${formatCpu(run.koaCpu)})${disturbed(run.cpu, run.koaCpu)}`);
+  notes.push(`CPU cores: ${formatCpu(run.cpu)}, load generator ${run.gateway.generatorCores} (Koa: ${formatCpu(run.koaCpu)}, load generator ${run.koa.generatorCores})${disturbed(run.cpu, run.koaCpu)}`);
   if (run.gateway.failed) notes.push(`${run.gateway.failed} failed: ${JSON.stringify(run.gateway.statuses)}`);
   row.note = notes.join('; ');
-  return [row, { name: `${label}, p99`, value: run.gateway.p99, unit: 'ms', baseline: run.koa.p99, baselineName: 'Koa' }];
+  return [row, {
+    // Steadier than the rates on a shared machine: the server's CPU per answer.
+    name: `${label}, server CPU per request`, value: usPerRequest(run.cpu.http, run.gateway.rate), unit: 'µs',
+    baseline: usPerRequest(run.koaCpu.koa, run.koa.rate), baselineName: 'Koa',
+  }, { name: `${label}, p99`, value: run.gateway.p99, unit: 'ms', baseline: run.koa.p99, baselineName: 'Koa' }];
 }
+
 
 /** The Python disk driver's figures against the TypeScript one's from the same run. */
 function pythonRows(calls: RoundTrips, tsCalls: RoundTrips, miss: GetResult, tsMiss: GetResult): Row[] {
@@ -96,8 +102,13 @@ async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
 }
 
 const phases: Record<(typeof PHASES)[number], Phase> = {
-  async ag(_g, rows, raw) {
-    const ag = await agBenchmarks(SECONDS);
+  async ag(g, rows, raw) {
+    // The RG's 64 KiB hits and misses of this run, for the AG's to be held against.
+    const hit = (raw.hit as GetResult | undefined) ?? (log('GET cache hits, 64 KiB (for the AG)'), await cacheHitGets(g, SECONDS));
+    log('GET cache misses, 64 KiB (for the AG)');
+    const miss = await cacheMissGets(g, SECONDS, 65536, 8000);
+    raw.miss64k = miss;
+    const ag = await agBenchmarks(SECONDS, { hit, miss });
     rows.push(...ag.rows);
     raw.ag = ag.raw;
   },
@@ -137,8 +148,12 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
   async hit(g, rows, raw) {
     log('GET cache hits, 64 KiB, gateway then Koa');
     const hit = await cacheHitGets(g, SECONDS);
+    log('GET cache hits, 4 KiB, gateway then Koa');
+    const small = await cacheHitGets(g, SECONDS, 4096);
     raw.hit = hit;
+    raw.hit4k = small;
     rows.push(...getRows('GET 64 KiB cache hit', hit, 'ratio ≥ 0.7', (r) => ratio(r)! >= 0.7, []));
+    rows.push(...getRows('GET 4 KiB cache hit', small, 'ratio ≥ 0.7', (r) => ratio(r)! >= 0.7, []));
   },
   async miss(g, rows, raw) {
     log('GET cache misses, 4 KiB, gateway then Koa');
@@ -243,7 +258,7 @@ async function main(): Promise<void> {
   // Clock ticks are 1/100 s on Linux; CPU the machine spent outside this process tree, in cores.
   const others = (cpu1.busy - cpu0.busy - (cpu1.mine - cpu0.mine)) / 100 / seconds;
   process.stdout.write(`\nsgw bench — node ${process.version}, ${cpus().length} cores, ${seconds.toFixed(0)} s; `
-    + `driver calls ${IN_FLIGHT} in flight (actor concurrency ${ACTOR_CONCURRENCY}); HTTP load from this process (autocannon).\n`
+    + `driver calls ${IN_FLIGHT} in flight (actor concurrency ${ACTOR_CONCURRENCY}); HTTP load from ${LOAD_PROCESSES} processes (node:http, bench/load.ts).\n`
     + `Other processes used ${others.toFixed(2)} cores on average during the run${others > 0.2 ? ' — figures are disturbed, run again on a quiet machine' : ''}.\n\n`);
   printTable(rows);
   writeJson(RESULTS, { date: new Date().toISOString(), node: process.version, cores: cpus().length, seconds, otherCores: others, rows, raw });

@@ -9,7 +9,7 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ReplyCodec } from '../proto/messages.js';
 import { request_to_storage_path } from '../drivers/helpers.js';
-import { httpLoad } from './cannon.js';
+import { httpLoad } from './load.js';
 import { startBenchGateway, BenchFile, type BenchGateway } from './gateway.js';
 import { CONNECTIONS } from './http-get.js';
 import { chunkMBps, load, prepare, POSTS_IN_FLIGHT, WARMUP, WARMUP_MS } from './post-chunks.js';
@@ -52,9 +52,9 @@ async function misses(g: BenchGateway, s3: TestS3, seconds: number, blocks = 400
     s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: keys[i]!, Body: bytes })).then(() => true));
   if (seeded.count < keys.length || seeded.errors) throw new Error(`seeding stored ${seeded.count - seeded.errors} of ${keys.length} objects`);
   const paths = keys.map((_, i) => file.path(i));
-  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, amount: warm, path: (i) => paths[i]! });
+  await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, once: true, paths: paths.slice(0, warm) });
   const cpu = cpuWindow({ ...g.cpuPids, s3: s3.pid });
-  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, amount: blocks, path: (i) => paths[warm + i]! });
+  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, once: true, paths: paths.slice(warm, warm + blocks) });
   const gatewayCpu = cpu();
   const sdkCpu = cpuWindow({ s3: s3.pid, bench: process.pid });
   const sdk: Latency = await closedLoop({ inFlight: CONNECTIONS, maxCount: blocks, maxMs: seconds * 1000 }, async (i) => {

@@ -193,7 +193,7 @@ function statOf(pid: number): number[] | null {
 }
 
 /** utime + stime of a process in clock ticks (1/100 s), or NaN once it is gone. */
-function ticksOf(pid: number): number {
+export function ticksOf(pid: number): number {
   const f = statOf(pid);
   return f ? f[11]! + f[12]! : NaN;
 }
@@ -232,7 +232,7 @@ export function cpuWindow(pids: Record<string, number>): () => Record<string, nu
   const machine = cpuTicks();
   return () => {
     const seconds = (performance.now() - t0) / 1000;
-    const cores = (ticks: number) => Math.round((ticks / 100 / seconds) * 100) / 100;
+    const cores = (ticks: number) => Math.round((ticks / 100 / seconds) * 1000) / 1000;
     const out: Record<string, number> = {};
     for (const [k, pid] of Object.entries(pids)) out[k] = cores(ticksOf(pid) - start[k]!);
     const now = cpuTicks();
@@ -279,4 +279,9 @@ export function cutProfiles(pids: number[]): void {
       // gone
     }
   }
+}
+
+/** Microseconds of CPU per request of a process that used `cores` while serving `rate` requests/s. */
+export function usPerRequest(cores: number | undefined, rate: number): number {
+  return cores === undefined ? NaN : (cores / rate) * 1e6;
 }

@@ -178,25 +178,44 @@ export class PublishedTree {
   /**
    * Hands the gateway the difference between what it has under `under` and `scanned` (a fresh scan
    * of `under`): deletions deepest first, then new entries (put) and changed files (update, a new
-   * version) parents first.
+   * version) parents first. Commands go out without waiting for each answer (up to
+   * PUBLISH_WINDOW at once): the gateway applies them in the order sent, so a parent is in place
+   * before its children, and a crawl is not one Redis round trip per entry.
    */
   async publish(scanned: Map<string, DatasetEntry>, under = '/'): Promise<void> {
     const known = this.entries;
     const gone = [...known.keys()].filter((p) => inside(p, under) && (!scanned.has(p) || scanned.get(p)!.type !== known.get(p)!.type));
-    for (const p of gone.sort(shallowFirst).reverse()) {
+    await inOrder(gone.sort(shallowFirst).reverse(), async (p) => {
       const rc = await sendEntry('delete', p, known.get(p)!);
       if (rc === 0 || rc === -Errno.ENOENT) known.delete(p);
-    }
-    for (const p of [...scanned.keys()].sort(shallowFirst)) {
+    });
+    const changed = [...scanned.keys()].sort(shallowFirst).filter((p) => {
       const now = scanned.get(p)!;
       const old = known.get(p);
-      if (old && old.size === now.size && old.mode === now.mode && old.stamp === now.stamp) continue;
+      return !(old && old.size === now.size && old.mode === now.mode && old.stamp === now.stamp);
+    });
+    await inOrder(changed, async (p) => {
+      const now = scanned.get(p)!;
       // A changed file gets a new version (update); a new one, or one the gateway lost, is put.
-      let rc = old && now.type === 'file' ? await sendEntry('update', p, now) : await sendEntry('put', p, now);
+      let rc = known.has(p) && now.type === 'file' ? await sendEntry('update', p, now) : await sendEntry('put', p, now);
       if (rc === -Errno.ENOENT) rc = await sendEntry('put', p, now);
       if (rc === 0) known.set(p, now);
-    }
+    });
   }
+}
+
+/** Commands of one publish on their way at once. */
+const PUBLISH_WINDOW = 256;
+
+/** Starts send(item) for each item in order, at most PUBLISH_WINDOW unfinished at a time. */
+async function inOrder<T>(items: T[], send: (item: T) => Promise<void>): Promise<void> {
+  const running = new Set<Promise<void>>();
+  for (const item of items) {
+    const p = send(item).finally(() => running.delete(p));
+    running.add(p);
+    if (running.size >= PUBLISH_WINDOW) await Promise.race(running);
+  }
+  await Promise.all(running);
 }
 
 /** The pause of an AG driver's next_dataset between two scans, which driver_shutdown cuts short. */

@@ -7,7 +7,7 @@ import type { Context } from 'koa';
 import type { GatewayConfig } from '../proto/config/config.js';
 import type { Namespace, NamespaceEntry } from '../queues/namespace/namespace.js';
 import { ManifestCodec, SignedBlockHeaderCodec, type Manifest } from '../proto/messages.js';
-import { signMessage } from '../proto/signature.js';
+import { signMessage, signMessageAsync } from '../proto/signature.js';
 import { parseDataUrl, chunkCacheKey, type ChunkAddress } from './data-url.js';
 import { HttpError } from './errors.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
@@ -47,16 +47,18 @@ export function agManifest(entry: NamespaceEntry, config: GatewayConfig): Uint8A
   return signMessage(manifest, ManifestCodec.encode, config.gateway.private_key).bytes;
 }
 
-/** `u32be header length | SignedBlockHeader | bytes`, the header signed by the AG (WIRE.md). */
-export function signedBlock(addr: Extract<ChunkAddress, { kind: 'block' }>, bytes: Buffer, config: GatewayConfig): Buffer {
-  const header = signMessage({
+/** `u32be header length | SignedBlockHeader | bytes`, the header signed by the AG (WIRE.md), in the thread pool. */
+export async function signedBlock(addr: Extract<ChunkAddress, { kind: 'block' }>, bytes: Buffer, config: GatewayConfig): Promise<Buffer> {
+  const header = (await signMessageAsync({
     volume_id: addr.volume_id, file_id: addr.file_id, file_version: addr.file_version,
     block_id: addr.block_id, block_version: addr.block_version,
     block_hash: createHash('sha256').update(bytes).digest(), gateway_id: config.gateway.id, signature: '',
-  }, SignedBlockHeaderCodec.encode, config.gateway.private_key).bytes;
-  const len = Buffer.allocUnsafe(4);
-  len.writeUInt32BE(header.length);
-  return Buffer.concat([len, header, bytes]);
+  }, SignedBlockHeaderCodec.encode, config.gateway.private_key)).bytes;
+  const block = Buffer.allocUnsafe(4 + header.length + bytes.length);
+  block.writeUInt32BE(header.length);
+  block.set(header, 4);
+  block.set(bytes, 4 + header.length);
+  return block;
 }
 
 export function getAgChunk(deps: AgGetDeps) {

@@ -82,11 +82,11 @@ export class DriverPipeline {
   }
 
   /** read_chunk (an AG's read), then serialize when the driver has it; `wrap` goes in between (an AG signs blocks). */
-  async read(req: DriverRequest, deadline: number, rid?: string, wrap?: (chunk: Buffer) => Buffer): Promise<ChunkResult> {
+  async read(req: DriverRequest, deadline: number, rid?: string, wrap?: (chunk: Buffer) => Buffer | Promise<Buffer>): Promise<ChunkResult> {
     const r = await this.call('read', req, deadline, rid);
     if (r.rc !== 0) return r;
     const chunk = r.chunk ?? Buffer.alloc(0);
-    return this.transform('serialize', req, wrap ? wrap(chunk) : chunk, deadline, rid);
+    return this.transform('serialize', req, wrap ? await wrap(chunk) : chunk, deadline, rid);
   }
 
   /** serialize when the driver has it (chunks the gateway makes itself, like an AG's manifests). */

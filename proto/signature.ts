@@ -41,11 +41,30 @@ export function verifyBytes(bytes: Uint8Array, signatureB64: string, key: KeyObj
   }
 }
 
+/** signBytes in the thread pool: the caller's event loop goes on meanwhile. */
+export function signBytesAsync(bytes: Uint8Array, key: KeyObject): Promise<string> {
+  return new Promise((resolve, reject) => {
+    sign('sha256', bytes, { key, ...PSS }, (err, sig) => (err ? reject(err) : resolve(sig.toString('base64'))));
+  });
+}
+
 /** Signs a message: encodes it with signature "", signs those bytes, returns the final encoding. */
 export function signMessage<T extends { signature: string }>(
   msg: T, encode: (m: T) => Uint8Array, key: KeyObject,
 ): { message: T; bytes: Uint8Array } {
   const signed = { ...msg, signature: signBytes(encode({ ...msg, signature: '' }), key) };
+  return { message: signed, bytes: encode(signed) };
+}
+
+/**
+ * signMessage with the RSA operation in the thread pool. For a process that signs on every request
+ * (an AG signs each block it serves): ~0.3 ms per RSA-2048 signature, ~2.5 ms with the 4096-bit
+ * keys `sgw keys new` makes, that would otherwise stall every other request of the event loop.
+ */
+export async function signMessageAsync<T extends { signature: string }>(
+  msg: T, encode: (m: T) => Uint8Array, key: KeyObject,
+): Promise<{ message: T; bytes: Uint8Array }> {
+  const signed = { ...msg, signature: await signBytesAsync(encode({ ...msg, signature: '' }), key) };
   return { message: signed, bytes: encode(signed) };
 }
 

@@ -44,7 +44,8 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
   const instance = randomUUID();
   const log = opts.logger.child({ actor: 'crawl', instance });
   const exit = opts.exit ?? ((code: number) => process.exit(code));
-  const redis = connectRedis(opts.redisUrl, 'patient', `sgw-crawl-${instance}`);
+  // Auto-pipelined: a driver's crawl commands issued together go out in one write.
+  const redis = connectRedis(opts.redisUrl, 'patient', `sgw-crawl-${instance}`, true);
   await whenReady(redis, 30_000);
   await claimAcquisitionGateway(redis, config);
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
