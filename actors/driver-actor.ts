@@ -14,10 +14,10 @@ import { currentBundleHash, isPythonBundle, loadDriverModule } from '../drivers/
 import { openBundle, type OpenBundle } from '../drivers/open-driver.js';
 import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../drivers/chassis.js';
 import { Errno } from '../drivers/errno.js';
-import { PythonDriverPool } from '../drivers/python-pool.js';
 
-/** Exit codes the supervisor understands. */
-export const EXIT = { OK: 0, RECYCLE: 75, CONFIG: 78 } as const;
+import { EXIT } from './exit-codes.js';
+
+export { EXIT };
 
 export interface DriverActorOptions {
   config: GatewayConfig;
@@ -156,6 +156,8 @@ async function startNodeDriver(
 /** A driver.py, run by a pool of Python chassis processes that this actor restarts as needed. */
 async function startPythonDriver(opts: DriverActorOptions, method: string, opened: OpenBundle, log: Logger): Promise<DriverStart> {
   const { config, mode } = opts;
+  // Loaded only for a driver.py: a TypeScript driver's actor does without it.
+  const { PythonDriverPool } = await import('../drivers/python-pool.js');
   const pool = new PythonDriverPool({
     mode, method, config: opened.bundle.config, secrets: opened.secretsJson, code: Buffer.from(opened.bundle.code, 'utf8'),
     size: config.actors.python_processes,

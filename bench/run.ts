@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,s3   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,idle   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateways' processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -16,13 +16,16 @@ import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
 import { LOAD_PROCESSES } from './load.js';
 import { ugBenchmarks } from './ug.js';
+import { ugLargeTransfers } from './ug-large.js';
+import { idleGatewayMemory } from './idle-rss.js';
 import { s3Benchmarks } from './s3.js';
 import { observeCost } from './observe.js';
 import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, profiled, RssSampler, sleep, usPerRequest } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 's3'] as const;
+const IDLE_SECONDS = 10;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'idle'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -116,6 +119,24 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     const ug = await ugBenchmarks((raw.put as { gatewayMBps?: number } | undefined)?.gatewayMBps);
     rows.push(...ug.rows);
     raw.ug = ug.raw;
+  },
+  async idle(_g, rows, raw) {
+    log(`idle memory: the demo RG (sgw start without a config), ${IDLE_SECONDS} s after it serves`);
+    const m = await idleGatewayMemory(IDLE_SECONDS);
+    raw.idle = m;
+    const each = m.processes.map((p) => `${p.args} ${(p.rssKb / 1024).toFixed(0)}/${(p.pssKb / 1024).toFixed(0)}/${(p.anonKb / 1024).toFixed(0)}`).join('; ');
+    rows.push({
+      name: `RSS of a default RG (sgw start), idle, all ${m.processes.length} processes`, value: m.rssKb / 1024, unit: 'MiB',
+      target: '≤ 300 MiB', pass: m.rssKb / 1024 <= 300, note: `per process RSS/PSS/anonymous MiB: ${each}`,
+    }, {
+      name: 'same, PSS (shared pages counted once)', value: m.pssKb / 1024, unit: 'MiB',
+      note: 'each node process maps ~40 MB of the node binary that RSS counts again for every process',
+    });
+  },
+  async ug1g(_g, rows, raw) {
+    const big = await ugLargeTransfers();
+    rows.push(...big.rows);
+    raw.ug1g = big.raw;
   },
   async s3(_g, rows, raw) {
     const s3 = await s3Benchmarks(SECONDS);

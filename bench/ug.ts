@@ -30,13 +30,17 @@ const MB = 1e6;
 const READ_ROUNDS = 3;
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
-/** The UG and RG of the bench, as the `ug` and `ug1g` phases start them. */
-export function startBenchVolume(redis: Redis, memoryBytes = 128 << 20): Promise<RunningVolume> {
+/**
+ * The UG and RG of the bench. `ug` gives both caches' memory tiers room for its whole file (the
+ * RG's hits are the cold read's baseline); `ug1g` runs with the default cache sizes.
+ */
+export function startBenchVolume(redis: Redis, memoryTierBytes = 128 << 20): Promise<RunningVolume> {
+  const limits = { call_timeout_ms: 15_000, request_timeout_ms: 120_000, max_upload_bytes: 32 << 20 };
+  const cache = { dir: 'cache', max_bytes: 1 << 30, memory_bytes: memoryTierBytes };
   return profiled(() => startUgVolume(redis, {
     rgs: 1, blockSize: BLOCK,
-    ugConfig: { cache: { dir: 'cache', max_bytes: 512 << 20, memory_bytes: memoryBytes }, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: PARALLEL_BLOCKS } },
-    // The RG's cache holds the whole file (a chunk store's default budget): its hits are the cold read's baseline.
-    rgConfig: { cache: { dir: 'cache', max_bytes: 1 << 30, memory_bytes: 128 << 20 }, limits: { call_timeout_ms: 15_000, request_timeout_ms: 60_000, max_upload_bytes: 32 << 20 } },
+    ugConfig: { cache, limits, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: PARALLEL_BLOCKS } },
+    rgConfig: { cache, limits },
   }));
 }
 
@@ -87,7 +91,7 @@ export interface Timed {
   cpuMsPerMiB: Record<string, number>;
 }
 
-async function timed(pids: Record<string, number>, bytes: number, fn: () => Promise<unknown>): Promise<Timed> {
+export async function timed(pids: Record<string, number>, bytes: number, fn: () => Promise<unknown>): Promise<Timed> {
   // The gateways' actors (started profiled); not this bench, Redis or a baseline server.
   const actors = Object.entries(pids).filter(([k]) => /^(ug|rg\d*) /.test(k)).map(([, pid]) => pid);
   cutProfiles(actors);

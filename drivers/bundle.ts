@@ -143,6 +143,7 @@ function stableSgwPaths(code: string, folder: string, inputs: string[]): string 
 async function compileDriver(folder: string, entry: string): Promise<string> {
   useEmbeddedEsbuild();
   const { build } = await import('esbuild'); // loaded only by publishers, not by driver actors
+  bundlerStarted = true;
   try {
     const result = await build({
       absWorkingDir: folder,
@@ -161,6 +162,19 @@ async function compileDriver(folder: string, entry: string): Promise<string> {
     throw new BundleError(`cannot bundle the driver in ${folder}:\n${lines.join('\n')}`);
   }
 }
+
+/**
+ * Ends esbuild's service process, which otherwise stays for later builds (~13 MB beside a
+ * long-running supervisor); the next build starts it again.
+ */
+export async function stopBundler(): Promise<void> {
+  if (!bundlerStarted) return;
+  bundlerStarted = false;
+  const { stop } = await import('esbuild');
+  await stop();
+}
+
+let bundlerStarted = false;
 
 /** Builds the bundle of a driver folder (driver file, optional config.json and secrets.sealed.json). */
 export async function buildBundle(folder: string): Promise<DriverBundle> {

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// The sgw command line.
+// The sgw command line. What only some commands need is imported by them (every actor process
+// starts here: what this file loads, each of them carries).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../../proto/config/config.js';
 import { runActor, startGateway, publishDriver } from '../supervisor/start.js';
-import { printStatus } from './status.js';
 import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../../drivers/secrets.js';
 import { readPublicKey } from '../../proto/signature.js';
@@ -44,7 +44,10 @@ program.command('status')
   .description("actors, queue depths, cache usage and Redis memory of the config's gateway, from the shared Redis")
   .requiredOption('-c, --config <file>', 'gateway configuration file')
   .option('--json', 'one JSON document instead of tables (for scripts)')
-  .action((o: { config: string; json?: boolean }) => printStatus(loadConfig(resolve(o.config)), o.json ?? false));
+  .action(async (o: { config: string; json?: boolean }) => {
+    const { printStatus } = await import('./status.js');
+    await printStatus(loadConfig(resolve(o.config)), o.json ?? false);
+  });
 
 const keys = program.command('keys').description('RSA key pairs');
 keys.command('new <name>')

@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../proto/config/config.js';
-import { EXIT, waitForVersion } from '../driver-actor.js';
+import { EXIT } from '../exit-codes.js';
+import { waitForVersion } from '../driver-actor.js';
 import { crawlDriver } from './crawl-driver.js';
 import { Lease } from './lease.js';
 import { claimAcquisitionGateway, Namespace, UNCHANGED } from '../../queues/namespace/namespace.js';

@@ -1,21 +1,14 @@
-// `sgw start` and `sgw actor`: what runs in each process.
+// `sgw start` and `sgw actor`: what runs in each process. Each process loads only the code of
+// its own role (dynamic imports): a driver actor carries no Koa, a supervisor no BullMQ, and
+// every idle actor is that much smaller.
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
 import { createLogger, type Logger } from '../logger.js';
-import { prepareDemo } from './demo.js';
-import { startRedisServer, type RedisServer } from './embedded-redis.js';
-import { parseRoles, Supervisor, type Roles } from './supervisor.js';
-import { ProgressLine, withProgress } from '../cli/progress.js';
-import { runCrawlActor } from '../crawl/crawl-actor.js';
 import { tuneHeapGrowth } from './heap.js';
-import { claimAcquisitionGateway } from '../../queues/namespace/namespace.js';
-import { runHttpActor } from '../http-actor.js';
-import { runCacheActor } from '../cache/cache-actor.js';
-import { EXIT, runDriverActor } from '../driver-actor.js';
-import { DriverVersionWatch } from '../../drivers/version-watch.js';
-import { buildBundle, publishBundle } from '../../drivers/bundle.js';
-import { unsealSecrets } from '../../drivers/secrets.js';
+import { EXIT } from '../exit-codes.js';
+import type { Roles } from './supervisor.js';
+import type { RedisServer } from './embedded-redis.js';
 import { connectRedis, whenReady } from '../../queues/redis.js';
 import { DRIVER_MODES, type DriverMode } from '../../queues/names.js';
 
@@ -25,7 +18,8 @@ export async function publishDriver(
 ): Promise<{ hash: string; changed: boolean; methods: string[] }> {
   if (!folder) throw new Error('no driver folder: set "driver" in the config file or pass --dir');
   onStep('bundling the driver');
-  const bundle = await buildBundle(folder);
+  const [{ buildBundle, publishBundle, stopBundler }, { unsealSecrets }] = await Promise.all([import('../../drivers/bundle.js'), import('../../drivers/secrets.js')]);
+  const bundle = await buildBundle(folder).finally(stopBundler);
   // Fail here, with a clear message, rather than in every driver actor on every host.
   if (bundle.secrets) JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString());
   const redis = connectRedis(redisUrl, 'patient', 'sgw-publish');
@@ -72,6 +66,9 @@ export interface StartOptions {
 }
 
 export async function startGateway(opts: StartOptions): Promise<void> {
+  const [{ prepareDemo }, { startRedisServer }, { parseRoles, Supervisor }, { ProgressLine }, { claimAcquisitionGateway }] = await Promise.all([
+    import('./demo.js'), import('./embedded-redis.js'), import('./supervisor.js'), import('../cli/progress.js'), import('../../queues/namespace/namespace.js'),
+  ]);
   const demo = opts.config ? null : prepareDemo();
   const configFile = resolve(opts.config ?? demo!.configFile);
   const config = loadConfig(configFile);
@@ -81,7 +78,7 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
   const progress = new ProgressLine('starting');
   let embedded: RedisServer | null = null;
-  let supervisor: Supervisor | null = null;
+  let supervisor: InstanceType<typeof Supervisor> | null = null;
   onSignals(async () => {
     progress.done();
     logger.info('stopping: draining actors');
@@ -146,6 +143,7 @@ async function prepareExternalActivation(config: GatewayConfig, configFile: stri
   }
   if (config.driver) {
     const redisUrl = config.redis;
+    const { withProgress } = await import('../cli/progress.js');
     const p = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, config.driver, (step) => line.update(step)));
     logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
   }
@@ -163,7 +161,8 @@ export interface ActorOptions {
   withCache?: boolean;
 }
 
-function recycleOnNewVersion(config: GatewayConfig, redisUrl: string, running: string, recycle: () => Promise<void>, logger: Logger): void {
+async function recycleOnNewVersion(config: GatewayConfig, redisUrl: string, running: string, recycle: () => Promise<void>, logger: Logger): Promise<void> {
+  const { DriverVersionWatch } = await import('../../drivers/version-watch.js');
   const redis = connectRedis(redisUrl, 'patient', 'sgw-actor-version');
   const watch = new DriverVersionWatch(redis, redisUrl, config.gateway.key);
   watch.on('change', (v) => {
@@ -184,20 +183,24 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
   let stop: () => Promise<void>;
   if (role === 'http') {
+    const { runHttpActor } = await import('../http-actor.js');
     const h = await runHttpActor({ config, redisUrl, logger, withCache: opts.withCache ?? false });
     stop = h.stop;
   } else if (role === 'cache') {
+    const { runCacheActor } = await import('../cache/cache-actor.js');
     stop = (await runCacheActor(config, redisUrl, logger)).stop;
   } else if (role.startsWith('driver:') && DRIVER_MODES.includes(role.slice(7) as DriverMode)) {
+    const { runDriverActor } = await import('../driver-actor.js');
     const d = await runDriverActor({ config, redisUrl, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => d.stop(0);
     // Run by a service manager (no supervisor to swap versions): follow publishes by exiting for a
     // restart, which loads the new version.
-    if (!process.send && !opts.version) recycleOnNewVersion(config, redisUrl, d.version, () => d.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) await recycleOnNewVersion(config, redisUrl, d.version, () => d.stop(EXIT.RECYCLE), logger);
   } else if (role === 'crawl') {
+    const { runCrawlActor } = await import('../crawl/crawl-actor.js');
     const c = await runCrawlActor({ config, redisUrl, logger, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => c.stop(0);
-    if (!process.send && !opts.version) recycleOnNewVersion(config, redisUrl, c.version, () => c.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) await recycleOnNewVersion(config, redisUrl, c.version, () => c.stop(EXIT.RECYCLE), logger);
   } else {
     throw new Error(`unknown actor role "${role}"`);
   }

@@ -4,9 +4,10 @@
 import { fork, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../proto/config/config.js';
-import { EXIT } from '../driver-actor.js';
+import { EXIT } from '../exit-codes.js';
 import { isSingleExecutable, packagedFile } from '../../drivers/packaged-files.js';
 import { withMallocTuning } from './malloc.js';
+import { withHeapFlags } from './heap.js';
 import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, type DriverMode } from '../../queues/names.js';
 import { connectRedis, whenReady, type Redis } from '../../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../../drivers/version-watch.js';
@@ -157,7 +158,7 @@ export class Supervisor {
 
   private launch(a: Actor): void {
     const options: SpawnOptions = {
-      env: withMallocTuning({ ...process.env, SGW_REDIS_URL: this.opts.redisUrl }),
+      env: withHeapFlags(withMallocTuning({ ...process.env, SGW_REDIS_URL: this.opts.redisUrl }), a.role),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'], // ipc: ready and heartbeat messages
     };
     // The single executable is its own command line: it runs no script file.
