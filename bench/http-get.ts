@@ -4,7 +4,8 @@
 //         cache hit
 //   miss  4 KiB blocks, each requested once: every GET goes read -> (serialize) -> cache put
 import { httpLoad, type HttpLoad } from './load.js';
-import { cpuWindow, forkBench } from './support.js';
+import { Agent } from 'node:http';
+import { closedLoop, countBytes, cpuWindow, forkBench, type Latency } from './support.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 import { ChunkType } from '../proto/messages.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
@@ -71,4 +72,28 @@ export async function cacheMissGets(g: BenchGateway, seconds: number, size = 409
   const baseline = await koaBaseline(size, seconds, paths.slice(warm));
   const requested = gateway.ok + gateway.failed;
   return { gateway, cpu: gatewayCpu, ...baseline, blocks: Math.min(maxBlocks, requested), exhausted: requested >= maxBlocks };
+}
+
+export interface LoneMisses {
+  /** Sequential GETs, one in flight: each a cache miss (read → cache). */
+  miss: Latency;
+  /** Sequential GET /PING on the same kind of connection: the HTTP part alone. */
+  ping: Latency;
+}
+
+/** One request at a time, so each pays the whole path alone: cache misses, then /PING. */
+export async function loneMisses(g: BenchGateway, count = 1000): Promise<LoneMisses> {
+  const file = new BenchFile(g, 0x10e3155n);
+  file.seedOnDisk(count + 100, Buffer.alloc(4096, 0x4c));
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const get = (path: string) => countBytes(`${g.f.url}${path}`, {}, agent).then(() => true);
+    const ping = await closedLoop({ inFlight: 1, maxCount: count, maxMs: 30_000, warmup: 100 }, () => get('/PING'));
+    // Its own 100 warm-up blocks first: every measured GET is a miss.
+    let next = 0;
+    const miss = await closedLoop({ inFlight: 1, maxCount: count, maxMs: 30_000, warmup: 100 }, () => get(file.path(next++)));
+    return { miss, ping };
+  } finally {
+    agent.destroy();
+  }
 }

@@ -16,13 +16,13 @@ import { BenchFile, type BenchGateway } from './gateway.js';
 export const POSTS_IN_FLIGHT = 8;
 export const CHUNK_BYTES = MiB;
 /**
- * Load before the measured run (WARMUP requests or WARMUP_MS, whichever ends first). The gateway
- * takes ~15 s of load to reach its steady pace: measured after 4 s, the same build gave 231 MB/s
- * twice (http actor 3.2 ms, write actor 2.8 ms of CPU per request); after 15 s, 275-283 MB/s
- * (2.5 and 2.2 ms). The baseline gets the same warm-up (411-438 -> 443-515 MB/s).
+ * Load before the measured run (WARMUP requests or WARMUP_MS, whichever ends first): 4 s, as a
+ * gateway that has just started would see. Both actors need ~20-35% more CPU per request in the
+ * first ~3-6 s than later (measured 2026-12-03 and 2026-12-05: http actor 4.4 → 3.2 ms, write
+ * actor 4.0 → 2.7 ms per 1 MiB request); 15 s of warm-up used to hide that.
  */
 export const WARMUP = 4000;
-export const WARMUP_MS = 15_000;
+export const WARMUP_MS = 4_000;
 
 export interface PostResult {
   gateway: Latency;

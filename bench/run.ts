@@ -11,8 +11,8 @@ import { testRedis } from '../test/support/redis.js';
 import { DISK_DRIVER_PY } from '../test/support/gateway.js';
 import { startBenchGateway, ACTOR_CONCURRENCY, type BenchGateway } from './gateway.js';
 import { bareEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTrips } from './driver-call.js';
-import { cacheHitGets, cacheMissGets, CONNECTIONS, type GetResult } from './http-get.js';
-import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
+import { cacheHitGets, cacheMissGets, CONNECTIONS, loneMisses, type GetResult } from './http-get.js';
+import { putChunks, POSTS_IN_FLIGHT, WARMUP_MS } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
 import { LOAD_PROCESSES } from './load.js';
 import { ugBenchmarks } from './ug.js';
@@ -183,13 +183,23 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     const notes = [`${miss.blocks} distinct blocks, each requested once`];
     if (miss.exhausted) notes.push('ran out of prepared blocks before the time limit');
     rows.push(...getRows('GET 4 KiB cache miss', miss, '≥ 3000/s', (r) => r.value >= 3000, notes));
+    log('GET cache misses one at a time, then /PING one at a time');
+    const lone = await loneMisses(g);
+    const base = await bareBaseline(g.f.redisUrl);
+    raw.lone = lone;
+    const driverPath = lone.miss.p50 - lone.ping.p50;
+    rows.push({
+      name: 'lone GET 4 KiB cache miss (1 in flight): driver path p50 (GET − /PING)', value: driverPath, unit: 'ms',
+      baseline: base.one.p50, baselineName: 'bare LPUSH/BRPOP echo @1', target: 'ratio ≤ 3', pass: driverPath / base.one.p50 <= 3 && lone.miss.errors === 0,
+      note: `GET p50 ${lone.miss.p50.toFixed(2)} ms, p99 ${lone.miss.p99.toFixed(2)} ms; /PING p50 ${lone.ping.p50.toFixed(2)} ms${lone.miss.errors ? `; ${lone.miss.errors} failed` : ''}`,
+    });
   },
   async put(g, rows, raw) {
     log('POST PUTCHUNKS, 1 MiB, gateway then node:http');
     const put = await putChunks(g, SECONDS);
     raw.put = put;
     const row: Row = {
-      name: `POST PUTCHUNKS 1 MiB, MB/s (${POSTS_IN_FLIGHT} in flight)`, value: put.gatewayMBps, unit: 'MB/s',
+      name: `POST PUTCHUNKS 1 MiB, MB/s (${POSTS_IN_FLIGHT} in flight, after ${WARMUP_MS / 1000} s of warm-up)`, value: put.gatewayMBps, unit: 'MB/s',
       baseline: put.baselineMBps, baselineName: 'node:http + fsync', target: '≥ 200 MB/s',
     };
     row.pass = row.value >= 200 && put.gateway.errors === 0;

@@ -1,6 +1,7 @@
 // Shared pieces of the benchmark: bounded closed-loop load, latency statistics, child
 // processes that say when they are ready, and process/Redis memory readings.
 import { fork, execFileSync, type ChildProcess } from 'node:child_process';
+import { get as httpGet, type Agent } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -284,4 +285,17 @@ export function cutProfiles(pids: number[]): void {
 /** Microseconds of CPU per request of a process that used `cores` while serving `rate` requests/s. */
 export function usPerRequest(cores: number | undefined, rate: number): number {
   return cores === undefined ? NaN : (cores / rate) * 1e6;
+}
+
+/** GET a URL and count its bytes without keeping them. */
+export function countBytes(url: string, headers: Record<string, string> = {}, agent?: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers, ...(agent ? { agent } : {}) }, (res) => {
+      let n = 0;
+      res.on('data', (d: Buffer) => { n += d.length; });
+      res.once('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
 }

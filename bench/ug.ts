@@ -9,7 +9,7 @@
 // process (fetch cost the client more CPU than some actors).
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, get as httpGet, request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -20,7 +20,7 @@ import { UG_TEST_TOKEN } from '../test/support/gateway.js';
 import { ManifestCodec } from '../proto/messages.js';
 import { formatBlockUrl, formatManifestUrl } from '../http/data-url.js';
 import type { Row } from './report.js';
-import { childrenOf, closedLoop, cpuWindow, cutProfiles, forkBench, formatCpu, profiled } from './support.js';
+import { childrenOf, closedLoop, countBytes, cpuWindow, cutProfiles, forkBench, formatCpu, profiled } from './support.js';
 
 const SIZE = 64 << 20;
 const BLOCK = 1 << 20;
@@ -42,19 +42,6 @@ export function startBenchVolume(redis: Redis, memoryTierBytes = 128 << 20): Pro
     ugConfig: { cache, limits, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: PARALLEL_BLOCKS } },
     rgConfig: { cache, limits },
   }));
-}
-
-/** GET a URL and count its bytes without keeping them. */
-export function countBytes(url: string, headers: Record<string, string> = {}, agent?: Agent): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers, ...(agent ? { agent } : {}) }, (res) => {
-      let n = 0;
-      res.on('data', (d: Buffer) => { n += d.length; });
-      res.once('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
-      res.once('error', reject);
-    });
-    req.once('error', reject);
-  });
 }
 
 /** PUT a body to the UG's application API, streamed. */

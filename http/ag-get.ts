@@ -8,7 +8,7 @@ import type { GatewayConfig } from '../proto/config/config.js';
 import type { Namespace, NamespaceEntry } from '../queues/namespace/namespace.js';
 import { ManifestCodec, SignedBlockHeaderCodec, type Manifest } from '../proto/messages.js';
 import { signMessage, signMessageAsync } from '../proto/signature.js';
-import { parseDataUrl, chunkCacheKey, type ChunkAddress } from './data-url.js';
+import { DataUrlMemo, type ChunkAddress } from './data-url.js';
 import { HttpError } from './errors.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
 import { driverRequestForGet, readFailure, sendCached, sendChunk, sendRead } from './get-chunk.js';
@@ -64,12 +64,14 @@ export async function signedBlock(addr: Extract<ChunkAddress, { kind: 'block' }>
 export function getAgChunk(deps: AgGetDeps) {
   const { config } = deps;
   const blockSize = config.gateway.block_size;
+  const urls = new DataUrlMemo();
   return async (ctx: Context): Promise<void> => {
-    const addr = parseDataUrl(ctx.path);
+    const parsed = urls.parse(ctx.path);
+    const addr = parsed.addr;
     if (addr.volume_id !== config.gateway.volume_id) throw new HttpError(404, `volume ${addr.volume_id} is not served here`);
     // A block URL names one signed block of one file version (its block version is unique to one
     // manifest): a cached copy answers it without asking the namespace.
-    const key = addr.kind === 'block' ? chunkCacheKey(addr) : null;
+    const key = addr.kind === 'block' ? parsed.key : null;
     if (key && (await sendCached(ctx, deps.cache, key))) return;
     const entry = await deps.namespace.stat(addr.fs_path);
     if (!entry || entry.type !== 'file') throw new HttpError(404, `no file at ${addr.fs_path}`);

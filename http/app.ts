@@ -1,6 +1,6 @@
 // The data-plane HTTP surface of a gateway as a Koa app. createApp() takes every
 // dependency explicitly so tests and benchmarks can build one in-process on port 0.
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Koa, { type Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { answerErrors, HttpError } from './errors.js';
@@ -33,6 +33,17 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
+/**
+ * Request ids shaped like UUIDs: 80 random bits per process, then a counter (a random UUID per
+ * request cost ~1 µs of a cache hit's ~45).
+ */
+function requestIds(): () => string {
+  const r = randomBytes(10).toString('hex');
+  const prefix = `${r.slice(0, 8)}-${r.slice(8, 12)}-${r.slice(12, 16)}-${r.slice(16, 20)}-`;
+  let n = 0;
+  return () => prefix + (++n).toString(16).padStart(12, '0');
+}
+
 export function createApp(deps: AppDeps): Koa {
   const { config, logger } = deps;
   const app = new Koa();
@@ -50,6 +61,7 @@ export function createApp(deps: AppDeps): Koa {
   const timeout = config.limits.request_timeout_ms;
   const { metrics, readiness } = deps;
   const adminOnly = requireAdmin(config.admin, 'open');
+  const nextRequestId = requestIds();
 
   app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
   // Its fields below are fixed and never secret: it may skip redaction (the hot path's cost).
@@ -61,7 +73,7 @@ export function createApp(deps: AppDeps): Koa {
     const started = performance.now();
     // A caller's id is kept when it is a short token (it rides in job data and every log line).
     const given = ctx.get('X-Request-Id');
-    ctx.state.requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.state.requestId = given && REQUEST_ID.test(given) ? given : nextRequestId();
     ctx.state.deadline = Date.now() + timeout;
     ctx.set('X-Request-Id', ctx.state.requestId as string);
     try {

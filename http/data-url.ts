@@ -287,6 +287,34 @@ export function chunkCacheKey(addr: ChunkAddress): string {
     : `${file}:m:${addr.mtime_sec}.${addr.mtime_nsec}`;
 }
 
+/** A chunk URL's address and cache key, as parseDataUrl and chunkCacheKey give them (shared: do not mutate). */
+export interface ParsedDataUrl {
+  addr: ChunkAddress;
+  key: string;
+}
+
+/**
+ * Parsed data URLs remembered by path, so that GETs of a hot set of chunks skip the parse (a few
+ * per cent of a cache hit's CPU). Parsing is a pure function of the path; the memory is bounded by
+ * forgetting everything when it is full. Bad URLs are not remembered: they throw every time.
+ */
+export class DataUrlMemo {
+  private readonly seen = new Map<string, ParsedDataUrl>();
+
+  constructor(private readonly max = 4096) {}
+
+  parse(pathname: string): ParsedDataUrl {
+    let parsed = this.seen.get(pathname);
+    if (parsed === undefined) {
+      const addr = parseDataUrl(pathname);
+      parsed = { addr, key: chunkCacheKey(addr) };
+      if (this.seen.size >= this.max) this.seen.clear();
+      this.seen.set(pathname, parsed);
+    }
+    return parsed;
+  }
+}
+
 // Mirrors DriverRequestType; the type-only import above keeps this module free of protobufjs.
 const DriverChunk = { BLOCK: 1, MANIFEST: 2, RENAME_HINT: 3 } as const;
 

@@ -38,9 +38,13 @@ export async function answerErrors(ctx: Context, next: Next): Promise<void> {
     let status = 500;
     let message = 'internal error';
     let headers: Record<string, string> = {};
-    if (err instanceof HttpError) ({ status, message, headers } = err);
-    if (err instanceof AuthRejection) ctx.state.authRejection = err.reason;
-    else if (err instanceof BadUrlError || err instanceof MessageError) [status, message] = [400, err.message];
+    if (err instanceof HttpError) {
+      ({ status, message, headers } = err);
+      if (err instanceof AuthRejection) ctx.state.authRejection = err.reason;
+      // A refusal is the request's fault and shows in its log line; a fault here (500, 502) is
+      // worth an error line. Unavailability (503, 504) is reported by readiness, not per request.
+      if (status === 500 || status === 502) ctx.app.emit('error', err, ctx);
+    } else if (err instanceof BadUrlError || err instanceof MessageError) [status, message] = [400, err.message];
     else if (err instanceof NoAnswerError) [status, message, headers] = [503, err.message, { 'Retry-After': RETRY_AFTER_S }];
     else ctx.app.emit('error', err, ctx);
     ctx.status = status;

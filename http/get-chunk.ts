@@ -3,7 +3,7 @@
 import type { Context } from 'koa';
 import { DriverRequestType, IoType, type DriverRequest } from '../proto/messages.js';
 import { Errno } from '../drivers/errno.js';
-import { chunkCacheKey, parseDataUrl, type ChunkAddress } from './data-url.js';
+import { DataUrlMemo, type ChunkAddress } from './data-url.js';
 import { HttpError } from './errors.js';
 import { randomIoContext, type ChunkCache, type ChunkResult, type DriverPipeline } from './driver-pipeline.js';
 
@@ -66,20 +66,21 @@ export function readFailure(r: ChunkResult, what: string): HttpError {
 /** Chunks are immutable: by default any cache between us and the reader may keep them for good. */
 export function sendChunk(ctx: Context, bytes: Buffer, cacheControl = 'public, max-age=31536000, immutable'): void {
   ctx.status = 200;
-  ctx.type = 'application/octet-stream';
+  // The header itself, not ctx.type: Koa would look the type up in its MIME table on every answer.
+  ctx.set('Content-Type', 'application/octet-stream');
   ctx.set('Cache-Control', cacheControl);
   ctx.body = bytes;
 }
 
 export function getChunk(deps: GetChunkDeps) {
+  const urls = new DataUrlMemo();
   return async (ctx: Context): Promise<void> => {
-    const addr = parseDataUrl(ctx.path);
+    const { addr, key } = urls.parse(ctx.path);
     if (addr.volume_id !== deps.volumeId) throw new HttpError(404, `volume ${addr.volume_id} is not served here`);
     if (ctx.get('If-Modified-Since')) {
       ctx.status = 304;
       return;
     }
-    const key = chunkCacheKey(addr);
     if (await sendCached(ctx, deps.cache, key)) return;
     const req = driverRequestForGet(addr, deps.userId, deps.blockSize);
     await sendRead(ctx, deps.cache, key, addr.kind === 'block' ? 'block' : 'manifest',

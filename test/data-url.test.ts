@@ -1,6 +1,6 @@
 import test from 'ava';
 import {
-  BadUrlError, chunkCacheKey, chunkCacheKeyOfDriverRequest, formatBlockUrl, formatChunkUrl, formatFileId,
+  BadUrlError, chunkCacheKey, DataUrlMemo, chunkCacheKeyOfDriverRequest, formatBlockUrl, formatChunkUrl, formatFileId,
   formatManifestUrl, parseDataUrl, type BlockAddress, type ChunkAddress, type ManifestAddress,
 } from '../http/data-url.js';
 import { DriverRequestCodec, DriverRequestType, IoType, type DriverRequest } from '../proto/messages.js';
@@ -410,4 +410,18 @@ test('mutated URLs either parse to a safe fs_path or throw BadUrlError (property
     // Whatever parsed must format and parse back to itself.
     t.deepEqual(parseDataUrl(formatChunkUrl('', parsed)), parsed, url);
   }
+});
+
+test('the URL memo answers as parseDataUrl and chunkCacheKey do, remembers within its bound, and refuses a bad URL every time', (t) => {
+  const memo = new DataUrlMemo(2);
+  const paths = ['/DATA/3/a/b.F00D.1/0.7', '/DATA/3/a/b.F00D.1/1.7', '/DATA/3/a/b.F00D.1/manifest.5.6'];
+  for (const round of [0, 1]) {
+    for (const p of paths) {
+      const got = memo.parse(p);
+      t.deepEqual(got.addr, parseDataUrl(p), `${p}, round ${round}`);
+      t.is(got.key, chunkCacheKey(parseDataUrl(p)));
+    }
+  }
+  t.is(memo.parse(paths[2]!), memo.parse(paths[2]!), 'a remembered path gives the remembered answer');
+  for (let i = 0; i < 2; i++) t.throws(() => memo.parse('/DATA/3/a/../b.F00D.1/0.7'), { instanceOf: BadUrlError });
 });
