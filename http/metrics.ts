@@ -6,6 +6,7 @@ import type { Context, Next } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChunkStoreStats } from './driver-pipeline.js';
 import type { AuthReason } from './errors.js';
+import { RequestCounter, RequestHistogram } from './request-metrics.js';
 
 /** What the metrics read on scrape; the http actor wires these to its connections. */
 export interface MetricsSources {
@@ -54,8 +55,8 @@ interface RequestSeries {
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'route' | 'method' | 'status'>;
-  private readonly duration: Histogram<'route' | 'method'>;
+  private readonly requests: RequestCounter;
+  private readonly duration: RequestHistogram;
   private readonly callRoundTrip: Histogram<'mode'>;
   private readonly callServed: Histogram<'mode'>;
   private readonly authRejections: Counter<'reason'>;
@@ -69,8 +70,10 @@ export class GatewayMetrics {
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.requests = new Counter({ name: 'sgw_http_requests_total', help: 'HTTP requests answered, by route template, method and status', labelNames: ['route', 'method', 'status'], registers });
-    this.duration = new Histogram({ name: 'sgw_http_request_duration_seconds', help: 'Time to answer an HTTP request', labelNames: ['route', 'method'], buckets: SECONDS_BUCKETS, registers });
+    this.requests = new RequestCounter('sgw_http_requests_total', 'HTTP requests answered, by route template, method and status');
+    this.duration = new RequestHistogram('sgw_http_request_duration_seconds', 'Time to answer an HTTP request', SECONDS_BUCKETS);
+    // prom-client's Registry takes any metric with a name, help, type and get().
+    for (const m of [this.requests, this.duration]) this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
     this.callRoundTrip = new Histogram({ name: 'sgw_driver_call_duration_seconds', help: 'Driver call round trip as the http actor saw it (queue, actor, reply), by mode', labelNames: ['mode'], buckets: SECONDS_BUCKETS, registers });
     this.callServed = new Histogram({ name: 'sgw_driver_call_processing_seconds', help: 'Time the serving actor spent on a call (chunk fetch and driver method), by mode', labelNames: ['mode'], buckets: SECONDS_BUCKETS, registers });
     this.authRejections = new Counter({ name: 'sgw_auth_rejections_total', help: 'Requests refused by an authentication or authorization check, by reason', labelNames: ['reason'], registers });
@@ -167,7 +170,7 @@ export class GatewayMetrics {
     const key = `${route} ${method} ${ctx.status}`;
     let s = this.series.get(key);
     if (!s) {
-      s = { count: this.requests.labels(route, method, String(ctx.status)), duration: this.duration.labels(route, method) };
+      s = { count: this.requests.child({ route, method, status: String(ctx.status) }), duration: this.duration.child({ route, method }) };
       this.series.set(key, s);
     }
     s.count.inc();
