@@ -36,7 +36,8 @@ export function treeMemory(root: number): TreeMemory {
   while (todo.length > 0) {
     const p = todo.pop()!;
     const m = rollup(p.pid);
-    if (m) processes.push({ pid: p.pid, args: p.args.replace(/ --config \S+| --version \S+/g, '').slice(0, 60), ...m });
+    const role = / actor (\S+)/.exec(p.args)?.[1];
+    if (m) processes.push({ pid: p.pid, args: role ?? p.args.split(' ')[0]!.split('/').pop()!, ...m });
     todo.push(...childrenOf(p.pid));
   }
   return { processes, rssKb: processes.reduce((a, p) => a + p.rssKb, 0), pssKb: processes.reduce((a, p) => a + p.pssKb, 0) };
