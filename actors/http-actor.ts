@@ -2,7 +2,7 @@
 // any number may run behind a load balancer; with the cache role on the same host the chunk
 // store is opened in-process and asked by direct call.
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../proto/config/config.js';
@@ -97,11 +97,16 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   await claimAcquisitionGateway(redis, config);
   await Promise.all([watch.check(), live.current()]);
   readiness.update();
-  const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
-  // Slow or stuck clients must not hold a request past its deadline either.
-  server.requestTimeout = config.limits.request_timeout_ms;
-  server.headersTimeout = Math.min(60_000, config.limits.request_timeout_ms);
-  server.keepAliveTimeout = 5_000;
+  // Slow or stuck clients must not hold a connection past these either: the headers must come
+  // within header_timeout_ms, the whole request within request_timeout_ms (a stalled POST body is
+  // cut sooner, by body_idle_timeout_ms). Node checks them every connectionsCheckingInterval.
+  const server = createServer({
+    requestTimeout: config.limits.request_timeout_ms,
+    headersTimeout: Math.min(config.limits.header_timeout_ms, config.limits.request_timeout_ms),
+    connectionsCheckingInterval: 1000,
+    keepAliveTimeout: 5_000,
+  }, app.callback());
+  server.listen(opts.port ?? config.gateway.port, config.gateway.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
