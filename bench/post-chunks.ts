@@ -2,8 +2,13 @@
 // nonce -> write actor -> disk driver, fsync -> signed Reply), against a plain node:http server
 // storing the same bodies the same way. Requests are signed up front, each with its own nonce
 // (the gateway refuses replays); the 1 MiB data plane is shared and written beside each head.
+// Request i writes a new version (i) of block i % 64, as a Syndicate writer writes new versions:
+// chunks are immutable, so rewriting one chunk would write nothing after the first time. The
+// bench removes the chunk written RETIRE requests earlier, for both servers alike, so the store
+// stays at 64 chunks (its page cache does not grow into memory the VM has never touched).
 import { request as httpRequest, Agent } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +28,13 @@ const CHUNK_BYTES = MiB;
  */
 const WARMUP = 4000;
 const WARMUP_MS = 15_000;
+/** Blocks the bench rotates over, and how many requests later it removes a chunk. */
+const BLOCKS = 64;
+
+/** Where the disk driver stores chunk `i` of the bench (request_to_storage_path). */
+export function benchChunkPath(storageDir: string, volumeId: bigint, fileId: bigint, i: number): string {
+  return join(storageDir, String(volumeId), fileId.toString(16).toUpperCase(), String(i % BLOCKS), String(i + 1));
+}
 
 export interface PostResult {
   gateway: Latency;
@@ -54,7 +66,7 @@ function prepare(file: BenchFile, count: number): Prepared {
   let contentType = '';
   const heads: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    const fields = putChunksFields(file.ref, [{ ...block!, block_id: BigInt(i % 64) }]);
+    const fields = putChunksFields(file.ref, [{ ...block!, block_id: BigInt(i % BLOCKS), block_version: BigInt(i + 1) }]);
     const request: Request = { ...fields, message_nonce: randomNonce(), signature: '' };
     const { bytes } = signMessage(request, RequestCodec.encode, file.g.f.ugKey);
     // The data-plane part left empty: its bytes go between this head and the closing tail.
@@ -84,14 +96,18 @@ function post(url: URL, agent: Agent, p: Prepared, i: number): Promise<{ status:
   });
 }
 
-async function load(url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency & { cpu: Record<string, number> }> {
+async function load(
+  url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean, chunkPath: (i: number) => string,
+): Promise<Latency & { cpu: Record<string, number> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
   const target = new URL(url);
   let next = 0; // every request is sent once: a nonce must never be replayed
   const op = async () => {
     const i = next++;
     if (i >= p.heads.length) throw new Error('out of signed requests');
-    return ok(await post(target, agent, p, i));
+    const good = ok(await post(target, agent, p, i));
+    if (i >= BLOCKS) await rm(chunkPath(i - BLOCKS), { force: true });
+    return good;
   };
   try {
     await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, op);
@@ -106,12 +122,14 @@ async function load(url: string, p: Prepared, seconds: number, pids: Record<stri
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
   const file = new BenchFile(g, 0x90570001n);
   const p = prepare(file, maxRequests + WARMUP);
-  const gateway = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
+  const gateway = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0,
+    (i) => benchChunkPath(g.f.storageDir, file.ref.volume_id, file.ref.file_id, i));
   const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-sink-'));
   const sink = await forkBench('baseline-server', ['disk', dir]);
   let baseline: Latency & { cpu: Record<string, number> };
   try {
-    baseline = await load(`http://127.0.0.1:${sink.info.port as number}`, p, seconds, { sink: sink.pid, bench: process.pid }, (r) => r.status === 200);
+    baseline = await load(`http://127.0.0.1:${sink.info.port as number}`, p, seconds, { sink: sink.pid, bench: process.pid }, (r) => r.status === 200,
+      (i) => benchChunkPath(dir, 1n, 1n, i));
   } finally {
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
