@@ -2,7 +2,8 @@
 // RFC 7231 §3.1.1.1 and RFC 2183): a proxy that filters on part names and this gateway must never
 // see different names in the same bytes, so whatever a standard parser could read two ways is
 // refused instead of guessed at: folded lines, a repeated Content-Disposition or parameter, space
-// around `=`, an unterminated quoted string, `name*`.
+// around `=`, a trailing `;`, an unterminated quoted string, a backslash in one, `name*`, an empty
+// name. test/multipart.test.ts checks every name accepted here against busboy's reading.
 import { HttpError } from './errors.js';
 
 /** RFC 7230 tchar. */
@@ -39,7 +40,7 @@ export function parseDisposition(value: string): Disposition {
     if (value[i] !== ';') throw bad(`expected ';' at ${JSON.stringify(value.slice(i, i + 20))}`);
     i++;
     skipSpace();
-    if (i === value.length) break; // a trailing ';' adds nothing
+    if (i === value.length) throw bad('a trailing \';\''); // some parsers drop the whole header for it
     const name = readToken('parameter name').toLowerCase();
     if (value[i] !== '=') throw bad(`parameter ${name} has no '=' right after its name`);
     i++;
@@ -51,12 +52,9 @@ export function parseDisposition(value: string): Disposition {
         if (i >= value.length) throw bad(`the quoted value of ${name} never ends`);
         const c = value[i]!;
         if (c === '"') break;
-        if (c === '\\') {
-          if (i + 1 >= value.length) throw bad(`the quoted value of ${name} never ends`);
-          v += value[i + 1];
-          i += 2;
-          continue;
-        }
+        // Parsers disagree on backslash escapes (RFC 7578 §4.2 has senders percent-encode
+        // instead), so a name could read two ways: refused.
+        if (c === '\\') throw bad(`the quoted value of ${name} holds a backslash`);
         v += c;
         i++;
       }
@@ -87,6 +85,6 @@ export function partName(block: string): string {
   const d = parseDisposition(disposition);
   if (d.type !== 'form-data') throw bad(`disposition ${d.type} is not form-data`);
   const name = d.params.get('name');
-  if (name === undefined) throw bad('no name parameter');
+  if (name === undefined || name === '') throw bad('no name parameter');
   return name;
 }
