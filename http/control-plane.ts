@@ -7,7 +7,7 @@
 // before its body was read is answered at once and its connection closed (refusal.ts).
 import type { Context } from 'koa';
 import type { KeyObject } from 'node:crypto';
-import { GatewayTypeNumber, RequestCodec, RequestType, ReplyCodec, type Request } from '../proto/messages.js';
+import { GatewayTypeNumber, RequestType, ReplyCodec, type Request } from '../proto/messages.js';
 import { signMessage } from '../proto/signature.js';
 import type { GatewayConfig } from '../proto/config/config.js';
 import { AuthRejection, HttpError, unavailable } from './errors.js';
@@ -16,7 +16,7 @@ import { boundaryOf, MultipartReader } from './multipart.js';
 import { readChunks } from './data-plane.js';
 import { PostBudget, PostShare } from './post-budget.js';
 import { closeAfterAnswer } from './refusal.js';
-import { authenticate, authorize, checkBlockCount, checkBlocks, checkPaths, controlPlaneMax, type DataLayout } from './request-checks.js';
+import { checkControlPlane, controlPlaneMax, type DataLayout } from './request-checks.js';
 import { dispatch } from './post-dispatch.js';
 import type { ChunkCache, DriverPipeline, PostCalls } from './driver-pipeline.js';
 
@@ -114,13 +114,7 @@ export function postControlPlane(deps: ControlPlaneDeps) {
       }
       const body = new MultipartReader(source = new BodySource(req, { maxBytes: limits.max_upload_bytes, idleTimeoutMs: limits.body_idle_timeout_ms }), boundaryOf(req.headers['content-type']));
 
-      const control = await readControlPart(body, controlMax);
-      checkBlockCount(control, config);
-      const request = RequestCodec.decode(control);
-      const sender = authenticate(control, request, config);
-      authorize(request, sender, config);
-      checkPaths(request);
-      const layout = checkBlocks(request, config);
+      const { request, sender, layout } = checkControlPlane(await readControlPart(body, controlMax), config);
       if (!share.grow(layout.total)) {
         throw unavailable(`this gateway holds ${budget.inFlight} bytes of POST bodies (limits.post_bytes_in_flight): try again`);
       }

@@ -3,7 +3,7 @@
 // twice, and how they lie in the data plane (400). Each throws an HttpError or passes; all of them
 // run before a byte of the data plane is read.
 import {
-  Caps, ChunkType, countRequestBlocks, RequestType, SignatureField, type Request,
+  Caps, ChunkType, countRequestBlocks, RequestCodec, RequestType, SignatureField, type Request,
 } from '../proto/messages.js';
 import { verifyRawMessage } from '../proto/signature.js';
 import type { GatewayConfig, PeerGateway } from '../proto/config/config.js';
@@ -125,4 +125,21 @@ export function checkBlocks(request: Request, config: GatewayConfig): DataLayout
     sizes.push(Number(b.size));
   }
   return { sizes, total: Number(end) };
+}
+
+/** A control plane that passed every check, and where its chunks lie. */
+export interface CheckedRequest {
+  request: Request;
+  sender: PeerGateway;
+  layout: DataLayout;
+}
+
+/** Every check of an encoded control plane, in order: the POST path runs this before it reads the data plane. */
+export function checkControlPlane(control: Buffer, config: GatewayConfig): CheckedRequest {
+  checkBlockCount(control, config);
+  const request = RequestCodec.decode(control);
+  const sender = authenticate(control, request, config);
+  authorize(request, sender, config);
+  checkPaths(request);
+  return { request, sender, layout: checkBlocks(request, config) };
 }
