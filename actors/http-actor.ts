@@ -17,6 +17,7 @@ import { connectRedis, whenReady } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
 import { Readiness } from '../http/readiness.js';
+import { PostBudget } from '../http/post-budget.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
 export interface HttpActorOptions {
@@ -66,6 +67,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     callTimeoutMs: config.limits.call_timeout_ms,
     readiness,
   });
+  const postBudget = new PostBudget(config.limits.post_bytes_in_flight);
   const metrics = config.metrics.enabled ? new GatewayMetrics({
     queues: () => [...(watch.version?.modes ?? []), ...(store ? [] : ['cache' as const])]
       .map((mode) => ({ mode, name: modeQueueName(gateway, mode) })),
@@ -80,13 +82,14 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     },
     cacheStats: () => store?.stats() ?? null,
     chunkTransfers: () => asker.chunkTransfers,
+    postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
   const windowMs = config.limits.replay_window_s * 1000;
   const namespace = new Namespace(redis, config.gateway.volume_id);
   const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
   const app = createApp({
-    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,
+    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness, postBudget,
     firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
     release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
   });

@@ -16,6 +16,7 @@ import { requireAdmin } from './admin-auth.js';
 import { hostCheck, namespaceGuard } from './access.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Readiness } from './readiness.js';
+import { PostBudget } from './post-budget.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -30,6 +31,8 @@ export interface AppDeps {
   /** Null when metrics are off (config metrics.enabled: false). */
   metrics: GatewayMetrics | null;
   readiness: Readiness;
+  /** Bytes of POST bodies held at once (default: a budget of limits.post_bytes_in_flight of its own). */
+  postBudget?: PostBudget;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -47,7 +50,7 @@ export function createApp(deps: AppDeps): Koa {
   const browse = getNamespace(deps.namespace);
   const mayBrowse = namespaceGuard(config);
   const checkHost = hostCheck(config);
-  const post = postControlPlane(deps);
+  const post = postControlPlane(deps, deps.postBudget ?? new PostBudget(config.limits.post_bytes_in_flight));
   // A user gateway's application API (every method); other gateways have none.
   const files = config.gateway.type === 'UG' ? ugFilesApi(deps) : null;
   const timeout = config.limits.request_timeout_ms;

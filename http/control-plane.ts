@@ -14,7 +14,7 @@ import { AuthRejection, HttpError, unavailable } from './errors.js';
 import { BodySource } from './body-source.js';
 import { boundaryOf, MultipartReader } from './multipart.js';
 import { readChunks } from './data-plane.js';
-import { PostBudget, PostShare } from './post-budget.js';
+import { PostShare, type PostBudget } from './post-budget.js';
 import { closeAfterAnswer } from './refusal.js';
 import { checkControlPlane, controlPlaneMax, type DataLayout } from './request-checks.js';
 import { dispatch } from './post-dispatch.js';
@@ -92,10 +92,9 @@ async function readDataPart(body: MultipartReader, layout: DataLayout, request: 
   return chunks;
 }
 
-export function postControlPlane(deps: ControlPlaneDeps) {
+export function postControlPlane(deps: ControlPlaneDeps, budget: PostBudget) {
   const { config } = deps;
   const { limits } = config;
-  const budget = new PostBudget(limits.post_bytes_in_flight);
   const controlMax = controlPlaneMax(config);
 
   return async (ctx: Context): Promise<void> => {
