@@ -9,7 +9,7 @@ import { requireAdmin } from './admin-auth.js';
 import { HttpError } from './errors.js';
 import { ugTokenCheck } from './ug-api.js';
 
-const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 
 /** Whether an address to listen on is loopback only. */
 export function isLoopback(host: string): boolean {
@@ -32,7 +32,9 @@ export function hostNameOf(header: string): string {
 export function hostCheck(config: GatewayConfig): ((ctx: Context, next: Next) => Promise<void>) | null {
   const listed = config.http.allowed_hosts;
   if (!isLoopback(config.gateway.host) && listed.length === 0) return null;
-  const allowed = new Set([...LOOPBACK_NAMES, config.gateway.host, ...listed].map(hostNameOf));
+  // As a Host header writes them: an IPv6 address in brackets.
+  const asHost = (name: string) => (isIP(name) === 6 ? `[${name}]` : name);
+  const allowed = new Set([...LOOPBACK_NAMES, config.gateway.host, ...listed].map((n) => hostNameOf(asHost(n))));
   return async (ctx, next) => {
     const host = ctx.get('Host');
     if (host !== '' && !allowed.has(hostNameOf(host))) {

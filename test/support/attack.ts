@@ -38,11 +38,11 @@ const ZEROS = Buffer.alloc(256 << 10);
  * stopping as soon as an answer arrives. With `holdAfter`, it writes at most that many bytes of the
  * body and then waits for the answer (a client that withholds the rest of its body).
  */
-export function streamingPost(url: string, contentType: string, head: Buffer, total: number, holdAfter = total): StreamedPost {
+export function streamingPost(url: string, contentType: string, head: Buffer, total: number, holdAfter = total, headers: Record<string, string> = {}): StreamedPost {
   const { hostname, port } = new URL(url);
   let sent = 0;
   let answered = false;
-  const req = httpRequest({ hostname, port, path: '/', method: 'POST', agent: false, headers: { 'Content-Type': contentType, 'Content-Length': String(total) } });
+  const req = httpRequest({ hostname, port, path: '/', method: 'POST', agent: false, headers: { ...headers, 'Content-Type': contentType, 'Content-Length': String(total) } });
   const answer = new Promise<StreamedAnswer>((resolve, reject) => {
     req.on('response', (res) => {
       answered = true;
