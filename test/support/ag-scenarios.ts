@@ -7,7 +7,6 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { Errno } from '../../drivers/errno.js';
 import { rawGet, waitFor, type FolderOptions } from './gateway.js';
 import { gatewayPerFile } from './gateway-per-file.js';
 import { getBlock, getManifest, list, readFile, stat } from './ag.js';
