@@ -66,7 +66,7 @@ function chunkUrl(file: FileRef, b: ManifestBlock): string {
 /** POSTs a signed request whose data plane is withheld after `head`: the answer must come without it. */
 async function refusedUnread(control: Uint8Array, dataBytes: number): Promise<{ status: number; text: string }> {
   const { head, contentType } = postHead(control);
-  return streamingPost(gw.f.url, contentType, head, head.length + dataBytes, head.length).answer;
+  return streamingPost(gw.f.url, contentType, head, head.length + dataBytes, { holdAfter: head.length }).answer;
 }
 
 // ---- item 3: many blocks, linear cost ----

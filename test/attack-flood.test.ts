@@ -78,7 +78,7 @@ test.serial('a validly encoded Request from an unknown sender, with a forged sig
   ];
   for (const [what, control, status, message] of cases) {
     const { head, contentType } = postHead(control);
-    const post = streamingPost(gw.f.url, contentType, head, head.length + OFFER, head.length + MiB);
+    const post = streamingPost(gw.f.url, contentType, head, head.length + OFFER, { holdAfter: head.length + MiB });
     const a = await post.answer; // a gateway that waited for the data plane would never answer
     t.is(a.status, status, `${what}: ${a.text}`);
     t.regex(a.text, message, what);
@@ -90,12 +90,12 @@ test.serial('a validly encoded Request from an unknown sender, with a forged sig
 test.serial('beyond limits.post_bytes_in_flight a signed POST gets 503 with Retry-After before its data plane is read; once the held POSTs end, POSTs are accepted again', async (t) => {
   const held = [0, 1].map(() => {
     const { head, contentType } = postHead(signed(putChunksFields(newFile(), bigBlock(120 * MiB))));
-    return streamingPost(gw.f.url, contentType, head, head.length + 120 * MiB, head.length + MiB);
+    return streamingPost(gw.f.url, contentType, head, head.length + 120 * MiB, { holdAfter: head.length + MiB });
   });
   // Both POSTs passed their checks and hold their data planes' room (a hair over 240 MiB of 256).
   await waitFor('two POSTs holding 240 MiB', async () => (await metricValue(gw.f.url, 'sgw_post_bytes_in_flight')) >= 240 * MiB, 20_000);
   const { head, contentType } = postHead(signed(putChunksFields(newFile(), bigBlock(120 * MiB))));
-  const third = await streamingPost(gw.f.url, contentType, head, head.length + 120 * MiB, head.length + MiB).answer;
+  const third = await streamingPost(gw.f.url, contentType, head, head.length + 120 * MiB, { holdAfter: head.length + MiB }).answer;
   t.is(third.status, 503, third.text);
   t.regex(third.text, /post_bytes_in_flight/);
   t.regex(String(third.headers['retry-after']), /^\d+$/);

@@ -11,7 +11,7 @@ import { RequestCodec, type Request } from '../../proto/messages.js';
 import { signMessage } from '../../proto/signature.js';
 import { formatFileId } from '../../http/data-url.js';
 import { encodeMultipart, randomNonce, type RequestFields } from '../../http/rg-client.js';
-import { walk } from './rejections.js';
+import { walk } from './gateway.js';
 
 export const MiB = 1 << 20;
 
@@ -33,16 +33,25 @@ export interface StreamedPost {
 
 const ZEROS = Buffer.alloc(256 << 10);
 
+export interface StreamingOptions {
+  /** Write at most this many body bytes, then wait for the answer (a client withholding the rest). */
+  holdAfter?: number;
+  headers?: Record<string, string>;
+  /** Pace the writes (default: as fast as the connection takes them). */
+  bytesPerSecond?: number;
+}
+
 /**
  * POSTs `head` and then zero bytes up to `total` (the Content-Length), on a fresh connection,
- * stopping as soon as an answer arrives. With `holdAfter`, it writes at most that many bytes of the
- * body and then waits for the answer (a client that withholds the rest of its body).
+ * stopping as soon as an answer arrives.
  */
-export function streamingPost(url: string, contentType: string, head: Buffer, total: number, holdAfter = total, headers: Record<string, string> = {}): StreamedPost {
+export function streamingPost(url: string, contentType: string, head: Buffer, total: number, opts: StreamingOptions = {}): StreamedPost {
   const { hostname, port } = new URL(url);
+  const holdAfter = opts.holdAfter ?? total;
   let sent = 0;
   let answered = false;
-  const req = httpRequest({ hostname, port, path: '/', method: 'POST', agent: false, headers: { ...headers, 'Content-Type': contentType, 'Content-Length': String(total) } });
+  const started = performance.now();
+  const req = httpRequest({ hostname, port, path: '/', method: 'POST', agent: false, headers: { ...opts.headers, 'Content-Type': contentType, 'Content-Length': String(total) } });
   const answer = new Promise<StreamedAnswer>((resolve, reject) => {
     req.on('response', (res) => {
       answered = true;
@@ -67,7 +76,11 @@ export function streamingPost(url: string, contentType: string, head: Buffer, to
     });
     await write(head);
     const limit = Math.min(total, holdAfter);
-    while (!answered && !req.destroyed && sent < limit) await write(ZEROS.subarray(0, Math.min(ZEROS.length, limit - sent)));
+    while (!answered && !req.destroyed && sent < limit) {
+      await write(ZEROS.subarray(0, Math.min(ZEROS.length, limit - sent)));
+      const ahead = opts.bytesPerSecond ? (sent / opts.bytesPerSecond) * 1000 - (performance.now() - started) : 0;
+      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+    }
     if (!answered && !req.destroyed && sent >= total) req.end();
   })();
   return {
