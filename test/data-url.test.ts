@@ -1,8 +1,7 @@
 import test from 'ava';
-import fc from 'fast-check';
 import {
   BadUrlError, chunkCacheKey, chunkCacheKeyOfDriverRequest, formatBlockUrl, formatChunkUrl, formatFileId,
-  formatManifestUrl, fsPathProblem, parseDataUrl, type BlockAddress, type ChunkAddress, type ManifestAddress,
+  formatManifestUrl, parseDataUrl, type BlockAddress, type ChunkAddress, type ManifestAddress,
 } from '../http/data-url.js';
 import { DriverRequestCodec, DriverRequestType, IoType, type DriverRequest } from '../proto/messages.js';
 
@@ -411,44 +410,4 @@ test('mutated URLs either parse to a safe fs_path or throw BadUrlError (property
     // Whatever parsed must format and parse back to itself.
     t.deepEqual(parseDataUrl(formatChunkUrl('', parsed)), parsed, url);
   }
-});
-
-// ---- fast-check properties: fsPathProblem, the same rules for paths that come in a POST ----
-
-const u64Arb = fc.bigInt({ min: 0n, max: U64_MAX });
-
-const pathPiece = fc.oneof(
-  fc.constantFrom('a', 'Z', '.', '..', '', '%', '%2e', '%2F', 'é', '😀', '\u0000', '\u001f', '\ud800', ' ', '?', '#', 'DATA', 'manifest.1.2'),
-  fc.string({ maxLength: 8 }),
-  fc.nat({ max: 300 }).map((n) => 'n'.repeat(n)),
-);
-const anyPath = fc.array(pathPiece, { maxLength: 6 }).map((segments) => `/${segments.join('/')}`);
-
-test('property: an fs_path that fsPathProblem accepts formats into a data URL that parses back to it; one it refuses cannot be formatted', (t) => {
-  fc.assert(fc.property(fc.oneof(anyPath, fc.string({ maxLength: 20 })), u64Arb, (fsPath, id) => {
-    const addr = { volume_id: id, fs_path: fsPath, file_id: id, file_version: 1n, block_id: 0n, block_version: 0n };
-    if (fsPathProblem(fsPath) !== null) {
-      try {
-        formatBlockUrl('', addr);
-        return false;
-      } catch (err) {
-        return err instanceof RangeError;
-      }
-    }
-    const parsed = parseDataUrl(formatBlockUrl('', addr));
-    return parsed.fs_path === fsPath;
-  }), { numRuns: 3000 });
-  t.pass();
-});
-
-test('property: any pathname parses to an fs_path fsPathProblem accepts, or is refused with BadUrlError', (t) => {
-  const raw = fc.array(fc.oneof(pathPiece, fc.constantFrom('/', '//', '/DATA/', '/DATA/1/', '.00AB.1/3.4', '/manifest.5.6', '%00', '%c3%28')), { maxLength: 10 }).map((p) => p.join(''));
-  fc.assert(fc.property(raw, (pathname) => {
-    try {
-      return fsPathProblem(parseDataUrl(pathname).fs_path) === null;
-    } catch (err) {
-      return err instanceof BadUrlError;
-    }
-  }), { numRuns: 3000 });
-  t.pass();
 });
