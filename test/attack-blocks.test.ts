@@ -40,7 +40,7 @@ export async function write_chunk(request, chunk, config, secrets) {
 }
 `;
 
-const gw = gatewayPerFile({ driverSource: DRIVER, config: { limits: { call_timeout_ms: 3000 } } });
+const gw = gatewayPerFile({ driverSource: DRIVER, config: { limits: { call_timeout_ms: 5000 } } });
 const signed = (fields: RequestFields, key = gw.f.ugKey) => signRequest(fields, key);
 const stored = (file: FileRef) => storedChunks(gw.f.storageDir, file.file_id);
 
