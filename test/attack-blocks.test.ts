@@ -5,6 +5,7 @@
 // refused before anything is read or written; a stored chunk is never replaced by other bytes; and
 // a request that may have written something keeps its nonce.
 import test from 'ava';
+import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -220,4 +221,30 @@ test('PUTCHUNKS and RENAME_HINT paths are checked like URL paths: "..", NUL, rel
   // A request type check stays first for what a replica does not handle at all.
   const refresh = await postRaw(gw.f.url, signed({ ...putChunksFields(newFile('paths'), []), request_type: RequestType.REFRESH, fs_path: '/../x' }), null);
   t.is(refresh.status, 501);
+});
+
+// ---- fuzzing the live POST path ----
+
+test('property: 300 POSTs of signed requests whose multipart bodies were mutated get no 5xx, and no actor restarts', async (t) => {
+  const restartsBefore = await restarts(gw.redis, gw.f.gatewayKey);
+  const statuses = new Map<number, number>();
+  const edit = fc.record({
+    at: fc.nat(), drop: fc.nat({ max: 6 }),
+    insert: fc.oneof(fc.uint8Array({ maxLength: 6 }), fc.constantFrom(...['\r\n', '--', '\r\n\r\n', '"', ';', 'name=', 'control-plane', '\u0000'].map((x) => new Uint8Array(Buffer.from(x))))),
+  });
+  await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), fc.nat(3), async (edits, blocks) => {
+    const file = newFile('fuzz');
+    const { blocks: bs, data } = layOutChunks(Array.from({ length: blocks + 1 }, (_, i) => block(i, randomBytes(200))));
+    let { body, contentType } = encodeMultipart([{ name: 'control-plane', data: signed(putChunksFields(file, bs)) }, { name: 'data-plane', data }]);
+    for (const e of edits) {
+      const at = e.at % (body.length + 1);
+      body = Buffer.concat([body.subarray(0, at), Buffer.from(e.insert), body.subarray(at + e.drop)]);
+    }
+    const res = await fetch(`${gw.f.url}/`, { method: 'POST', headers: { 'Content-Type': contentType }, body: new Uint8Array(body) });
+    await res.arrayBuffer();
+    statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    return res.status < 500;
+  }), { numRuns: 300 });
+  t.log([...statuses].sort().map(([s, n]) => `${s}: ${n}`).join(', '));
+  t.is(await restarts(gw.redis, gw.f.gatewayKey), restartsBefore, 'no actor was restarted');
 });
