@@ -108,15 +108,12 @@ export function postControlPlane(deps: ControlPlaneDeps, budget: PostBudget) {
         throw new HttpError(413, `body of ${declared} bytes exceeds limits.max_upload_bytes (${limits.max_upload_bytes})`);
       }
       // Before anything is read: room for what the control plane may need.
-      if (!share.grow(Math.min(Number.isFinite(declared) ? declared : controlMax, controlMax))) {
-        throw unavailable(`this gateway holds ${budget.inFlight} bytes of POST bodies (limits.post_bytes_in_flight): try again`);
-      }
+      const full = () => unavailable(`this gateway holds ${budget.inFlight} bytes of POST bodies (limits.post_bytes_in_flight): try again`);
+      if (!share.grow(Math.min(Number.isFinite(declared) ? declared : controlMax, controlMax))) throw full();
       const body = new MultipartReader(source = new BodySource(req, { maxBytes: limits.max_upload_bytes, idleTimeoutMs: limits.body_idle_timeout_ms }), boundaryOf(req.headers['content-type']));
 
       const { request, sender, layout } = checkControlPlane(await readControlPart(body, controlMax), config);
-      if (!share.grow(layout.total)) {
-        throw unavailable(`this gateway holds ${budget.inFlight} bytes of POST bodies (limits.post_bytes_in_flight): try again`);
-      }
+      if (!share.grow(layout.total)) throw full();
 
       // The nonce travels to Redis while the data plane arrives; a replay stops the reading.
       const hashed = hashedHere(request);
