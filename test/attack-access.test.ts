@@ -4,6 +4,7 @@
 // rebinding); and an expected refusal is one info line with its reason, never an error with a stack.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { parseConfig } from '../proto/config/config.js';
 import { putChunksFields } from '../http/rg-client.js';
@@ -31,7 +32,12 @@ test.before(async () => {
     return { f, gw };
   };
   [rg, ug] = await Promise.all([
-    makeGatewayFolder({ config: { admin: { token: ADMIN }, http: { allowed_hosts: ['rg.example'] } } }).then((f) => start(f)),
+    makeGatewayFolder({
+      config: {
+        admin: { token: ADMIN }, http: { allowed_hosts: ['rg.example'] },
+        limits: { call_timeout_ms: 3000, request_timeout_ms: 5000, max_upload_bytes: 8 << 20, header_timeout_ms: 1000, body_idle_timeout_ms: 1000 },
+      },
+    }).then((f) => start(f)),
     makeGatewayFolder({ type: 'UG' }).then((f) => start(f, [])),
   ]);
 });
@@ -84,6 +90,32 @@ test('a gateway listening on loopback refuses a request whose Host is not one of
   }
   t.is((await rawGet(rg.f.url, '/PING', { Host: 'rg.example' })).status, 200, 'a name from http.allowed_hosts');
   t.is((await rawGet(ug.f.url, '/PING', { Host: 'rg.example' })).status, 403, 'only the gateway that lists it');
+});
+
+// ---- item 2: slow clients ----
+
+/** Opens a raw connection, writes `bytes`, then nothing; resolves with what came back once the gateway closed it. */
+function stall(url: string, bytes: Buffer): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    socket.on('data', (d) => { got += d.toString('latin1'); });
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+}
+
+test('a connection that stalls in its headers, or in a POST body, is answered 408 and closed (limits.header_timeout_ms, body_idle_timeout_ms)', async (t) => {
+  const headers = await stall(rg.f.url, Buffer.from('POST / HTTP/1.1\r\nHost: localhost\r\nContent-Ty'));
+  t.regex(headers, /^HTTP\/1\.1 408/);
+  const control = signRequest(putChunksFields(fileRef(rg.f), [{ block_id: 0n, block_version: 1n, offset: 0n, size: BigInt(MiB), hash: randomBytes(32) }]), rg.f.ugKey);
+  const { head, contentType } = postHead(control);
+  const request = `POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: ${contentType}\r\nContent-Length: ${head.length + MiB}\r\n\r\n`;
+  const body = await stall(rg.f.url, Buffer.concat([Buffer.from(request), head, Buffer.alloc(1000, 0x78)]));
+  t.regex(body, /^HTTP\/1\.1 408/);
+  t.regex(body, /body_idle_timeout_ms/);
+  t.regex(body, /[Cc]onnection: close/);
 });
 
 // ---- item 7: refusals in the log ----

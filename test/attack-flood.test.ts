@@ -14,8 +14,9 @@ import {
   metricValue, MiB, PingPoller, postHead, processTree, restarts, signRequest, storedChunks, streamingPost, TreeRssSampler, treeRss,
 } from './support/attack.js';
 
-// Default limits but for the shorter call deadline the test harness uses elsewhere.
-const gw = gatewayPerFile({ config: { limits: { call_timeout_ms: 10_000 } } });
+// Default limits but for the shorter call deadline the test harness uses elsewhere, and a long
+// body idle timeout: the budget test holds two POSTs open while it checks the third.
+const gw = gatewayPerFile({ config: { limits: { call_timeout_ms: 10_000, body_idle_timeout_ms: 120_000 } } });
 
 const OFFER = 200 * MiB;
 
