@@ -10,6 +10,7 @@ import {
   deleteChunksFields, layOutChunks, putChunksFields, renameHintFields, sendControlPlane,
 } from '../http/rg-client.js';
 import { DISK_DRIVERS, fileRef, rawGet } from './support/gateway.js';
+import { Errno } from '../drivers/errno.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 
 const BIG_NONCE = 2n ** 63n + 12345n;
@@ -68,6 +69,19 @@ for (const { language, options } of DISK_DRIVERS) {
     const renamed = await fetch(formatManifestUrl(f.url, { ...addr, fs_path: '/dir/renamed.txt', mtime_sec: 1_700_000_100n, mtime_nsec: 0 }));
     t.is(renamed.status, 200, 'the new manifest was written after the rename');
     t.deepEqual(Buffer.from(await renamed.arrayBuffer()), newManifest);
+  });
+
+  test(`${language} driver: a stored chunk is never replaced: the same bytes again succeed, other bytes get -EEXIST and the stored ones stay`, async (t) => {
+    const { f } = gateway;
+    const file = fileRef(f, { file_id: 0x1117ab1en, fs_path: '/dir/immutable.bin' });
+    const chunk = (bytes: Buffer) => layOutChunks([{ block: { block_id: 9n, block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: 100n }, bytes }]);
+    const first = chunk(Buffer.alloc(100, 1));
+    const put = (c: ReturnType<typeof chunk>) => sendControlPlane(f.url, putChunksFields(file, c.blocks), f.ugKey, c.data, f.rgKey);
+    t.is((await put(first)).reply?.error_code, 0);
+    t.is((await put(first)).reply?.error_code, 0, 'a retry of the same bytes succeeds');
+    t.is((await put(chunk(Buffer.alloc(100, 2)))).reply?.error_code, -Errno.EEXIST, 'other bytes');
+    t.is((await put(chunk(Buffer.alloc(50, 1)))).reply?.error_code, -Errno.EEXIST, 'other length');
+    t.deepEqual(readFileSync(join(f.storageDir, '3', '1117AB1E', '9', '1')), first.data, 'the stored bytes stay');
   });
 
   test(`${language} driver: GET answers PING, 400 for a bad URL, 304 for If-Modified-Since, 404 for a missing chunk`, async (t) => {
