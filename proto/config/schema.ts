@@ -90,6 +90,10 @@ export const configSchema = z.strictObject({
     max_bytes: doc(int(0).default(1 << 30), { doc: 'byte budget of the chunk store on disk; the least recently read chunks go first', default: '1 GiB' }),
     memory_bytes: doc(int(0).default(64 << 20), { doc: 'hot chunks kept in memory in front of the disk', default: '64 MiB' }),
   }).prefault({}),
+  state: z.strictObject({
+    dir: doc(nonEmpty().default('state'), { doc: "this gateway's own state on this host: the private redis-server's data (when `redis` is absent) and the lock that refuses a second `sgw start` of the folder", env: 'SGW_STATE_DIR' }),
+    appendfsync: doc(z.enum(['everysec', 'always']).default('everysec'), 'when the private redis-server flushes its append-only file to disk: `everysec` (a power loss can lose the last second or two of writes) or `always` (before every answer: nothing acknowledged is lost, writes are slower); see docs/state.md'),
+  }).prefault({}),
   limits: z.strictObject({
     max_upload_bytes: doc(int(1).default(256 << 20), { doc: 'larger POST bodies get 413', default: '256 MiB' }),
     replay_window_s: doc(int(1).default(86_400), 'how long a (sender, nonce) pair is remembered'),
