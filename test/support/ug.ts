@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { sealSecrets } from '../../drivers/secrets.js';
 import {
-  cleanup, makeGatewayFolder, startGatewayProcess, waitForGateway, UG_TEST_TOKEN,
+  cleanup, makeGatewayFolder, startGatewayProcess, waitForEmbeddedGateway, waitForGateway, UG_TEST_TOKEN,
   type GatewayFolder, type RunningGateway,
 } from './gateway.js';
 
@@ -31,6 +31,10 @@ export interface UgVolumeOptions {
   blockSize?: number;
   /** The UG's id (default: random); an AG listing the UG must name it. */
   ugId?: bigint;
+  /** The UG runs its own private redis-server (no `redis` in its config); the RGs use the test Redis. */
+  ugEmbeddedRedis?: boolean;
+  /** Each gateway in a process group of its own (see killGroup). */
+  detached?: boolean;
 }
 
 export interface RunningVolume {
@@ -58,6 +62,7 @@ export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): P
     ...(opts.ugDriverSource ? { driverSource: opts.ugDriverSource } : {}),
     driverConfig: opts.ugDriverConfig ?? {},
     config: { limits: LIMITS, ...opts.ugConfig },
+    embeddedRedis: opts.ugEmbeddedRedis ?? false,
   });
   if (opts.ugSecrets) writeFileSync(join(ug.dir, 'driver', 'secrets.sealed.json'), sealSecrets(Buffer.from(JSON.stringify(opts.ugSecrets)), ug.ugKey));
   const all: RunningGateway[] = [];
@@ -71,13 +76,14 @@ export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): P
   try {
     // One gateway at a time: starting a dozen processes at once starves a small machine.
     for (const f of rgs) {
-      rgProcs.push(startGatewayProcess(f.configFile));
+      rgProcs.push(startGatewayProcess(f.configFile, undefined, undefined, { detached: opts.detached ?? false }));
       all.push(rgProcs[rgProcs.length - 1]!);
       await waitForGateway(f, redis);
     }
-    ugProc = startGatewayProcess(ug.configFile);
+    ugProc = startGatewayProcess(ug.configFile, undefined, undefined, { detached: opts.detached ?? false });
     all.push(ugProc);
-    await waitForGateway(ug, redis, opts.ugRoles ?? []);
+    if (opts.ugEmbeddedRedis) await waitForEmbeddedGateway(ug, opts.ugRoles ?? []);
+    else await waitForGateway(ug, redis, opts.ugRoles ?? []);
   } catch (err) {
     const out = output();
     await stop();
