@@ -185,6 +185,11 @@ export function startGatewayProcess(configFile: string, roles?: string, cwd?: st
   };
 }
 
+/** Options to run a gateway's config as another host would: with a state folder of its own (one gateway per folder). */
+export function asAnotherHost(f: GatewayFolder, host: string): GatewayProcessOptions {
+  return { env: { SGW_STATE_DIR: join(f.dir, `host-${host}`, 'state') } };
+}
+
 /** Stops a child process: SIGTERM, SIGKILL after graceMs; its exit code (null when killed by a signal). */
 export function stopChild(proc: ChildProcess, graceMs = 15_000): Promise<number | null> {
   return new Promise((resolve) => {
