@@ -116,14 +116,21 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');
 
   let stopping: Promise<void> | null = null;
+  // While stopping, every answer closes its connection: a client that keeps its keep-alive
+  // connection busy must not hold the actor (and its supervisor) up until the drain deadline.
+  server.prependListener('request', (_req, res) => {
+    if (stopping) res.setHeader('Connection', 'close');
+  });
   return {
     url, port, server,
     stop() {
       stopping ??= (async () => {
         // Stop accepting, let in-flight requests finish (they are bounded by their deadline).
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
         server.closeIdleConnections();
         await Promise.race([closed, new Promise((r) => setTimeout(r, config.limits.request_timeout_ms).unref())]);
+        clearInterval(sweep);
         server.closeAllConnections();
         await Promise.all([...beats.map((b) => b.stop()), dashboard.close()]);
         live.close();
