@@ -13,6 +13,7 @@ import { createApp } from '../http/app.js';
 import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
+import { NonceStore } from '../queues/nonces.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
@@ -82,13 +83,13 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     chunkTransfers: () => asker.chunkTransfers,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
-  const windowMs = config.limits.replay_window_s * 1000;
+  const nonces = new NonceStore(redis, gateway, config.limits.replay_window_s * 1000);
   const namespace = new Namespace(redis, config.gateway.volume_id);
   const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
   const app = createApp({
     config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,
-    firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
-    release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
+    firstUse: (sender, nonce) => nonces.firstUse(sender, nonce),
+    release: (sender, nonce) => nonces.release(sender, nonce),
   });
 
   // Fail-fast connections refuse commands until connected: wait, then learn the driver's methods
