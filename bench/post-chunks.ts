@@ -103,10 +103,17 @@ async function load(url: string, p: Prepared, seconds: number, pids: Record<stri
   }
 }
 
+const mbps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+
+/** The gateway's side of putChunks alone: warmed up, then `seconds` measured. */
+export async function gatewayPutChunks(g: BenchGateway, seconds: number, maxRequests = 1600, fileId = 0x90570001n): Promise<{ run: Latency & { cpu: Record<string, number> }; MBps: number; prepared: Prepared }> {
+  const p = prepare(new BenchFile(g, fileId), maxRequests + WARMUP);
+  const run = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
+  return { run, MBps: mbps(run), prepared: p };
+}
+
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
-  const file = new BenchFile(g, 0x90570001n);
-  const p = prepare(file, maxRequests + WARMUP);
-  const gateway = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
+  const { run: gateway, prepared: p } = await gatewayPutChunks(g, seconds, maxRequests);
   const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-sink-'));
   const sink = await forkBench('baseline-server', ['disk', dir]);
   let baseline: Latency & { cpu: Record<string, number> };
@@ -116,6 +123,5 @@ export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  const mbps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
   return { gateway, baseline, gatewayMBps: mbps(gateway), baselineMBps: mbps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
 }

@@ -86,11 +86,13 @@ export interface FolderOptions {
   driverConfig?: Record<string, unknown>;
   /** No `redis` in the config: `sgw start` runs the gateway's private redis-server (see embeddedRedis()). */
   embeddedRedis?: boolean;
+  /** A Redis other than the test file's (benchmarks compare Redis settings). */
+  redisUrl?: string;
 }
 
 /** Writes a gateway's config folder: keys, config.json, driver folder, storage. */
 export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<GatewayFolder> {
-  const redis = await testRedis();
+  const redis = opts.redisUrl ? { url: opts.redisUrl } : await testRedis();
   const dir = mkdtempSync(join(tmpdir(), 'sgw-test-'));
   const [rg, ug] = testKeys();
   mkdirSync(join(dir, 'keys'));

@@ -35,6 +35,8 @@ export interface UgVolumeOptions {
   ugEmbeddedRedis?: boolean;
   /** Each gateway in a process group of its own (see killGroup). */
   detached?: boolean;
+  /** A Redis other than the test file's for every gateway (the `redis` client must be one of it). */
+  redisUrl?: string;
 }
 
 export interface RunningVolume {
@@ -56,13 +58,15 @@ export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): P
   // Each volume's UG gets an id of its own: its driver queues and version live under it in Redis.
   const ugId = opts.ugId ?? BigInt(randomBytes(3).readUIntBE(0, 3)) + 100n;
   const rgs: GatewayFolder[] = [];
-  for (let i = 0; i < (opts.rgs ?? 2); i++) rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig } }));
+  const redisUrl = opts.redisUrl ? { redisUrl: opts.redisUrl } : {};
+  for (let i = 0; i < (opts.rgs ?? 2); i++) rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig }, ...redisUrl }));
   const ug = await makeGatewayFolder({
     type: 'UG', volumeId, blockSize, ugId, peers: [...rgs, ...(opts.extraPeers ?? [])],
     ...(opts.ugDriverSource ? { driverSource: opts.ugDriverSource } : {}),
     driverConfig: opts.ugDriverConfig ?? {},
     config: { limits: LIMITS, ...opts.ugConfig },
     embeddedRedis: opts.ugEmbeddedRedis ?? false,
+    ...redisUrl,
   });
   if (opts.ugSecrets) writeFileSync(join(ug.dir, 'driver', 'secrets.sealed.json'), sealSecrets(Buffer.from(JSON.stringify(opts.ugSecrets)), ug.ugKey));
   const all: RunningGateway[] = [];
