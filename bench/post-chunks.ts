@@ -84,36 +84,59 @@ function post(url: URL, agent: Agent, p: Prepared, i: number): Promise<{ status:
   });
 }
 
-async function load(url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency & { cpu: Record<string, number> }> {
-  const agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
-  const target = new URL(url);
-  let next = 0; // every request is sent once: a nonce must never be replayed
-  const op = async () => {
-    const i = next++;
-    if (i >= p.heads.length) throw new Error('out of signed requests');
-    return ok(await post(target, agent, p, i));
+/** Signed PUTCHUNKS sent to one server, warmed up once and then measured in runs (one or several slices). */
+export class PostLoad {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
+  private readonly target: URL;
+  private next = 0; // every request is sent once: a nonce must never be replayed
+
+  constructor(url: string, private readonly p: Prepared, private readonly pids: Record<string, number>, private readonly ok: (r: { status: number; body: Buffer }) => boolean) {
+    this.target = new URL(url);
+  }
+
+  private readonly op = async () => {
+    const i = this.next++;
+    if (i >= this.p.heads.length) throw new Error('out of signed requests');
+    return this.ok(await post(this.target, this.agent, this.p, i));
   };
-  try {
-    await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, op);
-    const cpu = cpuWindow(pids);
-    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: p.heads.length - next, maxMs: seconds * 1000 }, op);
+
+  async warmUp(): Promise<void> {
+    await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, this.op);
+  }
+
+  async run(seconds: number): Promise<Latency & { cpu: Record<string, number> }> {
+    const cpu = cpuWindow(this.pids);
+    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: this.p.heads.length - this.next, maxMs: seconds * 1000 }, this.op);
     return { ...measured, cpu: cpu() };
-  } finally {
-    agent.destroy();
+  }
+
+  close(): void {
+    this.agent.destroy();
   }
 }
 
-const mbps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+async function load(url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency & { cpu: Record<string, number> }> {
+  const l = new PostLoad(url, p, pids, ok);
+  try {
+    await l.warmUp();
+    return await l.run(seconds);
+  } finally {
+    l.close();
+  }
+}
 
-/** The gateway's side of putChunks alone: warmed up, then `seconds` measured. */
-export async function gatewayPutChunks(g: BenchGateway, seconds: number, maxRequests = 1600, fileId = 0x90570001n): Promise<{ run: Latency & { cpu: Record<string, number> }; MBps: number; prepared: Prepared }> {
-  const p = prepare(new BenchFile(g, fileId), maxRequests + WARMUP);
-  const run = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
-  return { run, MBps: mbps(run), prepared: p };
+/** Chunk bytes per second of a run, in MB (10^6 bytes). */
+export const chunkMBps = (l: Pick<Latency, 'count' | 'errors' | 'seconds'>) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+const replyOk = (r: { status: number; body: Buffer }) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0;
+
+/** A PostLoad on a gateway's PUTCHUNKS, with `maxRequests` signed requests beyond its warm-up. */
+export function gatewayPostLoad(g: BenchGateway, maxRequests: number, fileId = 0x90570001n): PostLoad {
+  return new PostLoad(g.f.url, prepare(new BenchFile(g, fileId), maxRequests + WARMUP), g.cpuPids, replyOk);
 }
 
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
-  const { run: gateway, prepared: p } = await gatewayPutChunks(g, seconds, maxRequests);
+  const p = prepare(new BenchFile(g, 0x90570001n), maxRequests + WARMUP);
+  const gateway = await load(g.f.url, p, seconds, g.cpuPids, replyOk);
   const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-sink-'));
   const sink = await forkBench('baseline-server', ['disk', dir]);
   let baseline: Latency & { cpu: Record<string, number> };
@@ -123,5 +146,5 @@ export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { gateway, baseline, gatewayMBps: mbps(gateway), baselineMBps: mbps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
+  return { gateway, baseline, gatewayMBps: chunkMBps(gateway), baselineMBps: chunkMBps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
 }

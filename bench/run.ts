@@ -108,7 +108,7 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     raw.ug = ug.raw;
   },
   async aof(_g, rows, raw) {
-    const aof = await aofBenchmarks(SECONDS);
+    const aof = await aofBenchmarks();
     rows.push(...aof.rows);
     raw.aof = aof.raw;
   },

@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../proto/config/config.js';
+import { processAlive } from './processes.js';
 import { startRedisServer, type RedisServer, type StartRedisOptions } from './embedded-redis.js';
 
 const RESTART_MIN_MS = 200;
@@ -40,15 +41,6 @@ function passwordOf(file: string): string {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The pid of a redis-server running on this folder (its pid file names a live process whose working
  * folder is this one), or null. Checking the folder makes a reused pid harmless.
@@ -68,7 +60,7 @@ async function stopStray(pid: number, logger: Logger): Promise<void> {
   logger.warn({ pid }, 'a redis-server left running by an earlier start holds the state folder: stopping it');
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + STRAY_STOP_MS;
-  while (alive(pid)) {
+  while (processAlive(pid)) {
     if (Date.now() > deadline) {
       process.kill(pid, 'SIGKILL');
       break;

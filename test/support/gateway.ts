@@ -296,12 +296,4 @@ export async function killGroup(gw: RunningGateway): Promise<void> {
   await waitFor(`every process of group ${pgid} to die`, async () => processGroup(pgid).length === 0);
 }
 
-/** Whether a process of this pid exists (signal 0 checks without signalling). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { processAlive } from '../../actors/supervisor/processes.js';
