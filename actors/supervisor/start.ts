@@ -187,6 +187,11 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   tuneHeapGrowth(config.actors.heap_growth_percent);
   const redisUrl = config.redis;
   if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
+  // The owner of the chunk store holds its folder: under sgw start the supervisor does, run by a
+  // service manager the actor itself.
+  if (!process.send && (role === 'cache' || (role === 'http' && opts.withCache))) {
+    lockFolders([config.cache.dir], { command: `sgw actor ${role}`, config: config.file });
+  }
   let stop: () => Promise<void>;
   if (role === 'http') {
     const h = await runHttpActor({ config, redisUrl, logger, withCache: opts.withCache ?? false });
