@@ -23,7 +23,7 @@ export function stateRedisPaths(config: GatewayConfig) {
     dir,
     password: join(dir, 'password'),
     pid: join(dir, 'redis.pid'),
-    /** The port of the running server, for the other commands. */
+    /** The port of the running server, for the other commands (its pid is in the pid file). */
     endpoint: join(dir, 'endpoint.json'),
     log: join(dir, 'redis.log'),
   };
@@ -92,7 +92,7 @@ export class StateRedis {
       persist: { appendfsync: config.state.appendfsync },
     };
     const server = await startRedisServer(options);
-    writeFileSync(paths.endpoint, `${JSON.stringify({ port: server.port, pid: server.pid })}\n`, { mode: 0o600 });
+    writeFileSync(paths.endpoint, `${JSON.stringify({ port: server.port })}\n`, { mode: 0o600 });
     return new StateRedis(server, { ...options, port: server.port }, paths.endpoint, logger);
   }
 
