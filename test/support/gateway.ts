@@ -195,7 +195,11 @@ export function stopChild(proc: ChildProcess, graceMs = 15_000): Promise<number 
   });
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
+/**
+ * Polls until probe() gives a value. The bound is only a backstop against a hang: on a loaded
+ * 2-core machine a gateway's start (node, bundling its driver, actors) has taken over 20 s.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
