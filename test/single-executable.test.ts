@@ -99,7 +99,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     await ping.arrayBuffer();
 
     // The summary is printed once the actors are ready, which may be after /PING first answers.
-    const redisUrl = await waitFor('the summary naming its Redis', async () => /redis\s+(redis:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 60_000);
+    const redisUrl = await waitFor('the summary naming its Redis', async () => /redis\s+(redis:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]);
     t.truthy(redisUrl, 'it says which Redis it started');
     redis = new Redis(redisUrl!, { maxRetriesPerRequest: 1 });
     const readers = await waitFor('a live driver:read actor', async () => {
@@ -134,7 +134,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     redis = null;
     proc.kill('SIGTERM');
     t.is(await exited, 0, 'SIGTERM stops it cleanly');
-    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !processAlive(p)), 10_000);
+    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !processAlive(p)));
     t.false(existsSync(host.nodeMarker), 'nothing tried to run node');
   } finally {
     redis?.disconnect();
