@@ -81,7 +81,7 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   const roles = parseRoles(opts.roles, config);
   if (config.actors.activation === 'none') return prepareExternalActivation(config, configFile, roles, logger);
   // One gateway per folder, refused before anything starts; the kernel lets go when we exit.
-  const locks = lockFolders([config.state.dir, ...(roles.http || roles.cache ? [config.cache.dir] : [])], { command: 'sgw start', config: configFile });
+  const locks = lockFolders([config.state.dir, ...(roles.cache ? [config.cache.dir] : [])], { command: 'sgw start', config: configFile });
   if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
   const progress = new ProgressLine('starting');
   let embedded: StateRedis | null = null;
