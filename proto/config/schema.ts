@@ -92,7 +92,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   state: z.strictObject({
     dir: doc(nonEmpty().default('state'), { doc: "this gateway's own state on this host: the private redis-server's data (when `redis` is absent) and the lock that refuses a second `sgw start` of the folder", env: 'SGW_STATE_DIR' }),
-    appendfsync: doc(z.enum(['everysec', 'always']).default('everysec'), 'when the private redis-server flushes its append-only file to disk: `everysec` (a power loss can lose the last second or two of writes) or `always` (before every answer: nothing acknowledged is lost, writes are slower); see docs/state.md'),
+    appendfsync: doc(z.enum(['everysec', 'always']).default('always'), 'when the private redis-server flushes its append-only file to disk: `always` (before it answers: nothing acknowledged is lost, not even to a kill -9 of redis-server or a power loss) or `everysec` (faster; a power loss, or a kill -9 of redis-server while the disk lags, can lose the last second or two of acknowledged writes); see [state.md](state.md#what-can-be-lost)'),
   }).prefault({}),
   limits: z.strictObject({
     max_upload_bytes: doc(int(1).default(256 << 20), { doc: 'larger POST bodies get 413; also bounds each Python pipe frame and each form-uploaded file', default: '256 MiB' }),
