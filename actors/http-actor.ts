@@ -13,6 +13,7 @@ import { createApp } from '../http/app.js';
 import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
+import { NonceStore } from '../queues/nonces.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
@@ -85,13 +86,13 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
-  const windowMs = config.limits.replay_window_s * 1000;
+  const nonces = new NonceStore(redis, gateway, config.limits.replay_window_s * 1000);
   const namespace = new Namespace(redis, config.gateway.volume_id);
   const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
   const app = createApp({
     config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness, postBudget,
-    firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
-    release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
+    firstUse: (sender, nonce) => nonces.firstUse(sender, nonce),
+    release: (sender, nonce) => nonces.release(sender, nonce),
   });
 
   // Fail-fast connections refuse commands until connected: wait, then learn the driver's methods
@@ -124,14 +125,21 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');
 
   let stopping: Promise<void> | null = null;
+  // While stopping, every answer closes its connection: a client that keeps its keep-alive
+  // connection busy must not hold the actor (and its supervisor) up until the drain deadline.
+  server.prependListener('request', (_req, res) => {
+    if (stopping) res.setHeader('Connection', 'close');
+  });
   return {
     url, port, server,
     stop() {
       stopping ??= (async () => {
         // Stop accepting, let in-flight requests finish (they are bounded by their deadline).
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
         server.closeIdleConnections();
         await Promise.race([closed, new Promise((r) => setTimeout(r, config.limits.request_timeout_ms).unref())]);
+        clearInterval(sweep);
         server.closeAllConnections();
         await Promise.all([...beats.map((b) => b.stop()), dashboard.close()]);
         live.close();

@@ -2,10 +2,10 @@
 // nonce -> write actor -> disk driver, fsync -> signed Reply), against a plain node:http server
 // storing the same bodies the same way. Requests are signed up front, each with its own nonce
 // (the gateway refuses replays); the 1 MiB data plane is shared and written beside each head.
-// Request i writes a new version (i) of block i % 64, as a Syndicate writer writes new versions:
-// chunks are immutable, so rewriting one chunk would write nothing after the first time. The
-// bench removes the chunk written RETIRE requests earlier, for both servers alike, so the store
-// stays at 64 chunks (its page cache does not grow into memory the VM has never touched).
+// Request i writes a new version (i + 1) of block i % 64, as a Syndicate writer writes new
+// versions: chunks are immutable, so the disk driver would write a rewritten chunk only once. The
+// bench removes the chunk written BLOCKS requests earlier, for the gateway and the baseline alike,
+// so the store stays at 64 chunks (its page cache does not grow into memory the VM never touched).
 import { request as httpRequest, Agent } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -19,15 +19,15 @@ import { closedLoop, cpuWindow, forkBench, MiB, type Latency } from './support.j
 import { BenchFile, type BenchGateway } from './gateway.js';
 
 export const POSTS_IN_FLIGHT = 8;
-const CHUNK_BYTES = MiB;
+export const CHUNK_BYTES = MiB;
 /**
  * Load before the measured run (WARMUP requests or WARMUP_MS, whichever ends first). The gateway
  * takes ~15 s of load to reach its steady pace: measured after 4 s, the same build gave 231 MB/s
  * twice (http actor 3.2 ms, write actor 2.8 ms of CPU per request); after 15 s, 275-283 MB/s
  * (2.5 and 2.2 ms). The baseline gets the same warm-up (411-438 -> 443-515 MB/s).
  */
-const WARMUP = 4000;
-const WARMUP_MS = 15_000;
+export const WARMUP = 4000;
+export const WARMUP_MS = 15_000;
 /** Blocks the bench rotates over, and how many requests later it removes a chunk. */
 const BLOCKS = 64;
 
@@ -47,15 +47,18 @@ export interface PostResult {
   baselineCpu: Record<string, number>;
 }
 
-interface Prepared {
+export interface Prepared {
   heads: Buffer[];
   tail: Buffer;
   data: Buffer;
   contentType: string;
 }
 
-/** Signs `count` PUTCHUNKS requests for one 1 MiB block each (64 rotating block ids). */
-function prepare(file: BenchFile, count: number): Prepared {
+/**
+ * Signs `count` PUTCHUNKS requests for one 1 MiB block each (64 rotating block ids): a new version
+ * each, or, with `rewrite`, version 1 of those 64 again and again (for back-ends that overwrite).
+ */
+export function prepare(file: BenchFile, count: number, rewrite = false): Prepared {
   const data = randomBytes(CHUNK_BYTES);
   const [block] = layOutChunks([{
     block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: BigInt(CHUNK_BYTES) },
@@ -66,7 +69,7 @@ function prepare(file: BenchFile, count: number): Prepared {
   let contentType = '';
   const heads: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    const fields = putChunksFields(file.ref, [{ ...block!, block_id: BigInt(i % BLOCKS), block_version: BigInt(i + 1) }]);
+    const fields = putChunksFields(file.ref, [{ ...block!, block_id: BigInt(i % BLOCKS), block_version: rewrite ? 1n : BigInt(i + 1) }]);
     const request: Request = { ...fields, message_nonce: randomNonce(), signature: '' };
     const { bytes } = signMessage(request, RequestCodec.encode, file.g.f.ugKey);
     // The data-plane part left empty: its bytes go between this head and the closing tail.
@@ -96,34 +99,72 @@ function post(url: URL, agent: Agent, p: Prepared, i: number): Promise<{ status:
   });
 }
 
-async function load(
-  url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean, chunkPath: (i: number) => string,
-): Promise<Latency & { cpu: Record<string, number> }> {
-  const agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
-  const target = new URL(url);
-  let next = 0; // every request is sent once: a nonce must never be replayed
-  const op = async () => {
-    const i = next++;
-    if (i >= p.heads.length) throw new Error('out of signed requests');
-    const good = ok(await post(target, agent, p, i));
-    if (i >= BLOCKS) await rm(chunkPath(i - BLOCKS), { force: true });
+/** Signed PUTCHUNKS sent to one server, warmed up once and then measured in runs (one or several slices). */
+export class PostLoad {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
+  private readonly target: URL;
+  private next = 0; // every request is sent once: a nonce must never be replayed
+
+  /** `chunkPath(i)`: where request i's chunk is stored, removed BLOCKS requests later (none: kept). */
+  constructor(
+    url: string, private readonly p: Prepared, private readonly pids: Record<string, number>, private readonly ok: (r: { status: number; body: Buffer }) => boolean,
+    private readonly chunkPath?: (i: number) => string,
+  ) {
+    this.target = new URL(url);
+  }
+
+  private readonly op = async () => {
+    const i = this.next++;
+    if (i >= this.p.heads.length) throw new Error('out of signed requests');
+    const good = this.ok(await post(this.target, this.agent, this.p, i));
+    if (this.chunkPath && i >= BLOCKS) await rm(this.chunkPath(i - BLOCKS), { force: true });
     return good;
   };
-  try {
-    await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, op);
-    const cpu = cpuWindow(pids);
-    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: p.heads.length - next, maxMs: seconds * 1000 }, op);
-    return { ...measured, cpu: cpu() };
-  } finally {
-    agent.destroy();
+
+  async warmUp(): Promise<void> {
+    await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, this.op);
   }
+
+  async run(seconds: number): Promise<Latency & { cpu: Record<string, number> }> {
+    const cpu = cpuWindow(this.pids);
+    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: this.p.heads.length - this.next, maxMs: seconds * 1000 }, this.op);
+    return { ...measured, cpu: cpu() };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+export async function load(
+  url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean, chunkPath?: (i: number) => string,
+): Promise<Latency & { cpu: Record<string, number> }> {
+  const l = new PostLoad(url, p, pids, ok, chunkPath);
+  try {
+    await l.warmUp();
+    return await l.run(seconds);
+  } finally {
+    l.close();
+  }
+}
+
+/** Chunk bytes stored per second, in MB (10^6 bytes). */
+export const chunkMBps = (l: Pick<Latency, 'count' | 'errors' | 'seconds'>) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+const replyOk = (r: { status: number; body: Buffer }) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0;
+
+/** Where a gateway's disk driver stores request i's chunk of the bench file. */
+const gatewayChunks = (g: BenchGateway, file: BenchFile) => (i: number) => benchChunkPath(g.f.storageDir, file.ref.volume_id, file.ref.file_id, i);
+
+/** A PostLoad on a gateway's PUTCHUNKS (disk driver), with `maxRequests` signed requests beyond its warm-up. */
+export function gatewayPostLoad(g: BenchGateway, maxRequests: number, fileId = 0x90570001n): PostLoad {
+  const file = new BenchFile(g, fileId);
+  return new PostLoad(g.f.url, prepare(file, maxRequests + WARMUP), g.cpuPids, replyOk, gatewayChunks(g, file));
 }
 
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
   const file = new BenchFile(g, 0x90570001n);
   const p = prepare(file, maxRequests + WARMUP);
-  const gateway = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0,
-    (i) => benchChunkPath(g.f.storageDir, file.ref.volume_id, file.ref.file_id, i));
+  const gateway = await load(g.f.url, p, seconds, g.cpuPids, replyOk, gatewayChunks(g, file));
   const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-sink-'));
   const sink = await forkBench('baseline-server', ['disk', dir]);
   let baseline: Latency & { cpu: Record<string, number> };
@@ -134,6 +175,5 @@ export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  const mbps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
-  return { gateway, baseline, gatewayMBps: mbps(gateway), baselineMBps: mbps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
+  return { gateway, baseline, gatewayMBps: chunkMBps(gateway), baselineMBps: chunkMBps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
 }

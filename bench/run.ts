@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,flood   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,s3,aof,nonces,flood   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -15,13 +15,16 @@ import { cacheHitGets, cacheMissGets, CONNECTIONS, type GetResult } from './http
 import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
 import { ugBenchmarks } from './ug.js';
+import { s3Benchmarks } from './s3.js';
+import { aofBenchmarks } from './aof.js';
+import { nonceBenchmarks } from './nonces.js';
 import { observeCost } from './observe.js';
 import { flood, FLOOD_CLIENTS } from './flood.js';
 import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'flood'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 's3', 'aof', 'nonces', 'flood'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -105,6 +108,21 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     const ug = await ugBenchmarks();
     rows.push(...ug.rows);
     raw.ug = ug.raw;
+  },
+  async s3(_g, rows, raw) {
+    const s3 = await s3Benchmarks(SECONDS);
+    rows.push(...s3.rows);
+    raw.s3 = s3.raw;
+  },
+  async aof(_g, rows, raw) {
+    const aof = await aofBenchmarks();
+    rows.push(...aof.rows);
+    raw.aof = aof.raw;
+  },
+  async nonces(_g, rows, raw) {
+    const n = await nonceBenchmarks();
+    rows.push(...n.rows);
+    raw.nonces = n.raw;
   },
   async echo(g, rows, raw) {
     await bareBaseline(g.f.redisUrl);

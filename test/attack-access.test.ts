@@ -133,7 +133,7 @@ test.serial('expected refusals are logged as one info line each with the reason,
   const unknown = signRequest(putChunksFields(fileRef(rg.f, { src_gateway_id: 999n, coordinator_id: 999n }), [{ block_id: 0n, block_version: 1n, offset: 0n, size: BigInt(MiB), hash: randomBytes(32) }]), rg.f.ugKey);
   const { head, contentType } = postHead(unknown);
   t.is((await streamingPost(rg.f.url, contentType, head, head.length + MiB, { holdAfter: head.length, headers: { 'X-Request-Id': `${marker}-5` } }).answer).status, 401);
-  await waitFor('the request lines', async () => rg.gw.output().slice(before).split('\n').filter((l) => l.includes(marker)).length >= 5, 5000);
+  await waitFor('the request lines', async () => rg.gw.output().slice(before).split('\n').filter((l) => l.includes(marker)).length >= 5);
   const lines = rg.gw.output().slice(before).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
   t.deepEqual(lines.filter((l) => l.level >= 50), [], 'no error line');
   const requestLines = lines.filter((l) => l.msg === 'request' && l.rid?.startsWith(marker));

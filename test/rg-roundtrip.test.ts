@@ -1,75 +1,16 @@
 // End to end through real processes: sgw start (supervisor, http actor, driver actors), a real
 // Redis, real HTTP and the built-in disk driver writing real files — once with the TypeScript
-// driver, once with its Python twin run by the Python chassis.
+// driver, once with its Python twin run by the Python chassis (test/support/rg-scenarios.ts).
+// Both built-in disk drivers also keep chunks immutable (issue 15, item 5).
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ChunkType, ManifestCodec, type ManifestBlock } from '../proto/messages.js';
-import { formatBlockUrl, formatManifestUrl } from '../http/data-url.js';
-import {
-  deleteChunksFields, layOutChunks, putChunksFields, renameHintFields, sendControlPlane,
-} from '../http/rg-client.js';
-import { DISK_DRIVERS, fileRef, rawGet } from './support/gateway.js';
+import { ChunkType } from '../proto/messages.js';
+import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { Errno } from '../drivers/errno.js';
-import { gatewayPerFile } from './support/gateway-per-file.js';
-
-const BIG_NONCE = 2n ** 63n + 12345n;
-
-function manifestBytes(fileId: bigint, mtime: bigint): Buffer {
-  // Any bytes will do for the RG (it stores chunks opaquely); a real Manifest keeps it honest.
-  return Buffer.from(ManifestCodec.encode({
-    volume_id: 3n, coordinator_id: 10n, owner_id: 7n, file_id: fileId, file_version: -3n,
-    mtime_sec: mtime, mtime_nsec: 5, size: 5000n, signature: '',
-  }));
-}
+import { DISK_DRIVERS, fileRef } from './support/gateway.js';
+import { rgScenarios, storedOnDisk } from './support/rg-scenarios.js';
 
 for (const { language, options } of DISK_DRIVERS) {
-  const gateway = gatewayPerFile(options);
-
-  test(`${language} driver: put, get, delete, get 404 and rename round-trip with 64-bit ids and a negative block version`, async (t) => {
-    const { f } = gateway;
-    const file = fileRef(f);
-    const block = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) & 0xff));
-    const manifest = manifestBytes(file.file_id, 1_700_000_000n);
-    const { blocks, data } = layOutChunks([
-      { block: { block_id: 2n ** 60n + 1n, block_version: -42n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: 4096n }, bytes: block },
-      { block: { block_id: 1_700_000_000n, block_version: 5n, chunk_type: ChunkType.MANIFEST }, bytes: manifest },
-    ]);
-    const put = await sendControlPlane(f.url, { ...putChunksFields(file, blocks), message_nonce: BIG_NONCE }, f.ugKey, data, f.rgKey);
-    t.is(put.status, 200, put.body.toString());
-    t.is(put.reply!.error_code, 0);
-    t.is(put.reply!.message_nonce, BIG_NONCE, 'the reply echoes the 64-bit nonce exactly');
-    t.is(put.reply!.gateway_id, f.gatewayId);
-    t.true(put.replyVerified, 'the reply is signed by the RG');
-
-    const stored = join(f.storageDir, '3', 'FEDCBA9876543210', String(2n ** 60n + 1n), '-42');
-    t.true(existsSync(stored), 'the disk driver stored the block under request_to_storage_path');
-    t.deepEqual(readFileSync(stored), block);
-
-    const addr = { volume_id: 3n, fs_path: file.fs_path, file_id: file.file_id, file_version: file.file_version };
-    const blockUrl = formatBlockUrl(f.url, { ...addr, block_id: 2n ** 60n + 1n, block_version: -42n });
-    const got = await fetch(blockUrl);
-    t.is(got.status, 200);
-    t.deepEqual(Buffer.from(await got.arrayBuffer()), block);
-    const gotManifest = await fetch(formatManifestUrl(f.url, { ...addr, mtime_sec: 1_700_000_000n, mtime_nsec: 5 }));
-    t.is(gotManifest.status, 200);
-    t.deepEqual(Buffer.from(await gotManifest.arrayBuffer()), manifest);
-
-    const del = await sendControlPlane(f.url, deleteChunksFields(file, [blocks[0]!]), f.ugKey, null, f.rgKey);
-    t.is(del.status, 200, del.body.toString());
-    t.is(del.reply!.error_code, 0);
-    t.false(existsSync(stored), 'the block is gone from the back-end');
-    t.is((await fetch(blockUrl)).status, 404, 'a deleted block is not served from the cache either');
-
-    const newManifest = manifestBytes(file.file_id, 1_700_000_100n);
-    const hint = layOutChunks([{ block: { block_id: 1_700_000_100n, block_version: 0n, chunk_type: ChunkType.MANIFEST }, bytes: newManifest }]);
-    const ren = await sendControlPlane(f.url, { ...renameHintFields(file, '/dir/renamed.txt', hint.blocks[0] as ManifestBlock) }, f.ugKey, hint.data, f.rgKey);
-    t.is(ren.status, 200, ren.body.toString());
-    t.is(ren.reply!.error_code, 0);
-    const renamed = await fetch(formatManifestUrl(f.url, { ...addr, fs_path: '/dir/renamed.txt', mtime_sec: 1_700_000_100n, mtime_nsec: 0 }));
-    t.is(renamed.status, 200, 'the new manifest was written after the rename');
-    t.deepEqual(Buffer.from(await renamed.arrayBuffer()), newManifest);
-  });
+  const gateway = rgScenarios({ label: language, options, stored: storedOnDisk });
 
   test(`${language} driver: a stored chunk is never replaced: the same bytes again succeed, other bytes get -EEXIST and the stored ones stay`, async (t) => {
     const { f } = gateway;
@@ -81,28 +22,6 @@ for (const { language, options } of DISK_DRIVERS) {
     t.is((await put(first)).reply?.error_code, 0, 'a retry of the same bytes succeeds');
     t.is((await put(chunk(Buffer.alloc(100, 2)))).reply?.error_code, -Errno.EEXIST, 'other bytes');
     t.is((await put(chunk(Buffer.alloc(50, 1)))).reply?.error_code, -Errno.EEXIST, 'other length');
-    t.deepEqual(readFileSync(join(f.storageDir, '3', '1117AB1E', '9', '1')), first.data, 'the stored bytes stay');
-  });
-
-  test(`${language} driver: GET answers PING, 400 for a bad URL, 304 for If-Modified-Since, 404 for a missing chunk`, async (t) => {
-    const { f } = gateway;
-    t.is((await fetch(`${f.url}/PING`)).status, 200);
-    t.is((await rawGet(f.url, '/DATA/3/a/../b.1F.1/0.0')).status, 400);
-    t.is((await rawGet(f.url, '/DATA/3/a/..')).status, 400);
-    t.is((await rawGet(f.url, '/DATA/3/a/%2e%2e/b.1F.1/0.0')).status, 400);
-    t.is((await fetch(`${f.url}/DATA/3/x.ZZ.1/0.0`)).status, 400);
-    t.is((await fetch(`${f.url}/DATA/3/x.1F.1/0.0`, { headers: { 'If-Modified-Since': new Date().toUTCString() } })).status, 304);
-    t.is((await fetch(`${f.url}/DATA/3/nothing.ABC.1/9.9`)).status, 404);
-  });
-
-  test(`${language} driver: the driver bundle travels through Redis and its version is the one the actors run`, async (t) => {
-    const { f, redis } = gateway;
-    const current = await redis.get(`sgw:${f.gatewayKey}:driver`);
-    t.regex(current ?? '', /^[0-9a-f]{64}$/);
-    const ids = await redis.zrangebyscore(`sgw:${f.gatewayKey}:alive:driver:read`, Date.now(), '+inf');
-    t.true(ids.length > 0);
-    t.is(await redis.hget(`sgw:${f.gatewayKey}:actor:${ids[0]}`, 'version'), current);
-    const meta = JSON.parse((await redis.hget(`sgw:bundle:${current}`, 'meta')) ?? '{}') as { entry?: string };
-    t.is(meta.entry, options.driverFile ?? 'driver.mjs', 'the actors run the driver in the language under test');
+    t.deepEqual(await storedOnDisk(f, '3/1117AB1E/9/1'), first.data, 'the stored bytes stay');
   });
 }

@@ -4,19 +4,26 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
+import { runningStateRedisUrl } from '../actors/supervisor/state-redis.js';
+import { loadConfig } from '../proto/config/config.js';
 import { listActors } from '../queues/registry.js';
 import { buildSingleExecutable, type SingleExecutable } from '../actors/package/single-executable.js';
 import { request_to_storage_path } from '../drivers/helpers.js';
 import { unsealSecrets } from '../drivers/secrets.js';
 import { formatBlockUrl, parseDataUrl } from '../http/data-url.js';
 import { driverRequestForGet } from '../http/get-chunk.js';
-import { cleanup, waitFor, processAlive } from './support/gateway.js';
+import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
+import { ChunkType } from '../proto/messages.js';
+import { cleanup, fileRef, makeGatewayFolder, waitFor, waitForGateway, processAlive, stopChild } from './support/gateway.js';
+import { testRedis } from './support/redis.js';
+import { S3_SECRETS, startTestS3 } from './support/s3.js';
+import { buildBundle, currentBundleHash } from '../drivers/bundle.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -58,10 +65,12 @@ async function workerHost(): Promise<Host> {
   copyFileSync(file, exe);
   chmodSync(exe, 0o755);
   // The real node lives in /usr/bin beside redis-server here, so PATH holds a folder of our own:
-  // redis-server (a system package sgw may use) and a `node` that only records being called.
+  // the system programs sgw may use (redis-server; util-linux's flock and setpriv, for the folder
+  // lock and the private Redis's parent-death signal) and a `node` that only records being called.
   const bin = tempDir('bin');
   const nodeMarker = join(bin, 'node-was-run');
   writeFileSync(join(bin, 'redis-server'), `#!/bin/sh\nexec ${findOnPath('redis-server')} "$@"\n`, { mode: 0o755 });
+  for (const tool of ['flock', 'setpriv']) symlinkSync(findOnPath(tool), join(bin, tool));
   writeFileSync(join(bin, 'node'), `#!/bin/sh\necho "$@" >> ${nodeMarker}\nexit 1\n`, { mode: 0o755 });
   const home = tempDir('home');
   // A fresh environment: nothing of this test's Node (NODE_OPTIONS, NODE_PATH, npm_*) leaks in.
@@ -94,9 +103,8 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     await ping.arrayBuffer();
 
     // The summary is printed once the actors are ready, which may be after /PING first answers.
-    const redisUrl = await waitFor('the summary naming its Redis', async () => /redis\s+(redis:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 60_000);
-    t.truthy(redisUrl, 'it says which Redis it started');
-    redis = new Redis(redisUrl!, { maxRetriesPerRequest: 1 });
+    await waitFor('the summary naming its Redis', async () => /redis\s+redis:\/\/:\*\*\*@127\.0\.0\.1:\d+/.test(out));
+    redis = new Redis(runningStateRedisUrl(loadConfig(join(host.dir, '.sgw', 'config.json'))), { maxRetriesPerRequest: 1 });
     const readers = await waitFor('a live driver:read actor', async () => {
       const found = await listActors(redis!, 'rg.20', ['driver:read']);
       return found.length > 0 ? found : null;
@@ -118,9 +126,10 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     t.is(missing.status, 404, 'a chunk the driver lacks is a 404');
 
     // Another subcommand of the same executable: publishing bundles the driver with the embedded
-    // esbuild; the content is what `start` published, so the version stays.
+    // esbuild; the content is what `start` published, so the version stays. It finds the private
+    // Redis through the demo's state folder.
     const published = await run(host.exe, ['driver', 'publish', '--config', join(host.dir, '.sgw', 'config.json')], {
-      cwd: host.dir, env: { ...host.env, SGW_REDIS_URL: redisUrl! }, timeout: 60_000,
+      cwd: host.dir, env: host.env, timeout: 60_000,
     });
     t.regex(published.stdout, /^[0-9a-f]{64} unchanged \(.*read_chunk.*\)$/m, 'driver publish finds the version start published');
 
@@ -129,7 +138,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     redis = null;
     proc.kill('SIGTERM');
     t.is(await exited, 0, 'SIGTERM stops it cleanly');
-    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !processAlive(p)), 10_000);
+    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !processAlive(p)));
     t.false(existsSync(host.nodeMarker), 'nothing tried to run node');
   } finally {
     redis?.disconnect();
@@ -166,4 +175,44 @@ test('the executable says where to extract its embedded files when the cache fol
     .then(() => null, (e: { code: number; stderr: string }) => e);
   t.is(err?.code, 1, 'it stops with exit code 1');
   t.regex(err?.stderr ?? '', /cannot extract sgw's embedded files .*set XDG_CACHE_HOME to a writable folder/);
+});
+
+test('the executable publishes the built-in S3 driver as \'sgw/builtin/s3\' (its SDK inside) and its actors keep chunks in S3', async (t) => {
+  const host = await workerHost();
+  const s3 = await startTestS3();
+  t.teardown(() => s3.close());
+  await s3.createBucket('sea');
+  const f = await makeGatewayFolder({
+    driverSource: "export * from 'sgw/builtin/s3';\n",
+    driverConfig: { ENDPOINT: s3.endpoint, REGION: 'us-east-1', FORCE_PATH_STYLE: true, BUCKET: 'sea', PREFIX: 'exe/' },
+    driverSecrets: S3_SECRETS,
+  });
+  dirs.push(f.dir);
+  const proc = spawn(host.exe, ['start', '--config', f.configFile], { cwd: host.dir, env: host.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const redis = new Redis((await testRedis()).url);
+  try {
+    await waitForGateway(f, redis).catch((err: Error) => { throw new Error(`${err.message}; its output:\n${out}`); });
+    const fromCheckout = await buildBundle(join(f.dir, 'driver'));
+    t.is(await currentBundleHash(redis, f.gatewayKey), fromCheckout.hash, 'the executable published the very bundle a checkout builds');
+    const chunk = Buffer.from(`a chunk kept in S3 by the executable's driver actors ${f.port}`);
+    const { blocks, data } = layOutChunks([{ block: { block_id: 1n, block_version: 2n, chunk_type: ChunkType.BLOCK }, bytes: chunk }]);
+    const put = await sendControlPlane(f.url, putChunksFields(fileRef(f), blocks), f.ugKey, data, f.rgKey);
+    t.deepEqual([put.status, put.reply?.error_code], [200, 0], out);
+    t.deepEqual(await s3.object('sea', 'exe/3/FEDCBA9876543210/1/2'), chunk, 'the object holds the chunk');
+    const file = fileRef(f);
+    const at = (block_id: bigint, block_version: bigint) => formatBlockUrl(f.url, { volume_id: 3n, fs_path: file.fs_path, file_id: file.file_id, file_version: file.file_version, block_id, block_version });
+    const got = await fetch(at(1n, 2n));
+    t.is(got.status, 200);
+    t.deepEqual(Buffer.from(await got.arrayBuffer()), chunk);
+    const missing = await fetch(at(9n, 9n));
+    await missing.arrayBuffer();
+    t.is(missing.status, 404, 'a chunk S3 lacks is a 404');
+    t.false(existsSync(host.nodeMarker), 'nothing tried to run node');
+  } finally {
+    redis.disconnect();
+    await stopChild(proc);
+  }
 });

@@ -43,6 +43,8 @@ export interface GatewayConfig {
   /** Driver bundle folder on this host, or null: run whatever version is published in Redis. */
   driver: string | null;
   cache: { dir: string; max_bytes: number; memory_bytes: number };
+  /** This gateway's own state on this host: the private Redis's folder and the start lock. */
+  state: { dir: string; appendfsync: AppendFsync };
   limits: {
     max_upload_bytes: number;
     replay_window_s: number;
@@ -101,6 +103,7 @@ export interface HttpAccess {
 }
 
 export type Activation = ConfigFile['actors']['activation'];
+export type AppendFsync = ConfigFile['state']['appendfsync'];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -213,6 +216,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     redis: c.redis,
     driver: c.driver === null ? null : path(c.driver),
     cache: { ...c.cache, dir: path(c.cache.dir) },
+    state: { ...c.state, dir: path(c.state.dir) },
     limits: { ...c.limits, call_timeout_ms: Math.min(c.limits.call_timeout_ms, c.limits.request_timeout_ms) },
     actors: {
       ...c.actors,
