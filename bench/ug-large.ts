@@ -67,7 +67,7 @@ export async function ugLargeTransfers(): Promise<{ rows: Row[]; raw: Record<str
   let v: RunningVolume | null = null;
   try {
     log('UG 1 GiB: starting a UG and one RG (1 MiB blocks, default cache sizes)');
-    v = await startBenchVolume(redis, 64 << 20);
+    v = await startBenchVolume(redis, { memoryTierBytes: 64 << 20 });
     const running = v;
     const pids = volumePids(v, redisServer.pid);
     const base = randomBytes(PIECE);

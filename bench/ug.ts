@@ -22,7 +22,7 @@ import { formatBlockUrl, formatManifestUrl } from '../http/data-url.js';
 import type { Row } from './report.js';
 import { childrenOf, closedLoop, countBytes, cpuWindow, cutProfiles, forkBench, formatCpu, profiled } from './support.js';
 
-const SIZE = 64 << 20;
+export const SIZE = 64 << 20;
 const BLOCK = 1 << 20;
 const PARALLEL_BLOCKS = 8;
 const MB = 1e6;
@@ -34,11 +34,11 @@ const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
  * The UG and RG of the bench. `ug` gives both caches' memory tiers room for its whole file (the
  * RG's hits are the cold read's baseline); `ug1g` runs with the default cache sizes.
  */
-export function startBenchVolume(redis: Redis, memoryTierBytes = 128 << 20): Promise<RunningVolume> {
+export function startBenchVolume(redis: Redis, o: { redisUrl?: string; memoryTierBytes?: number } = {}): Promise<RunningVolume> {
   const limits = { call_timeout_ms: 15_000, request_timeout_ms: 120_000, max_upload_bytes: 32 << 20 };
-  const cache = { dir: 'cache', max_bytes: 1 << 30, memory_bytes: memoryTierBytes };
+  const cache = { dir: 'cache', max_bytes: 1 << 30, memory_bytes: o.memoryTierBytes ?? 128 << 20 };
   return profiled(() => startUgVolume(redis, {
-    rgs: 1, blockSize: BLOCK,
+    rgs: 1, blockSize: BLOCK, ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}),
     ugConfig: { cache, limits, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: PARALLEL_BLOCKS } },
     rgConfig: { cache, limits },
   }));
@@ -100,6 +100,13 @@ async function best(rounds: number, run: () => Promise<Timed>): Promise<Timed> {
     if (!top || t.seconds < top.seconds) top = t;
   }
   return top!;
+}
+
+/** PUT a local file through the UG; the seconds it took. */
+export async function writeThrough(v: RunningVolume, path: string, src: string): Promise<number> {
+  const t0 = performance.now();
+  await putFile(v, path, createReadStream(src, { highWaterMark: BLOCK }));
+  return (performance.now() - t0) / 1000;
 }
 
 const mbps = (t: Timed, bytes = SIZE) => bytes / MB / t.seconds;

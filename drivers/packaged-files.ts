@@ -38,6 +38,8 @@ export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   { path: ESBUILD_BINARY, executable: true },
   // The Python driver chassis and its syndicate.util.gateway module.
   { path: 'dist/drivers/python' },
+  // Lua scripts sgw runs in Redis.
+  { path: 'queues/nonces.lua' },
   // The Bull dashboard's pages and static files.
   { path: 'node_modules/@bull-board/ui' },
 ];

@@ -12,6 +12,7 @@ import { ChunkType, IoType, ManifestCodec, type Manifest, type ManifestBlock } f
 import { signMessage } from '../proto/signature.js';
 import { chunkCacheKey } from './data-url.js';
 import { HttpError } from './errors.js';
+import { mapLimit } from './map-limit.js';
 import {
   deleteChunksFields, layOut, putChunksFields, randomNonce, renameHintFields, sendControlPlane,
   type ChunkUpload, type DataPlane, type FileRef, type RequestFields,
@@ -65,19 +66,6 @@ async function* blocksOf(body: AsyncIterable<Uint8Array>, size: number): AsyncGe
   if (have > 0) yield { pieces, length: have };
 }
 
-/** Runs fn over items with at most `limit` running at once, results in order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /** A fresh manifest mtime: wall-clock seconds, nanoseconds made unique with random sub-millisecond digits. */
 function manifestMtime(): { sec: bigint; nsec: number } {
@@ -186,7 +174,7 @@ export class UgWriter {
         const req = this.v.driverRequest(file, { kind: 'block', block_id: block.block_id, block_version: block.block_version, offset: id * bs, len: length }, IoType.WRITE);
         return { block, bytes: await this.v.transform('serialize', req, Buffer.concat(pieces, length)) };
       });
-      const laid = layOut(uploads);
+      const laid = layOut(uploads as ChunkUpload[]); // no stop: every item ran
       sent.push(...laid.blocks);
       if (posting.length >= this.v.config.ug.posts_in_flight) await posting.shift();
       const post = this.toEveryReplica(`PUTCHUNKS of ${path}`, putChunksFields(this.fileRef(file), laid.blocks), laid.pieces);

@@ -2,6 +2,7 @@
 // appear when something else runs `sgw actor <role>` (here the test, as a service manager would).
 import test from 'ava';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
@@ -61,13 +62,23 @@ test('activation none: sgw start publishes the driver, starts no actor, and says
     return ids.length > 0 ? ids : null;
   });
   t.is(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'), String(read.pid), 'registered by the process we ran');
-  await waitFor('the external actors ready', async () => (await fetch(`${f.url}/ready`)).status === 200, 30_000);
+  await waitFor('the external actors ready', async () => (await fetch(`${f.url}/ready`)).status === 200);
   const miss = await fetch(formatBlockUrl(f.url, { volume_id: 3n, fs_path: '/a', file_id: 1n, file_version: 1n, block_id: 0n, block_version: 0n }));
   t.is(miss.status, 404, 'the external driver:read actor answered: no such chunk');
   t.is(await stopChild(read), 0);
   t.is(await stopChild(http), 0);
   await Promise.all(others.map((p) => stopChild(p)));
   t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:read'), [], 'gone from the registry after a clean stop');
+});
+
+test('activation none: a second actor owning the same chunk store is refused, naming the folder and the first', async (t) => {
+  const f = await folder('none');
+  const first = actor(f, 'cache');
+  await waitFor('the cache actor in the registry', async () => (await liveActors(redis, f.gatewayKey, 'cache')).length > 0);
+  const second = await run(process.execPath, [CLI, 'actor', 'cache', '--config', f.configFile], { timeout: 30_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+  t.is(second?.code, 1);
+  t.true(second!.stderr.includes(`${join(f.dir, 'cache')} is in use by sgw actor cache (pid ${first.pid}`), second!.stderr);
+  t.is(await stopChild(first), 0);
 });
 
 test('activation none refuses the private redis-server with a clear message', async (t) => {

@@ -10,6 +10,8 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
+import { loadConfig } from '../proto/config/config.js';
+import { runningStateRedisUrl } from '../actors/supervisor/state-redis.js';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 import {
@@ -35,15 +37,15 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
   proc.stderr.on('data', (d) => { out += d; });
   const base = `http://127.0.0.1:${port}`;
   t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
-  await waitFor('the demo gateway', async () => (await fetch(`${base}/PING`)).status === 200, 30_000);
+  await waitFor('the demo gateway', async () => (await fetch(`${base}/PING`)).status === 200);
   // The summary comes once the actors are ready, which may be after /PING first answers.
-  await waitFor('the summary', async () => /stop with/.test(out), 40_000);
+  await waitFor('the summary', async () => /stop with/.test(out));
   t.regex(out, new RegExp(`http://127\\.0\\.0\\.1:${port}/`), 'prints its URL');
   t.regex(out, /private redis-server/, 'says it started its own Redis');
   t.regex(out, /storage\s+.*demo[/\\]storage/, 'says where its data lives');
   t.regex(out, /stop with/, 'says how to stop it');
-  const redisPort = Number(/redis:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
-  const redis = new Redis(redisPort, '127.0.0.1');
+  t.regex(out, /redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ {2}\(private redis-server, data in .*demo[/\\]state[/\\]redis/, 'says where the state lives, not the password');
+  const redis = new Redis(runningStateRedisUrl(loadConfig(join(home, 'demo', 'config.json'))));
   await waitFor('demo driver actors', async () => (await redis.zcount('sgw:rg.20:alive:driver:read', Date.now(), '+inf')) > 0);
   await waitFor('the demo gateway ready', async () => (await fetch(`${base}/ready`)).status === 200);
   const info = await redis.info('server');
@@ -54,7 +56,7 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
 
   const code = await new Promise<number | null>((resolve) => { proc.once('exit', resolve); proc.kill('SIGTERM'); });
   t.is(code, 0);
-  await waitFor('the private redis-server to stop', async () => !processAlive(redisPid), 5000);
+  await waitFor('the private redis-server to stop', async () => !processAlive(redisPid));
   t.false(processAlive(redisPid));
 });
 

@@ -91,7 +91,7 @@ test.serial('S3 stopped mid-load: every GET and PUTCHUNKS is answered in bounded
   await s3!.start();
   // A block never read before (odd ones are not read by the load) comes from S3, through the same actors.
   const unread = stored[1]!;
-  await waitFor('a GET that reaches S3 to succeed again', async () => (await getBlock(f, unread)).status === 200, 30_000);
+  await waitFor('a GET that reaches S3 to succeed again', async () => (await getBlock(f, unread)).status === 200);
   const after = await putBlock(f);
   t.deepEqual([after.status, after.rc], [200, 0], 'PUTCHUNKS stores again');
   t.deepEqual(await s3!.object(BUCKET, `rg/3/FEDCBA9876543210/${after.id}/1`), blockBytes(after.id));
@@ -107,6 +107,6 @@ test.serial('a frozen S3 server (connections accepted, never answered): a cache-
   t.log(`frozen S3: ${frozen.status} ${frozen.body.toString()}`);
   t.true([503, 504].includes(frozen.status), `answered ${frozen.status}: ${frozen.body.toString()}`);
   s3!.thaw();
-  await waitFor('the block to be served', async () => (await getBlock(f, put.id)).status === 200, 30_000);
+  await waitFor('the block to be served', async () => (await getBlock(f, put.id)).status === 200);
   t.deepEqual((await getBlock(f, put.id)).body, blockBytes(put.id));
 });

@@ -5,10 +5,11 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
 import { createLogger, type Logger } from '../logger.js';
+import { lockFolders } from './folder-lock.js';
+import type { StateRedis as RunningStateRedis } from './state-redis.js';
+import type { Roles } from './supervisor.js';
 import { tuneHeapGrowth } from './heap.js';
 import { EXIT } from '../exit-codes.js';
-import type { Roles } from './supervisor.js';
-import type { RedisServer } from './embedded-redis.js';
 import { connectRedis, whenReady } from '../../queues/redis.js';
 import { DRIVER_MODES, type DriverMode } from '../../queues/names.js';
 
@@ -66,8 +67,9 @@ export interface StartOptions {
 }
 
 export async function startGateway(opts: StartOptions): Promise<void> {
-  const [{ prepareDemo }, { startRedisServer }, { parseRoles, Supervisor }, { ProgressLine }, { claimAcquisitionGateway }] = await Promise.all([
-    import('./demo.js'), import('./embedded-redis.js'), import('./supervisor.js'), import('../cli/progress.js'), import('../../queues/namespace/namespace.js'),
+  const [{ prepareDemo }, { StateRedis, stateRedisPaths }, { redactUrl }, { parseRoles, Supervisor }, { ProgressLine }, { claimAcquisitionGateway }] = await Promise.all([
+    import('./demo.js'), import('./state-redis.js'), import('../cli/status.js'), import('./supervisor.js'), import('../cli/progress.js'),
+    import('../../queues/namespace/namespace.js'),
   ]);
   const demo = opts.config ? null : prepareDemo();
   const configFile = resolve(opts.config ?? demo!.configFile);
@@ -75,20 +77,23 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   const logger = createLogger(config.log.level, 'sgw');
   const roles = parseRoles(opts.roles, config);
   if (config.actors.activation === 'none') return prepareExternalActivation(config, configFile, roles, logger);
+  // One gateway per folder, refused before anything starts; the kernel lets go when we exit.
+  const locks = lockFolders([config.state.dir, ...(roles.cache ? [config.cache.dir] : [])], { command: 'sgw start', config: configFile });
   if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
   const progress = new ProgressLine('starting');
-  let embedded: RedisServer | null = null;
+  let embedded: RunningStateRedis | null = null;
   let supervisor: InstanceType<typeof Supervisor> | null = null;
   onSignals(async () => {
     progress.done();
     logger.info('stopping: draining actors');
     await supervisor?.stop();
     await embedded?.stop();
+    locks.forEach((l) => l.release());
   });
   let redisUrl = config.redis;
   if (!redisUrl) {
     progress.update('starting the private redis-server');
-    embedded = await startRedisServer({ quiet: true });
+    embedded = await StateRedis.start(config, logger);
     redisUrl = embedded.url;
   }
   if (config.gateway.type === 'AG') {
@@ -113,7 +118,7 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   const lines = [
     `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
     roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
-    `  redis        ${redisUrl}${embedded ? '  (private redis-server, stopped with sgw)' : ''}`,
+    `  redis        ${redactUrl(redisUrl)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(config).dir}, stopped with sgw)` : ''}`,
     `  config       ${configFile}`,
     roles.http || roles.cache ? `  cache        ${config.cache.dir}` : null,
     demo ? `  storage      ${demo.storageDir}  (built-in disk driver)` : null,
@@ -181,6 +186,11 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   tuneHeapGrowth(config.actors.heap_growth_percent);
   const redisUrl = config.redis;
   if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
+  // The owner of the chunk store holds its folder: under sgw start the supervisor does, run by a
+  // service manager the actor itself.
+  if (!process.send && (role === 'cache' || (role === 'http' && opts.withCache))) {
+    lockFolders([config.cache.dir], { command: `sgw actor ${role}`, config: config.file });
+  }
   let stop: () => Promise<void>;
   if (role === 'http') {
     const { runHttpActor } = await import('../http-actor.js');
