@@ -10,7 +10,7 @@ import { credentialConfigured } from '../../http/admin-auth.js';
 import { createDashboard, DASHBOARD_PATH } from '../../http/dashboard.js';
 import { answerErrors, HttpError } from '../../http/errors.js';
 import { redisUrlOf } from '../supervisor/state-redis.js';
-import { redactUrl } from './status.js';
+import { redactUrl } from '../supervisor/state-redis.js';
 
 export interface DashboardServerOptions {
   host: string;

@@ -6,7 +6,7 @@ import { listActors } from '../../queues/registry.js';
 import { withProgress } from './progress.js';
 import { connectRedis, whenReady, type Redis } from '../../queues/redis.js';
 import { MODES_OF_GATEWAY, QUEUE_PREFIX, registeredQueues } from '../../queues/names.js';
-import { redisUrlOf } from '../supervisor/state-redis.js';
+import { redactUrl, redisUrlOf } from '../supervisor/state-redis.js';
 
 const REDIS_WAIT_MS = 5_000;
 const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
@@ -46,16 +46,6 @@ export interface GatewayStatus {
   redis_memory: { used_bytes: number; peak_bytes: number; max_bytes: number; policy: string };
 }
 
-/** The URL without its password (status output ends up in tickets and chat). */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
-}
 
 function infoField(info: string, name: string): string {
   return new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';

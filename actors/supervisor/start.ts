@@ -67,9 +67,8 @@ export interface StartOptions {
 }
 
 export async function startGateway(opts: StartOptions): Promise<void> {
-  const [{ prepareDemo }, { StateRedis, stateRedisPaths }, { redactUrl }, { parseRoles, Supervisor }, { ProgressLine }, { claimAcquisitionGateway }] = await Promise.all([
-    import('./demo.js'), import('./state-redis.js'), import('../cli/status.js'), import('./supervisor.js'), import('../cli/progress.js'),
-    import('../../queues/namespace/namespace.js'),
+  const [{ prepareDemo }, { StateRedis, stateRedisPaths, redactUrl }, { parseRoles, Supervisor }, { ProgressLine }, { claimAcquisitionGateway }] = await Promise.all([
+    import('./demo.js'), import('./state-redis.js'), import('./supervisor.js'), import('../cli/progress.js'), import('../../queues/namespace/namespace.js'),
   ]);
   const demo = opts.config ? null : prepareDemo();
   const configFile = resolve(opts.config ?? demo!.configFile);

@@ -156,3 +156,14 @@ export function runningStateRedisUrl(config: GatewayConfig): string {
 export function redisUrlOf(config: GatewayConfig): string {
   return config.redis ?? runningStateRedisUrl(config);
 }
+
+/** The URL without its password (status output ends up in tickets and chat). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
