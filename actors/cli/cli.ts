@@ -4,20 +4,22 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../../proto/config/config.js';
-import { runActor, startGateway, publishDriver } from '../supervisor/start.js';
+import { runActor, startGateway } from '../supervisor/start.js';
+import { publishDriver } from '../supervisor/driver-publishing.js';
 import { printStatus } from './status.js';
 import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../../drivers/secrets.js';
 import { readPublicKey } from '../../proto/signature.js';
 import { registerUgCommands } from './ug-cli.js';
 import { redisUrlOf } from '../supervisor/state-redis.js';
+import { demoRgConfig } from '../supervisor/demo.js';
 
 const program = new Command('sgw')
   .description('Syndicate-style storage gateways as actors over Redis queues')
   .showHelpAfterError();
 
 program.command('start')
-  .description('run a gateway: its actors as a supervised process tree (without --config: a demo replica gateway)')
+  .description('run a gateway: its actors as a supervised process tree (without --config: the demo, four gateways of two volumes)')
   .option('-c, --config <file>', 'gateway configuration file')
   .option('-r, --roles <list>', 'actors to run on this host: http, cache, driver, driver:<mode>, crawl (AG) (default: all)')
   .action((o: { config?: string; roles?: string }) => startGateway(o));
@@ -43,9 +45,9 @@ program.command('dashboard')
 
 program.command('status')
   .description("actors, queue depths, cache usage and Redis memory of the config's gateway, from the shared Redis")
-  .requiredOption('-c, --config <file>', 'gateway configuration file')
+  .option('-c, --config <file>', 'gateway configuration file (default: the demo\'s RG, $SGW_HOME/rg.json)')
   .option('--json', 'one JSON document instead of tables (for scripts)')
-  .action((o: { config: string; json?: boolean }) => printStatus(loadConfig(resolve(o.config)), o.json ?? false));
+  .action((o: { config?: string; json?: boolean }) => printStatus(loadConfig(resolve(o.config ?? demoRgConfig())), o.json ?? false));
 
 const keys = program.command('keys').description('RSA key pairs');
 keys.command('new <name>')

@@ -3,7 +3,8 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
 import { createLogger, type Logger } from '../logger.js';
-import { prepareDemo } from './demo.js';
+import { demoBanner, PER_GATEWAY_ENV, prepareDemo, shownPath } from './demo.js';
+import { driverOnStart, type DriverDecision } from './driver-publishing.js';
 import { lockFolders } from './folder-lock.js';
 import { StateRedis, stateRedisPaths } from './state-redis.js';
 import { redactUrl } from '../cli/status.js';
@@ -16,50 +17,27 @@ import { runHttpActor } from '../http-actor.js';
 import { runCacheActor } from '../cache/cache-actor.js';
 import { EXIT, runDriverActor } from '../driver-actor.js';
 import { DriverVersionWatch } from '../../drivers/version-watch.js';
-import { buildBundle, publishBundle } from '../../drivers/bundle.js';
-import { unsealSecrets } from '../../drivers/secrets.js';
 import { connectRedis, whenReady } from '../../queues/redis.js';
 import { DRIVER_MODES, type DriverMode } from '../../queues/names.js';
 
-/** Builds the driver folder of the config and publishes it if its content changed. */
-export async function publishDriver(
-  config: GatewayConfig, redisUrl: string, folder = config.driver, onStep: (step: string) => void = () => {},
-): Promise<{ hash: string; changed: boolean; methods: string[] }> {
-  if (!folder) throw new Error('no driver folder: set "driver" in the config file or pass --dir');
-  onStep('bundling the driver');
-  const bundle = await buildBundle(folder);
-  // Fail here, with a clear message, rather than in every driver actor on every host.
-  if (bundle.secrets) JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString());
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-publish');
-  try {
-    onStep('waiting for Redis');
-    await whenReady(redis);
-    onStep('uploading the driver bundle');
-    const r = await publishBundle(redis, config.gateway.key, bundle);
-    return { ...r, methods: bundle.meta.methods };
-  } finally {
-    redis.disconnect();
-  }
-}
-
 /** Stops gracefully on SIGTERM/SIGINT, once, then exits. */
-export function onSignals(stop: () => Promise<void>): void {
+export function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>): void {
   let stopping = false;
-  const handler = () => {
+  const handler = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    stop().then(() => process.exit(0), () => process.exit(1));
+    stop(signal).then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
 }
 
 /** Fails at once with a clear message instead of an http actor crash-looping on EADDRINUSE. */
-function assertPortFree(host: string, port: number, configFile: string): Promise<void> {
+function assertPortFree(host: string, port: number, hint: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE'
-      ? `${host}:${port} is already in use: set gateway.port in ${configFile} or SGW_PORT`
+      ? `${host}:${port} is already in use: ${hint}`
       : `cannot listen on ${host}:${port}: ${err.message}`)));
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
@@ -73,61 +51,128 @@ export interface StartOptions {
   roles?: string;
 }
 
+/** One gateway this `sgw start` runs the actors of. */
+interface HostedGateway {
+  config: GatewayConfig;
+  configFile: string;
+  roles: Roles;
+}
+
+/** How a run presents itself: who holds its folders, what to say when a port is taken, its summary. */
+interface RunStyle {
+  holder: string;
+  portHint(g: HostedGateway): string;
+  summary(redisLine: string, decisions: (DriverDecision | null)[]): string;
+}
+
 export async function startGateway(opts: StartOptions): Promise<void> {
-  const demo = opts.config ? null : prepareDemo();
-  const configFile = resolve(opts.config ?? demo!.configFile);
+  if (!opts.config) return startDemo(opts);
+  const configFile = resolve(opts.config);
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, 'sgw');
   const roles = parseRoles(opts.roles, config);
   if (config.actors.activation === 'none') return prepareExternalActivation(config, configFile, roles, logger);
+  const g: HostedGateway = { config, configFile, roles };
+  await runGateways([g], logger, {
+    holder: configFile,
+    portHint: () => `set gateway.port in ${configFile} or SGW_PORT`,
+    summary: (redisLine, [decision]) => [
+      `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
+      roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
+      `  redis        ${redisLine}`,
+      `  config       ${configFile}`,
+      roles.http || roles.cache ? `  cache        ${config.cache.dir}` : null,
+      decision ? `  driver       ${decision.reason}` : null,
+      `  stop with    Ctrl-C or kill -TERM ${process.pid}`,
+      '',
+    ].filter((l) => l !== null).join('\n'),
+  });
+}
+
+/** `sgw start` without --config: the demo's four gateways on one private Redis (demo.ts). */
+async function startDemo(opts: StartOptions): Promise<void> {
+  if (opts.roles) throw new Error('--roles needs --config: the demo runs every role of its gateways');
+  const demo = prepareDemo();
+  for (const name of PER_GATEWAY_ENV) delete process.env[name]; // actors inherit the environment too
+  const gateways = demo.gateways.map((d) => {
+    const config = loadConfig(d.configFile);
+    return { config, configFile: d.configFile, roles: parseRoles(undefined, config) };
+  });
+  const logger = createLogger(gateways[0]!.config.log.level, 'sgw');
+  await runGateways(gateways, logger, {
+    holder: demo.home,
+    portHint: (g) => `the demo uses ports ${demo.gateways[0]!.port} to ${demo.gateways[0]!.port + 3}; set SGW_PORT to the first of 4 free ports (${shownPath(g.configFile)} wants ${g.config.gateway.port})`,
+    summary: (redisLine) => demoBanner(demo, redisLine, process.pid),
+  });
+}
+
+/** Users of a volume stop before the gateways that serve them, so their last requests are answered. */
+const stopOrder = (g: HostedGateway) => (g.config.gateway.type === 'UG' ? 0 : 1);
+
+/**
+ * Runs the actors of these gateways on this host until SIGTERM or SIGINT: locks their folders, starts
+ * the private Redis they share (when they name none), publishes drivers as driverOnStart decides,
+ * starts a supervisor per gateway and prints the summary once the actors are ready.
+ */
+async function runGateways(gateways: HostedGateway[], logger: Logger, style: RunStyle): Promise<void> {
   // One gateway per folder, refused before anything starts; the kernel lets go when we exit.
-  const locks = lockFolders([config.state.dir, ...(roles.cache ? [config.cache.dir] : [])], { command: 'sgw start', config: configFile });
-  if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
+  const folders = gateways.flatMap(({ config, roles }) => [config.state.dir, ...(roles.cache ? [config.cache.dir] : [])]);
+  const locks = lockFolders(folders, { command: 'sgw start', config: style.holder });
+  for (const g of gateways) if (g.roles.http) await assertPortFree(g.config.gateway.host, g.config.gateway.port, style.portHint(g));
   const progress = new ProgressLine('starting');
   let embedded: StateRedis | null = null;
-  let supervisor: Supervisor | null = null;
-  onSignals(async () => {
+  const running: { g: HostedGateway; supervisor: Supervisor }[] = [];
+  onSignals(async (signal) => {
     progress.done();
+    // Ctrl-C in a terminal reaches the whole process group, the private redis-server included:
+    // it is going away with us, not to be restarted.
+    if (signal === 'SIGINT') embedded?.letGo();
     logger.info('stopping: draining actors');
-    await supervisor?.stop();
+    process.stderr.write('sgw: stopping: the actors finish their requests ...\n');
+    for (const phase of [0, 1]) await Promise.all(running.filter((r) => stopOrder(r.g) === phase).map((r) => r.supervisor.stop()));
     await embedded?.stop();
     locks.forEach((l) => l.release());
+    const what = `${running.length === 1 ? 'the gateway' : `${running.length} gateways`}${embedded ? ' and the private redis-server' : ''}`;
+    process.stderr.write(`sgw: stopped: ${what}, every process of it has exited\n`);
   });
-  let redisUrl = config.redis;
+  const first = gateways[0]!.config; // the demo's gateways share one state folder, so one private Redis
+  let redisUrl = first.redis;
   if (!redisUrl) {
     progress.update('starting the private redis-server');
-    embedded = await StateRedis.start(config, logger);
+    embedded = await StateRedis.start(first, logger);
     redisUrl = embedded.url;
   }
-  if (config.gateway.type === 'AG') {
-    // Refuse a second AG for the volume here, with the reason, rather than in crash-looping actors.
-    const redis = connectRedis(redisUrl, 'patient', 'sgw-start');
-    try {
-      await whenReady(redis, 30_000);
-      await claimAcquisitionGateway(redis, config);
-    } finally {
-      redis.disconnect();
-    }
+  const decisions: (DriverDecision | null)[] = [];
+  for (const g of gateways) {
+    const label = gateways.length > 1 ? `${g.config.gateway.key}: ` : '';
+    if (g.config.gateway.type === 'AG') await claimVolume(g.config, redisUrl);
+    const decision = await driverOnStart(g.config, redisUrl, g.roles.http, (step) => progress.update(`${label}${step}`));
+    if (decision) logger.info({ gateway: g.config.gateway.key, version: decision.version, published: decision.published }, decision.reason);
+    decisions.push(decision);
+    progress.update(`${label}waiting for Redis and the driver version`);
+    const supervisor = new Supervisor({ config: g.config, configFile: g.configFile, redisUrl, roles: g.roles, logger });
+    running.push({ g, supervisor });
+    await supervisor.start();
   }
-  if (config.driver) {
-    const p = await publishDriver(config, redisUrl, config.driver, (step) => progress.update(step));
-    logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
-  }
-  progress.update('waiting for Redis and the driver version');
-  supervisor = new Supervisor({ config, configFile, redisUrl, roles, logger });
-  await supervisor.start();
-  await supervisor.settled(ACTORS_READY_WAIT_MS, (ready, total) => progress.update('waiting for the actors', `${ready}/${total} ready`));
+  const counts = running.map(() => ({ ready: 0, total: 0 }));
+  await Promise.all(running.map(({ supervisor }, i) => supervisor.settled(ACTORS_READY_WAIT_MS, (ready, total) => {
+    counts[i] = { ready, total };
+    progress.update('waiting for the actors', `${counts.reduce((n, c) => n + c.ready, 0)}/${counts.reduce((n, c) => n + c.total, 0)} ready`);
+  })));
   progress.done();
-  const lines = [
-    `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
-    roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
-    `  redis        ${redactUrl(redisUrl)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(config).dir}, stopped with sgw)` : ''}`,
-    `  config       ${configFile}`,
-    roles.http || roles.cache ? `  cache        ${config.cache.dir}` : null,
-    demo ? `  storage      ${demo.storageDir}  (built-in disk driver)` : null,
-    `  stop with    Ctrl-C or kill -TERM ${process.pid}`,
-  ].filter(Boolean);
-  process.stderr.write(`${lines.join('\n')}\n`);
+  const redisLine = `${redactUrl(redisUrl)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(first).dir}, stopped with sgw)` : ''}`;
+  process.stderr.write(style.summary(redisLine, decisions));
+}
+
+/** Refuses a second AG for the volume here, with the reason, rather than in crash-looping actors. */
+async function claimVolume(config: GatewayConfig, redisUrl: string): Promise<void> {
+  const redis = connectRedis(redisUrl, 'patient', 'sgw-start');
+  try {
+    await whenReady(redis, 30_000);
+    await claimAcquisitionGateway(redis, config);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** The actor commands of these roles, as a service manager would run them. */
@@ -149,15 +194,14 @@ async function prepareExternalActivation(config: GatewayConfig, configFile: stri
   if (!config.redis) {
     throw new Error(`actors.activation is "none" in ${configFile}: set "redis" (or SGW_REDIS_URL) to the shared Redis the actors connect to; the private redis-server is only for activation "fork"`);
   }
-  if (config.driver) {
-    const redisUrl = config.redis;
-    const p = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, config.driver, (step) => line.update(step)));
-    logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
-  }
+  const redisUrl = config.redis;
+  const decision = await withProgress('checking the driver', (line) => driverOnStart(config, redisUrl, roles.http, (step) => line.update(step)));
+  if (decision) logger.info({ version: decision.version, published: decision.published }, decision.reason);
   process.stderr.write([
     `sgw: ${config.gateway.type} gateway ${config.gateway.id}: actors.activation is "none", so no actor is started here.`,
     '  Your service manager runs each actor of this host, e.g.:',
     ...actorCommands(roles, configFile).map((c) => `    ${c}`),
+    ...(decision ? [`  driver: ${decision.reason}`] : []),
     '',
   ].join('\n'));
 }
