@@ -67,6 +67,7 @@ test('npm start runs the demo, the README quickstart works line by line, and Ctr
   for (const port of [basePort!, basePort! + 1, basePort! + 2, basePort! + 3]) t.true(out.includes(`http://127.0.0.1:${port}/`), `names port ${port}`);
   const token = /token ([0-9a-f]{24})/.exec(out)?.[1];
   t.truthy(token, 'prints the UGs\' token');
+  t.regex(out, /redis {6}redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ {2}\(private redis-server, data in .*\.sgw[/\\]state[/\\]redis/, 'names the private Redis, not its password');
   const dash = /(http:\/\/127\.0\.0\.1:\d+\/admin\/queues) {2}user (\S+), password ([0-9a-f]+)/.exec(out);
   t.truthy(dash, 'prints the dashboard URL and its credential');
   t.is((await fetch(dash![1]!)).status, 401, 'the dashboard asks for the credential');
