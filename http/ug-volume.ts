@@ -127,7 +127,7 @@ export class UgVolume {
  * Why a verified chunk may still not decode: the UG's driver changed after it was written. The
  * usual case is the encrypting driver turned on (or its KEY changed) over files written before.
  */
-const UNDECODABLE = 'the chunk arrived intact but the UG driver\'s deserialize refused it (EBADMSG): it does not decrypt '
+const UNDECODABLE = 'the UG driver\'s deserialize refused the chunk (EBADMSG): it does not decrypt '
   + '(or decode) with the driver this UG runs now. Files written before that driver or its key was published stay unreadable '
   + 'through it: read them with the driver (or KEY) they were written with';
 
