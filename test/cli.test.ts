@@ -34,6 +34,16 @@ test('sgw start explains how to install Redis when redis-server is missing', asy
   t.regex(err!.stderr, /apt-get install redis-server/);
 });
 
+test('sgw ug and sgw status without --config use the demo, and say where they looked when there is none', async (t) => {
+  const home = tempDir();
+  for (const [args, what] of [[['ug', 'ls', '/'], 'user gateway at .*ug\\.json'], [['status'], 'replica gateway at .*rg\\.json']] as const) {
+    const err = await run(process.execPath, [CLI, ...args], { cwd: home, env: { ...process.env, SGW_HOME: join(home, 'nothing-here') } })
+      .then(() => null, (e: { code: number; stderr: string }) => e);
+    t.is(err?.code, 1);
+    t.regex(err?.stderr ?? '', new RegExp(`no --config given, and there is no demo ${what} \\(sgw start without --config makes one\\)`));
+  }
+});
+
 test('sgw keys new writes a PKCS#8 private key and an SPKI public key that belong together', async (t) => {
   const dir = tempDir();
   await run(process.execPath, [CLI, 'keys', 'new', 'gw', '--bits', '2048', '--dir', dir]);

@@ -12,7 +12,7 @@ import { generateKeyPair, sealSecrets } from '../../drivers/secrets.js';
 import { readPublicKey } from '../../proto/signature.js';
 import { registerUgCommands } from './ug-cli.js';
 import { redisUrlOf } from '../supervisor/state-redis.js';
-import { demoRgConfig } from '../supervisor/demo.js';
+import { configOrDemo, demoRgConfig } from '../supervisor/demo.js';
 
 const program = new Command('sgw')
   .description('Syndicate-style storage gateways as actors over Redis queues')
@@ -47,7 +47,7 @@ program.command('status')
   .description("actors, queue depths, cache usage and Redis memory of the config's gateway, from the shared Redis")
   .option('-c, --config <file>', 'gateway configuration file (default: the demo\'s RG, $SGW_HOME/rg.json)')
   .option('--json', 'one JSON document instead of tables (for scripts)')
-  .action((o: { config?: string; json?: boolean }) => printStatus(loadConfig(resolve(o.config ?? demoRgConfig())), o.json ?? false));
+  .action((o: { config?: string; json?: boolean }) => printStatus(loadConfig(resolve(configOrDemo(o.config, demoRgConfig(), 'replica gateway'))), o.json ?? false));
 
 const keys = program.command('keys').description('RSA key pairs');
 keys.command('new <name>')

@@ -3,7 +3,7 @@
 // It talks HTTP to the UG's http actor (at gateway.host:port of the config, with ug.token), so
 // the CLI needs no Redis (it reads the config file, and so the key files it names), and the
 // gateway does all checking and signing.
-import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../proto/config/config.js';
 import { checkPath } from '../../queues/namespace/namespace.js';
 import { TransferProgress } from './progress.js';
-import { demoUgConfig } from '../supervisor/demo.js';
+import { configOrDemo, demoUgConfig } from '../supervisor/demo.js';
 
 interface UgTarget {
   base: string;
@@ -27,16 +27,8 @@ interface EntryJson {
   mtime: { sec: string };
 }
 
-/** --config, else the demo's UG (what `sgw start` without --config runs). */
-function configFileOf(o: { config?: string }): string {
-  if (o.config) return o.config;
-  const demo = demoUgConfig();
-  if (!existsSync(demo)) throw new Error(`no --config given, and there is no demo user gateway at ${demo} (sgw start without --config makes one)`);
-  return demo;
-}
-
 function targetOf(o: Opts): UgTarget {
-  const file = configFileOf(o);
+  const file = configOrDemo(o.config, demoUgConfig(), 'user gateway');
   const config = loadConfig(file);
   if (config.gateway.type !== 'UG') throw new Error(`${file} is the config of a ${config.gateway.type}, not a user gateway`);
   const host = config.gateway.host === '0.0.0.0' || config.gateway.host === '::' ? '127.0.0.1' : config.gateway.host;

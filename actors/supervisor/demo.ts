@@ -59,6 +59,13 @@ export function demoRgConfig(env: NodeJS.ProcessEnv = process.env): string {
   return join(demoHome(env), 'rg.json');
 }
 
+/** --config when given, else the demo's config file of that role (made by `sgw start` without --config). */
+export function configOrDemo(config: string | undefined, demoFile: string, what: string): string {
+  if (config) return config;
+  if (!existsSync(demoFile)) throw new Error(`no --config given, and there is no demo ${what} at ${demoFile} (sgw start without --config makes one)`);
+  return demoFile;
+}
+
 function writeKeyPair(dir: string, name: string): void {
   if (existsSync(join(dir, `${name}.pem`))) return;
   // 2048 bits keeps the first start quick; `sgw keys new` defaults to 4096 like Syndicate.
