@@ -98,7 +98,10 @@ export async function driverOnStart(
   if (!folder) return null;
   const current = await withRedis(redisUrl, onStep, (redis) => currentBundleHash(redis, config.gateway.key));
   if (!existsSync(folder)) {
-    return { version: current, published: false, reason: `the driver folder ${folder} is not on this host: running the published version ${short(current)}` };
+    return {
+      version: current, published: false,
+      reason: `the driver folder ${folder} is not on this host: ${current ? `running the published version ${short(current)}` : 'waiting for a version to be published (sgw driver publish)'}`,
+    };
   }
   if (current !== null && !front) {
     return { version: current, published: false, reason: `this host runs no http actor, so it publishes no driver: running the published version ${short(current)}` };
