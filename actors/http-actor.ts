@@ -2,7 +2,7 @@
 // any number may run behind a load balancer; with the cache role on the same host the chunk
 // store is opened in-process and asked by direct call.
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../proto/config/config.js';
@@ -18,6 +18,7 @@ import { connectRedis, whenReady } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
 import { Readiness } from '../http/readiness.js';
+import { PostBudget } from '../http/post-budget.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
 export interface HttpActorOptions {
@@ -68,6 +69,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     callTimeoutMs: config.limits.call_timeout_ms,
     readiness,
   });
+  const postBudget = new PostBudget(config.limits.post_bytes_in_flight);
   const metrics = config.metrics.enabled ? new GatewayMetrics({
     queues: () => [...(watch.version?.modes ?? []), ...(store ? [] : ['cache' as const])]
       .map((mode) => ({ mode, name: modeQueueName(gateway, mode) })),
@@ -82,13 +84,14 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     },
     cacheStats: () => store?.stats() ?? null,
     chunkTransfers: () => asker.chunkTransfers,
+    postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
   const nonces = new NonceStore(redis, gateway, config.limits.replay_window_s * 1000);
   const namespace = new Namespace(redis, config.gateway.volume_id);
   const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
   const app = createApp({
-    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,
+    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness, postBudget,
     firstUse: (sender, nonce) => nonces.firstUse(sender, nonce),
     release: (sender, nonce) => nonces.release(sender, nonce),
   });
@@ -99,11 +102,16 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   await claimAcquisitionGateway(redis, config);
   await Promise.all([watch.check(), live.current()]);
   readiness.update();
-  const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
-  // Slow or stuck clients must not hold a request past its deadline either.
-  server.requestTimeout = config.limits.request_timeout_ms;
-  server.headersTimeout = Math.min(60_000, config.limits.request_timeout_ms);
-  server.keepAliveTimeout = 5_000;
+  // Slow or stuck clients must not hold a connection past these either: the headers must come
+  // within header_timeout_ms, the whole request within request_timeout_ms (a stalled POST body is
+  // cut sooner, by body_idle_timeout_ms). Node checks them every connectionsCheckingInterval.
+  const server = createServer({
+    requestTimeout: config.limits.request_timeout_ms,
+    headersTimeout: Math.min(config.limits.header_timeout_ms, config.limits.request_timeout_ms),
+    connectionsCheckingInterval: 1000,
+    keepAliveTimeout: 5_000,
+  }, app.callback());
+  server.listen(opts.port ?? config.gateway.port, config.gateway.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -60,6 +60,8 @@ export const keys = {
   results: (instance: string) => `sgw:results:${instance}`,
   /** A binary chunk riding beside a job (too large to inline in JSON job data). */
   chunk: (id: string) => `sgw:chunk:${id}`,
+  /** The block_vec every driver call of one POST shares, sent once (see ask.ts). */
+  blockVec: (id: string) => `sgw:blockvec:${id}`,
   /** Hash of the driver bundle version a gateway runs now. */
   driverCurrent: (gateway: string) => `sgw:${gateway}:driver`,
   /** Pub/sub channel announcing a new driver version. */

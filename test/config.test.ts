@@ -30,7 +30,7 @@ test('a minimal config gets every documented default', (t) => {
   t.is(c.cache.dir, `${dir}/cache`);
   t.is(c.cache.max_bytes, 1 << 30);
   t.is(c.state.dir, `${dir}/state`);
-  t.is(c.state.appendfsync, 'everysec');
+  t.is(c.state.appendfsync, 'always');
   t.is(c.limits.request_timeout_ms, 30_000);
   t.is(c.limits.call_timeout_ms, 10_000);
   t.is(c.actors.count.read, 1);
