@@ -15,7 +15,7 @@ import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
 import { NonceStore } from '../queues/nonces.js';
 import { connectRedis, whenReady } from '../queues/redis.js';
-import { keys, modeQueueName, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
+import { keys, modeQueueName, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
 import { Readiness } from '../http/readiness.js';
 import { PostBudget } from '../http/post-budget.js';
@@ -51,6 +51,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const readiness = new Readiness({
     redisUp: () => redis.status === 'ready' && asker.redis.status === 'ready',
     modes: () => watch.version?.modes ?? null,
+    needsDriver: NEEDS_DRIVER[config.gateway.type],
     liveActors: (mode) => live.count(`driver:${mode}`),
     recount: () => live.current(),
   });

@@ -101,6 +101,22 @@ function findEntry(folder: string): string {
   return present[0]!;
 }
 
+/** Top-level keys of config.json whose relative path is taken from the driver folder (STORAGE_DIR, DATASET_DIR, ...). */
+const FOLDER_KEY = /_DIR$/;
+
+/**
+ * A relative path under a key ending in _DIR is made absolute against the driver folder, where the
+ * person who wrote it looked from; the bundle (and so its version) holds the absolute path, since
+ * driver actors run on hosts that may not have the folder.
+ */
+function resolveFolderKeys(config: Record<string, unknown>, folder: string): Record<string, unknown> {
+  const out = { ...config };
+  for (const [key, value] of Object.entries(config)) {
+    if (FOLDER_KEY.test(key) && typeof value === 'string' && value !== '' && !isAbsolute(value)) out[key] = resolve(folder, value);
+  }
+  return out;
+}
+
 function readConfig(folder: string): Buffer {
   const path = join(folder, 'config.json');
   if (!existsSync(path)) return Buffer.from('{}');
@@ -111,7 +127,7 @@ function readConfig(folder: string): Buffer {
     throw new BundleError(`${path} is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new BundleError(`${path} must hold a JSON object`);
-  return Buffer.from(canonicalJson(config));
+  return Buffer.from(canonicalJson(resolveFolderKeys(config as Record<string, unknown>, folder)));
 }
 
 function readSealedSecrets(folder: string): Buffer | null {

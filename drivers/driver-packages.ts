@@ -17,8 +17,9 @@ export const PROVIDED_PACKAGES: Readonly<Record<string, string>> = {
 
 /** What drivers import as 'sgw'. */
 export const HELPERS_FILE = 'dist/drivers/helpers.js';
-const BUILTIN_DRIVER = /^sgw\/builtin\/([a-z0-9-]+)$/;
-export const builtinDriverFile = (name: string) => `dist/drivers/builtin/${name}/driver.js`;
+/** 'sgw/builtin/<name>' (its driver) or 'sgw/builtin/<name>/<module>' (another module of its folder, e.g. s3/bucket). */
+const BUILTIN_DRIVER = /^sgw\/builtin\/([a-z0-9-]+)(?:\/([a-z0-9-]+))?$/;
+export const builtinDriverFile = (name: string, module = 'driver') => `dist/drivers/builtin/${name}/${module}.js`;
 export const NODE_BUILTINS = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -40,10 +41,10 @@ export function driverImportsPlugin(): Plugin {
     setup(build) {
       build.onResolve({ filter: /^sgw(\/.*)?$/ }, (args) => {
         if (args.path === 'sgw') return { path: packagedFile(HELPERS_FILE) };
-        const name = BUILTIN_DRIVER.exec(args.path)?.[1];
-        const file = name === undefined ? null : packagedFile(builtinDriverFile(name));
+        const m = BUILTIN_DRIVER.exec(args.path);
+        const file = m ? packagedFile(builtinDriverFile(m[1]!, m[2])) : null;
         if (file && existsSync(file)) return { path: file };
-        return { errors: [{ text: `${args.path}: a driver may import 'sgw' (the helpers) or 'sgw/builtin/<name>' of a built-in driver` }] };
+        return { errors: [{ text: `${args.path}: a driver may import 'sgw' (the helpers), 'sgw/builtin/<name>' of a built-in driver or 'sgw/builtin/<name>/<module>' of its folder` }] };
       });
       build.onResolve({ filter: provided }, async (args) => {
         if (args.pluginData === OWN_LOOKUP) return undefined;

@@ -107,18 +107,22 @@ export interface MetadataCommand {
   path: string;
   read_ttl: number;
   write_ttl: number;
+  /** The entry's modification time, seconds since the epoch (fractions kept to the microsecond); absent: when the gateway applies it. */
+  mtime?: number;
 }
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /**
  * Builds a metadata command, or returns null (and logs why) when it is malformed: unknown cmd or
- * ftype, a path that is not absolute or holds a newline or NUL, a bad mode, size or TTL.
+ * ftype, a path that is not absolute or holds a newline or NUL, a bad mode, size, TTL or mtime.
  * A directory's size is always 4096. As in the seed, `finish` needs nothing else, `delete` needs no
- * mode or size, and a directory needs no size (pass null).
+ * mode or size, and a directory needs no size (pass null). `mtime` (seconds since the epoch, an
+ * addition to Syndicate's signature) is the time the entry shows; null: the time it is applied.
  */
 export function make_metadata_command(
   cmd: string, ftype: string | null, mode: number | null, size: number | null, path: string | null, read_ttl = 5000, write_ttl = 0,
+  mtime: number | null = null,
 ): MetadataCommand | null {
   if (cmd === 'finish') return { cmd: 'finish', ftype: 'directory', mode: 0, size: 0, path: '', read_ttl, write_ttl };
   const deleting = cmd === 'delete';
@@ -130,15 +134,18 @@ export function make_metadata_command(
     : !(deleting && mode === null) && (!isCount(mode) || mode > 0o7777) ? `bad mode ${String(mode)}`
     : ftype === 'file' && !deleting && !isCount(size) ? `bad size ${String(size)}`
     : !isCount(read_ttl) || !isCount(write_ttl) ? `bad ttl ${String(read_ttl)}/${String(write_ttl)}`
+    : mtime !== null && (typeof mtime !== 'number' || !Number.isFinite(mtime)) ? `bad mtime ${String(mtime)}`
     : null;
   if (reason) {
     log_error(`make_metadata_command: ${reason}`);
     return null;
   }
-  return {
+  const command: MetadataCommand = {
     cmd: cmd as MetadataCommandName, ftype: ftype as MetadataFileType, mode: mode ?? 0,
     size: ftype === 'directory' ? 4096 : (size ?? 0), path: path as string, read_ttl, write_ttl,
   };
+  if (mtime !== null && !deleting) command.mtime = mtime;
+  return command;
 }
 
 /** Re-checks a command that reached the gateway (a driver may build one by hand). */
@@ -148,7 +155,7 @@ export function checkMetadataCommand(v: unknown): MetadataCommand | null {
   const num = (x: unknown, dflt: number | null) => (x === undefined || x === null ? dflt : (x as number));
   return make_metadata_command(
     c.cmd as string, (c.ftype ?? null) as string | null, num(c.mode, null), num(c.size, null), (c.path ?? null) as string | null,
-    num(c.read_ttl, 5000) as number, num(c.write_ttl, 0) as number,
+    num(c.read_ttl, 5000) as number, num(c.write_ttl, 0) as number, num(c.mtime, null),
   );
 }
 
@@ -165,6 +172,8 @@ export interface DatasetEntry {
   mode: number;
   /** Changes whenever the content may have: a file's mtime, an object's ETag and date. */
   stamp: string;
+  /** The modification time to publish, seconds since the epoch; absent: the time of publishing. */
+  mtime?: number;
 }
 
 /**
@@ -241,7 +250,7 @@ export class ScanPause {
 }
 
 function sendEntry(cmd: 'put' | 'update' | 'delete', path: string, e: DatasetEntry): Promise<number> {
-  const command = make_metadata_command(cmd, e.type, cmd === 'delete' ? null : e.mode, e.type === 'file' ? e.size : null, path);
+  const command = make_metadata_command(cmd, e.type, cmd === 'delete' ? null : e.mode, e.type === 'file' ? e.size : null, path, 5000, 0, e.mtime ?? null);
   return command ? crawl(command) : Promise.resolve(-Errno.EINVAL);
 }
 

@@ -28,7 +28,11 @@ export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   { path: 'package.json' },
   { path: 'dist/drivers/helpers.js' },
   { path: 'dist/drivers/errno.js' },
+  // The demo's drivers (demo.ts publishes them as 'sgw/builtin/disk' and 'sgw/builtin/dataset') and
+  // the sample folder its AG publishes.
   { path: 'dist/drivers/builtin/disk/driver.js' },
+  { path: 'dist/drivers/builtin/dataset/driver.js' },
+  { path: 'drivers/builtin/dataset/sample' },
   // The S3 drivers (publishable as 'sgw/builtin/s3' and 'sgw/builtin/s3-dataset') and the
   // pre-bundled packages drivers may import (drivers/driver-packages.ts).
   { path: 'dist/drivers/builtin/s3/driver.js' },

@@ -1,5 +1,6 @@
-// Whether this gateway can serve data-plane requests: Redis reachable and a live driver actor for
-// every mode its current driver version implements. Kept as a flag in memory, recomputed when the
+// Whether this gateway can serve data-plane requests: Redis reachable, a driver version published
+// (unless the gateway type serves without one) and a live driver actor for every mode that version
+// implements. Kept as a flag in memory, recomputed when the
 // live-actor view refreshes or a Redis connection changes state, so a request reads a boolean.
 import type { Context } from 'koa';
 import { RETRY_AFTER_S, unavailable, type HttpError } from './errors.js';
@@ -9,6 +10,8 @@ export interface ReadinessSources {
   redisUp(): boolean;
   /** Modes the current driver version implements; null while no version is published. */
   modes(): Iterable<string> | null;
+  /** False for a gateway type that serves without any driver (a UG): no version is then no mode to wait for. */
+  needsDriver: boolean;
   /** Live driver actors of a mode as last seen. */
   liveActors(mode: string): number;
   /** Counts live actors again from Redis now (the slow path, only while not ready). */
@@ -38,7 +41,7 @@ export class Readiness {
     const missing: string[] = redis ? [] : ['redis'];
     const actors: Record<string, number> = {};
     const modes = this.sources.modes();
-    if (!modes) missing.push('driver version');
+    if (!modes && this.sources.needsDriver) missing.push('driver version');
     for (const mode of modes ?? []) {
       const n = this.sources.liveActors(mode);
       actors[`driver:${mode}`] = n;

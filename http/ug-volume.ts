@@ -7,6 +7,7 @@ import type { Namespace, NamespaceEntry } from '../queues/namespace/namespace.js
 import { DriverRequestType, type DriverRequest } from '../proto/messages.js';
 import type { GatewayType } from '../queues/names.js';
 import { HttpError } from './errors.js';
+import { Errno } from '../drivers/errno.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
 import { setChunkFields, type ChunkFields } from './get-chunk.js';
 import { exchange, ExchangeError } from './outgoing.js';
@@ -105,6 +106,7 @@ export class UgVolume {
   async transform(mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer): Promise<Buffer> {
     if (!this.deps.pipeline.has(mode)) return chunk;
     const r = await this.deps.pipeline.call(mode, req, this.stepDeadline(), undefined, { chunk });
+    if (r.rc === -Errno.EBADMSG && mode === 'deserialize') throw new ChunkRejected(UNDECODABLE);
     if (r.rc !== 0) throw new ChunkRejected(`${mode} failed (rc ${r.rc}${r.error ? `: ${r.error}` : ''})`);
     return r.chunk ?? Buffer.alloc(0);
   }
@@ -118,6 +120,14 @@ export class UgVolume {
     }
   }
 }
+
+/**
+ * Why a verified chunk may still not decode: the UG's driver changed after it was written. The
+ * usual case is the encrypting driver turned on (or its KEY changed) over files written before.
+ */
+const UNDECODABLE = 'the UG driver\'s deserialize refused the chunk (EBADMSG): it does not decrypt '
+  + '(or decode) with the driver this UG runs now. Files written before that driver or its key was published stay unreadable '
+  + 'through it: read them with the driver (or KEY) they were written with';
 
 /** A chunk that is not what the manifest (or its signature) says, or that the driver could not transform: try the next gateway; 502 when none is left. */
 export class ChunkRejected extends HttpError {

@@ -115,7 +115,7 @@ export const INLINE_CHUNK_MAX = 64 * 1024;
 export const MAX_BATCH = 16;
 export const REPLY_LIST_TTL_MS = 60_000;
 
-// Completed jobs carry their chunks: keep few, long enough to watch in a dashboard.
+// Finished jobs are kept to watch in a dashboard; serve.ts strips their chunk bytes first.
 export const JOB_RETENTION = {
   removeOnComplete: { count: 100, age: 600 },
   removeOnFail: { count: 1000, age: 24 * 3600 },

@@ -36,6 +36,12 @@ export const MODES_OF_GATEWAY: Record<GatewayType, readonly DriverMode[]> = {
   UG: ['cdn_url', 'serialize', 'deserialize'],
 };
 
+/**
+ * Whether a gateway type serves nothing until a driver is published. Every UG mode is optional (a UG
+ * without a driver passes chunks through), so a UG is whole without one.
+ */
+export const NEEDS_DRIVER: Record<GatewayType, boolean> = { RG: true, AG: true, UG: false };
+
 /** BullMQ key prefix for sgw's queues. */
 export const QUEUE_PREFIX = 'sgw';
 

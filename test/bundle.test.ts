@@ -131,6 +131,17 @@ test('identical content gives the identical hash wherever the folder lies and wh
   t.is(bundleHash(first.code, first.config, first.secrets), first.hash, 'builtAt is not part of the hash');
 });
 
+test('a relative folder under a *_DIR key of config.json is taken from the driver folder; other values stay as written', async (t) => {
+  const config = '{"DATASET_DIR": "data", "STORAGE_DIR": "/abs/store", "CACHE_DIR": "", "PREFIX": "rel/x", "NESTED": {"A_DIR": "y"}}';
+  const folder = driverFolder(t, { ...tsFiles, 'config.json': config });
+  const bundle = await buildBundle(folder);
+  t.deepEqual(JSON.parse(bundle.config.toString()), {
+    DATASET_DIR: path.join(folder, 'data'), STORAGE_DIR: '/abs/store', CACHE_DIR: '', PREFIX: 'rel/x', NESTED: { A_DIR: 'y' },
+  });
+  const elsewhere = await buildBundle(driverFolder(t, { ...tsFiles, 'config.json': config }, path.join(freshDir(t), 'other')));
+  t.not(elsewhere.hash, bundle.hash, 'another folder is another dataset, so another version');
+});
+
 test('changing the code, the config or the secrets changes the hash', async (t) => {
   const base = await buildBundle(driverFolder(t, tsFiles));
   const code = await buildBundle(driverFolder(t, { ...tsFiles, 'naming.ts': TS_DRIVER_LIB.replace("':'", "'/'") }));
@@ -252,7 +263,7 @@ test('a bundle whose content does not match its hash is refused, in Redis and on
 test('the built-in disk driver bundles, travels through Redis and stores chunks from the loaded copy', async (t) => {
   const bundle = await buildBundle(DISK_DRIVER_FOLDER);
   t.deepEqual(bundle.meta.methods, ['delete_chunk', 'driver_init', 'read_chunk', 'rename_file', 'write_chunk']);
-  t.deepEqual(JSON.parse(bundle.config.toString()), { STORAGE_DIR: './storage' });
+  t.deepEqual(JSON.parse(bundle.config.toString()), { STORAGE_DIR: path.join(DISK_DRIVER_FOLDER, 'storage') }, 'a relative *_DIR is taken from the driver folder');
   await publishBundle(redis, 'rg.105', bundle);
   const fetched = (await fetchBundle(redis, (await currentBundleHash(redis, 'rg.105'))!)) as DriverBundle;
   const { methods } = loadDriverModule(fetched, freshDir(t));
@@ -328,6 +339,6 @@ test('\'sgw/builtin/<name>\' publishes a built-in driver as it is; other \'sgw/.
   t.deepEqual(dataset.meta.methods, ['driver_init', 'driver_shutdown', 'next_dataset', 'read', 'refresh']);
   for (const bad of ['sgw/builtin/nope', 'sgw/drivers/helpers.js']) {
     const err = await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.mjs': `export * from '${bad}';\n` })), { instanceOf: BundleError });
-    t.regex(err!.message, /a driver may import 'sgw' \(the helpers\) or 'sgw\/builtin\/<name>'/);
+    t.regex(err!.message, /a driver may import 'sgw' \(the helpers\), 'sgw\/builtin\/<name>' of a built-in driver or 'sgw\/builtin\/<name>\/<module>'/);
   }
 });

@@ -1,7 +1,7 @@
-// The command line as a user meets it: the demo start with its private redis-server, keys,
-// sealed secrets reaching the driver actors, and clear errors.
+// The command line as a user meets it: keys, sealed secrets reaching the driver actors, and clear
+// errors (the demo `sgw start` runs in quickstart.test.ts).
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,12 +10,9 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
-import { loadConfig } from '../proto/config/config.js';
-import { runningStateRedisUrl } from '../actors/supervisor/state-redis.js';
-import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 import {
-  CLI, cleanup, DISK_DRIVER_JS, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver, processAlive,
+  CLI, cleanup, DISK_DRIVER_JS, makeGatewayFolder, startGatewayProcess, waitForGateway, writeDriver,
 } from './support/gateway.js';
 
 const run = promisify(execFile);
@@ -28,38 +25,6 @@ function tempDir(): string {
   return d;
 }
 
-test('sgw start with no config runs a demo gateway on a private redis-server and stops it all on SIGTERM', async (t) => {
-  const home = tempDir();
-  const port = await freePort();
-  const proc = spawn(process.execPath, [CLI, 'start'], { cwd: home, env: { ...process.env, SGW_HOME: join(home, 'demo'), SGW_PORT: String(port), SGW_LOG_LEVEL: 'warn' } });
-  let out = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { out += d; });
-  const base = `http://127.0.0.1:${port}`;
-  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
-  await waitFor('the demo gateway', async () => (await fetch(`${base}/PING`)).status === 200);
-  // The summary comes once the actors are ready, which may be after /PING first answers.
-  await waitFor('the summary', async () => /stop with/.test(out));
-  t.regex(out, new RegExp(`http://127\\.0\\.0\\.1:${port}/`), 'prints its URL');
-  t.regex(out, /private redis-server/, 'says it started its own Redis');
-  t.regex(out, /storage\s+.*demo[/\\]storage/, 'says where its data lives');
-  t.regex(out, /stop with/, 'says how to stop it');
-  t.regex(out, /redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ {2}\(private redis-server, data in .*demo[/\\]state[/\\]redis/, 'says where the state lives, not the password');
-  const redis = new Redis(runningStateRedisUrl(loadConfig(join(home, 'demo', 'config.json'))));
-  await waitFor('demo driver actors', async () => (await redis.zcount('sgw:rg.20:alive:driver:read', Date.now(), '+inf')) > 0);
-  await waitFor('the demo gateway ready', async () => (await fetch(`${base}/ready`)).status === 200);
-  const info = await redis.info('server');
-  const redisPid = Number(/process_id:(\d+)/.exec(info)![1]);
-  redis.disconnect();
-  const miss = await fetch(formatBlockUrl(base, { volume_id: 1n, fs_path: '/a', file_id: 1n, file_version: 1n, block_id: 0n, block_version: 0n }));
-  t.is(miss.status, 404, 'the built-in disk driver answers: no such chunk');
-
-  const code = await new Promise<number | null>((resolve) => { proc.once('exit', resolve); proc.kill('SIGTERM'); });
-  t.is(code, 0);
-  await waitFor('the private redis-server to stop', async () => !processAlive(redisPid));
-  t.false(processAlive(redisPid));
-});
-
 test('sgw start explains how to install Redis when redis-server is missing', async (t) => {
   const home = tempDir();
   const err = await run(process.execPath, [CLI, 'start'], { cwd: home, env: { ...process.env, SGW_HOME: join(home, 'demo'), SGW_REDIS_SERVER: '/nonexistent/redis-server' } })
@@ -67,6 +32,16 @@ test('sgw start explains how to install Redis when redis-server is missing', asy
   t.truthy(err);
   t.is(err!.code, 1);
   t.regex(err!.stderr, /apt-get install redis-server/);
+});
+
+test('sgw ug and sgw status without --config use the demo, and say where they looked when there is none', async (t) => {
+  const home = tempDir();
+  for (const [args, what] of [[['ug', 'ls', '/'], 'user gateway at .*ug\\.json'], [['status'], 'replica gateway at .*rg\\.json']] as const) {
+    const err = await run(process.execPath, [CLI, ...args], { cwd: home, env: { ...process.env, SGW_HOME: join(home, 'nothing-here') } })
+      .then(() => null, (e: { code: number; stderr: string }) => e);
+    t.is(err?.code, 1);
+    t.regex(err?.stderr ?? '', new RegExp(`no --config given, and there is no demo ${what} \\(sgw start without --config makes one\\)`));
+  }
 });
 
 test('sgw keys new writes a PKCS#8 private key and an SPKI public key that belong together', async (t) => {

@@ -111,3 +111,25 @@ test('malformed commands are caught before they reach the namespace', (t) => {
   t.is(checkPath('/a//b'), 'the path has a bad segment ""');
   t.is(checkPath('/'), null);
 });
+
+test('an entry shows the mtime its command gives; a put of the same entry with another mtime changes it, one with the same does not', async (t) => {
+  const ns = fresh();
+  const at = (mtime: number | null, size = 10) => make_metadata_command('put', 'file', 0o444, size, '/f', 5000, 0, mtime)!;
+  const then = 978_307_200.25; // 2001-01-01T00:00:00.25Z
+  t.is(await ns.apply(at(then), 5n, null), 0);
+  const e = (await ns.stat('/f'))!;
+  t.is(e.mtime_sec, 978_307_200n, 'the file\'s own time, not the time of the crawl');
+  t.is(e.mtime_nsec, 250_000_000);
+  t.true(e.manifest_mtime_sec > 978_307_200n, 'the manifest is new now');
+  t.is(await ns.apply(at(then), 5n, null), UNCHANGED, 'same size, mode and mtime: unchanged');
+  t.is(await ns.apply(at(then + 60), 5n, null), 0, 'another mtime is a change');
+  const changed = (await ns.stat('/f'))!;
+  t.is(changed.mtime_sec, 978_307_260n);
+  t.not(changed.file_version, e.file_version, 'and a new version of the file');
+  t.is(await ns.apply(at(null), 5n, null), UNCHANGED, 'a command without mtime compares as before: size and mode');
+  const now = Date.now() / 1000;
+  t.is(await ns.apply(make_metadata_command('put', 'file', 0o444, 1, '/g')!, 5n, null), 0);
+  t.true(Math.abs(Number((await ns.stat('/g'))!.mtime_sec) - now) < 3600, 'without one, the time it is applied');
+  t.is(make_metadata_command('put', 'file', 0o444, 1, '/h', 5000, 0, Number.NaN), null, 'a bad mtime is refused');
+  t.is(checkMetadataCommand({ cmd: 'put', ftype: 'file', mode: 0o444, size: 1, path: '/h', mtime: 'yesterday' }), null);
+});

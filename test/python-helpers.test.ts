@@ -39,6 +39,9 @@ const COMMANDS: unknown[][] = [
   ['create', 'file', 0o644, 1, '/a\nb'], ['create', 'file', 0o644, 1, '/a\0b'], ['create', 'file', 0o644, 1, 'relative/a'],
   ['create', 'file', -1, 1, '/a'], ['create', 'file', 0o10000, 1, '/a'], ['create', 'file', 0o644, -1, '/a'], ['create', 'file', 0o644, 1.5, '/a'],
   ['create', 'file', 0o644, 1, '/a', -1], ['create', 'directory', 0o755, -1, '/d'],
+  // mtime, sgw's addition: kept (not on a delete), and refused when it is not a finite number.
+  ['put', 'file', 0o444, 10, '/m', 5000, 0, 978307200.5], ['delete', 'file', null, null, '/m', 5000, 0, 978307200],
+  ['put', 'file', 0o444, 10, '/m', 5000, 0, 'yesterday'], ['put', 'file', 0o444, 10, '/m', 5000, 0, null],
 ];
 
 // Runs in python3 with the chassis folder on sys.path; prints one JSON answer.
@@ -49,7 +52,7 @@ import syndicate.util.gateway as g
 
 def plain(v):
     if isinstance(v, bool) or v is None: return v
-    if isinstance(v, int): return str(v)
+    if isinstance(v, (int, float)): return str(v)
     if isinstance(v, bytes): return v.hex()
     if isinstance(v, list): return [plain(x) for x in v]
     if isinstance(v, dict): return {k: plain(x) for k, x in v.items()}

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { runningStateRedisUrl } from '../actors/supervisor/state-redis.js';
 import { loadConfig } from '../proto/config/config.js';
 import { listActors } from '../queues/registry.js';
@@ -22,6 +21,7 @@ import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-clie
 import { ChunkType } from '../proto/messages.js';
 import { cleanup, fileRef, makeGatewayFolder, waitFor, waitForGateway, processAlive, stopChild } from './support/gateway.js';
 import { testRedis } from './support/redis.js';
+import { freePorts } from './support/ports.js';
 import { S3_SECRETS, startTestS3 } from './support/s3.js';
 import { buildBundle, currentBundleHash } from '../drivers/bundle.js';
 
@@ -85,7 +85,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
   t.deepEqual(readdirSync(host.dir), ['sgw'], 'the folder holds the executable and nothing else');
   t.false(existsSync(join(dirname(host.dir), 'node_modules')), 'no node_modules above the folder either');
 
-  const port = await freePort();
+  const [port] = await freePorts(4); // the demo's four gateways
   const proc = spawn(host.exe, ['start'], { cwd: host.dir, env: { ...host.env, SGW_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
@@ -104,7 +104,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
 
     // The summary is printed once the actors are ready, which may be after /PING first answers.
     await waitFor('the summary naming its Redis', async () => /redis\s+redis:\/\/:\*\*\*@127\.0\.0\.1:\d+/.test(out));
-    redis = new Redis(runningStateRedisUrl(loadConfig(join(host.dir, '.sgw', 'config.json'))), { maxRetriesPerRequest: 1 });
+    redis = new Redis(runningStateRedisUrl(loadConfig(join(host.dir, '.sgw', 'rg.json'))), { maxRetriesPerRequest: 1 });
     const readers = await waitFor('a live driver:read actor', async () => {
       const found = await listActors(redis!, 'rg.20', ['driver:read']);
       return found.length > 0 ? found : null;
@@ -124,11 +124,17 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     const missing = await fetch(formatBlockUrl(base, { volume_id: 1n, fs_path: '/sea/none', file_id: 0x5ea2n, file_version: 1n, block_id: 0n, block_version: 0n }));
     await missing.arrayBuffer();
     t.is(missing.status, 404, 'a chunk the driver lacks is a 404');
+    // The demo's AG publishes the sample folder the executable carries (extracted on first use).
+    const sample = await waitFor('the demo AG to publish its sample', async () => {
+      const r = await fetch(`http://127.0.0.1:${port! + 2}/NAMESPACE/hello.txt`);
+      return r.status === 200 && ((await r.json()) as { entry: { size: number } }).entry;
+    });
+    t.is(sample.size, readFileSync(join(host.dir, '.sgw', 'sample', 'hello.txt')).length);
 
     // Another subcommand of the same executable: publishing bundles the driver with the embedded
     // esbuild; the content is what `start` published, so the version stays. It finds the private
     // Redis through the demo's state folder.
-    const published = await run(host.exe, ['driver', 'publish', '--config', join(host.dir, '.sgw', 'config.json')], {
+    const published = await run(host.exe, ['driver', 'publish', '--config', join(host.dir, '.sgw', 'rg.json')], {
       cwd: host.dir, env: host.env, timeout: 60_000,
     });
     t.regex(published.stdout, /^[0-9a-f]{64} unchanged \(.*read_chunk.*\)$/m, 'driver publish finds the version start published');

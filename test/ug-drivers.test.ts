@@ -1,9 +1,11 @@
-// The UG's driver modes with the built-in drivers, through real processes: the encrypting driver
-// leaves only ciphertext on the replica, and the CDN driver's rewritten URLs are the ones fetched
+// The UG's driver modes with the built-in drivers, through real processes: a UG needs no driver to
+// be ready, the encrypting driver leaves only ciphertext on the replica (and files written before
+// it are a 502 that says why), and the CDN driver's rewritten URLs are the ones fetched
 // (a small recording proxy stands in for the CDN).
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +13,10 @@ import { Redis } from 'ioredis';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 import { startUgVolume, type RunningVolume } from './support/ug.js';
+import { CLI, liveActors, waitFor } from './support/gateway.js';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 const BS = 16384;
 const driverOf = (name: string) => `export * from ${JSON.stringify(fileURLToPath(new URL(`../drivers/builtin/${name}/driver.js`, import.meta.url)))};\n`;
@@ -52,6 +58,32 @@ test('with the encrypting driver the replica stores only ciphertext, and reads s
   }
   const range = await v.client.get('/secret/s.txt', { Range: `bytes=${BS - 3}-${BS + 3}` });
   t.true(range.body.equals(data.subarray(BS - 3, BS + 4)));
+});
+
+test('a UG with no driver at all is ready and prints its summary; turning on the encrypting driver then makes earlier files a 502 that says why', async (t) => {
+  const v = await startUgVolume(redis, { rgs: 1, blockSize: BS, ugNoDriver: true }); // waits for /ready 200
+  volumes.push(v);
+  t.regex(v.ugProc.output(), /sgw: UG gateway \d+[\s\S]*stop with/, 'sgw start printed its summary');
+  const ready = (await (await fetch(`${v.ug.url}/ready`)).json()) as { ready: boolean; missing: string[] };
+  t.deepEqual(ready, { ...ready, ready: true, missing: [] });
+  const plain = Buffer.from('written before the encrypting driver was turned on');
+  t.is((await v.client.put('/before.txt', plain)).status, 201);
+
+  // The encrypting driver, published to the running UG, as docs/ug.md shows.
+  writeFileSync(join(v.ug.dir, 'driver-secrets.json'), JSON.stringify({ KEY: randomBytes(32).toString('hex') }));
+  mkdirSync(join(v.ug.dir, 'ug-driver'));
+  writeFileSync(join(v.ug.dir, 'ug-driver', 'driver.mjs'), driverOf('encrypt'));
+  await run(process.execPath, [CLI, 'secrets', 'seal', '--config', v.ug.configFile, '--in', join(v.ug.dir, 'driver-secrets.json'), '--out', join(v.ug.dir, 'ug-driver', 'secrets.sealed.json')]);
+  await run(process.execPath, [CLI, 'driver', 'publish', '--config', v.ug.configFile, '--dir', join(v.ug.dir, 'ug-driver')]);
+  await waitFor('the UG\'s deserialize actor', async () => (await liveActors(redis, v.ug.gatewayKey, 'driver:deserialize')).length > 0);
+  await waitFor('the UG ready with its new driver', async () => (await fetch(`${v.ug.url}/ready`)).status === 200);
+
+  const after = Buffer.from('written through the encrypting driver');
+  t.is((await v.client.put('/after.txt', after)).status, 201);
+  t.true((await v.client.get('/after.txt')).body.equals(after), 'files written since read back');
+  const before = await v.client.get('/before.txt');
+  t.is(before.status, 502);
+  t.regex(before.body.toString(), /deserialize refused the chunk \(EBADMSG\): it does not decrypt .*Files written before that driver or its key was published stay unreadable/);
 });
 
 test('with the CDN driver every manifest and block is fetched through the rewritten URL', async (t) => {

@@ -5,29 +5,29 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../../proto/config/config.js';
-import { runActor, startGateway, publishDriver } from '../supervisor/start.js';
 import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../../drivers/secrets.js';
 import { readPublicKey } from '../../proto/signature.js';
 import { registerUgCommands } from './ug-cli.js';
 import { redisUrlOf } from '../supervisor/state-redis.js';
+import { configOrDemo, demoRgConfig } from '../supervisor/demo.js';
 
 const program = new Command('sgw')
   .description('Syndicate-style storage gateways as actors over Redis queues')
   .showHelpAfterError();
 
 program.command('start')
-  .description('run a gateway: its actors as a supervised process tree (without --config: a demo replica gateway)')
+  .description('run a gateway: its actors as a supervised process tree (without --config: the demo, four gateways of two volumes)')
   .option('-c, --config <file>', 'gateway configuration file')
   .option('-r, --roles <list>', 'actors to run on this host: http, cache, driver, driver:<mode>, crawl (AG) (default: all)')
-  .action((o: { config?: string; roles?: string }) => startGateway(o));
+  .action(async (o: { config?: string; roles?: string }) => (await import('../supervisor/start.js')).startGateway(o));
 
 program.command('actor <role>')
   .description('run one actor in the foreground (http, cache, driver:<mode>); for supervisors and external managers')
   .requiredOption('-c, --config <file>', 'gateway configuration file')
   .option('--version <hash>', 'driver bundle version to run (default: the current one)')
   .option('--with-cache', 'open the chunk store in the http actor')
-  .action((role: string, o: { config: string; version?: string; withCache?: boolean }) => runActor(role, o));
+  .action(async (role: string, o: { config: string; version?: string; withCache?: boolean }) => (await import('../run-actor.js')).runActor(role, o));
 
 program.command('dashboard')
   .description("serve the Bull dashboard of the config's Redis alone (no data plane), e.g. on an operator's laptop")
@@ -43,11 +43,11 @@ program.command('dashboard')
 
 program.command('status')
   .description("actors, queue depths, cache usage and Redis memory of the config's gateway, from the shared Redis")
-  .requiredOption('-c, --config <file>', 'gateway configuration file')
+  .option('-c, --config <file>', 'gateway configuration file (default: the demo\'s RG, $SGW_HOME/rg.json)')
   .option('--json', 'one JSON document instead of tables (for scripts)')
-  .action(async (o: { config: string; json?: boolean }) => {
+  .action(async (o: { config?: string; json?: boolean }) => {
     const { printStatus } = await import('./status.js');
-    await printStatus(loadConfig(resolve(o.config)), o.json ?? false);
+    await printStatus(loadConfig(resolve(configOrDemo(o.config, demoRgConfig(), 'replica gateway'))), o.json ?? false);
   });
 
 const keys = program.command('keys').description('RSA key pairs');
@@ -99,6 +99,7 @@ program.command('driver')
   .action(async (o: { config: string; dir?: string }) => {
     const config = loadConfig(o.config);
     const redisUrl = redisUrlOf(config);
+    const { publishDriver } = await import('../supervisor/driver-publishing.js');
     const r = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import Koa from 'koa';
 import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
-import { onSignals } from '../supervisor/start.js';
+import { onSignals } from '../signals.js';
 import { credentialConfigured } from '../../http/admin-auth.js';
 import { createDashboard, DASHBOARD_PATH } from '../../http/dashboard.js';
 import { answerErrors, HttpError } from '../../http/errors.js';

@@ -1,4 +1,5 @@
-// `sgw ug put|get|cat|ls|rm|mv --config FILE`: a client of a user gateway's application API.
+// `sgw ug put|get|cat|ls|rm|mv [--config FILE]`: a client of a user gateway's application API
+// (without --config: the demo's UG).
 // It talks HTTP to the UG's http actor (at gateway.host:port of the config, with ug.token), so
 // the CLI needs no Redis (it reads the config file, and so the key files it names), and the
 // gateway does all checking and signing.
@@ -11,6 +12,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../proto/config/config.js';
 import { checkPath } from '../../queues/namespace/namespace.js';
 import { TransferProgress } from './progress.js';
+import { configOrDemo, demoUgConfig } from '../supervisor/demo.js';
 
 interface UgTarget {
   base: string;
@@ -25,9 +27,10 @@ interface EntryJson {
   mtime: { sec: string };
 }
 
-function targetOf(o: { config: string; url?: string }): UgTarget {
-  const config = loadConfig(o.config);
-  if (config.gateway.type !== 'UG') throw new Error(`${o.config} is the config of a ${config.gateway.type}, not a user gateway`);
+function targetOf(o: Opts): UgTarget {
+  const file = configOrDemo(o.config, demoUgConfig(), 'user gateway');
+  const config = loadConfig(file);
+  if (config.gateway.type !== 'UG') throw new Error(`${file} is the config of a ${config.gateway.type}, not a user gateway`);
   const host = config.gateway.host === '0.0.0.0' || config.gateway.host === '::' ? '127.0.0.1' : config.gateway.host;
   return { base: o.url ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.gateway.port}`, token: config.ug.token ?? '' };
 }
@@ -77,11 +80,11 @@ async function* counted(source: AsyncIterable<Buffer>, progress: TransferProgres
   }
 }
 
-type Opts = { config: string; url?: string };
+type Opts = { config?: string; url?: string };
 
 export function registerUgCommands(program: Command): void {
   const ug = program.command('ug').description("a user gateway's files (through its http actor's application API)");
-  const withTarget = (c: Command) => c.requiredOption('-c, --config <file>', 'the user gateway\'s configuration file')
+  const withTarget = (c: Command) => c.option('-c, --config <file>', 'the user gateway\'s configuration file (default: the demo\'s, $SGW_HOME/ug.json)')
     .option('--url <url>', 'the UG\'s URL (default: gateway.host:port of the config)');
 
   withTarget(ug.command('put <local> <remote>').description('write a local file (- for stdin) as <remote>'))

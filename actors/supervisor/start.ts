@@ -1,58 +1,26 @@
-// `sgw start` and `sgw actor`: what runs in each process. Each process loads only the code of
-// its own role (dynamic imports): a driver actor carries no Koa, a supervisor no BullMQ, and
-// every idle actor is that much smaller.
+// `sgw start`: the supervising process of a host — one gateway, or the demo's four — with its
+// folder locks, private Redis, driver publishing and summary. `sgw actor` is actors/run-actor.ts,
+// so that an actor process loads none of this.
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
 import { createLogger, type Logger } from '../logger.js';
+import { demoBanner, PER_GATEWAY_ENV, prepareDemo, shownPath } from './demo.js';
+import { driverOnStart, type DriverDecision } from './driver-publishing.js';
 import { lockFolders } from './folder-lock.js';
-import type { StateRedis as RunningStateRedis } from './state-redis.js';
-import type { Roles } from './supervisor.js';
-import { tuneHeapGrowth } from './heap.js';
-import { EXIT } from '../exit-codes.js';
+import { redactUrl, StateRedis, stateRedisPaths } from './state-redis.js';
+import { parseRoles, Supervisor, type Roles } from './supervisor.js';
+import { ProgressLine, withProgress } from '../cli/progress.js';
+import { onSignals } from '../signals.js';
+import { claimAcquisitionGateway } from '../../queues/namespace/namespace.js';
 import { connectRedis, whenReady } from '../../queues/redis.js';
-import { DRIVER_MODES, type DriverMode } from '../../queues/names.js';
-
-/** Builds the driver folder of the config and publishes it if its content changed. */
-export async function publishDriver(
-  config: GatewayConfig, redisUrl: string, folder = config.driver, onStep: (step: string) => void = () => {},
-): Promise<{ hash: string; changed: boolean; methods: string[] }> {
-  if (!folder) throw new Error('no driver folder: set "driver" in the config file or pass --dir');
-  onStep('bundling the driver');
-  const [{ buildBundle, publishBundle, stopBundler }, { unsealSecrets }] = await Promise.all([import('../../drivers/bundle.js'), import('../../drivers/secrets.js')]);
-  const bundle = await buildBundle(folder).finally(stopBundler);
-  // Fail here, with a clear message, rather than in every driver actor on every host.
-  if (bundle.secrets) JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString());
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-publish');
-  try {
-    onStep('waiting for Redis');
-    await whenReady(redis);
-    onStep('uploading the driver bundle');
-    const r = await publishBundle(redis, config.gateway.key, bundle);
-    return { ...r, methods: bundle.meta.methods };
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** Stops gracefully on SIGTERM/SIGINT, once, then exits. */
-export function onSignals(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = () => {
-    if (stopping) return;
-    stopping = true;
-    stop().then(() => process.exit(0), () => process.exit(1));
-  };
-  process.on('SIGTERM', handler);
-  process.on('SIGINT', handler);
-}
 
 /** Fails at once with a clear message instead of an http actor crash-looping on EADDRINUSE. */
-function assertPortFree(host: string, port: number, configFile: string): Promise<void> {
+function assertPortFree(host: string, port: number, hint: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE'
-      ? `${host}:${port} is already in use: set gateway.port in ${configFile} or SGW_PORT`
+      ? `${host}:${port} is already in use: ${hint}`
       : `cannot listen on ${host}:${port}: ${err.message}`)));
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
@@ -66,64 +34,128 @@ export interface StartOptions {
   roles?: string;
 }
 
+/** One gateway this `sgw start` runs the actors of. */
+interface HostedGateway {
+  config: GatewayConfig;
+  configFile: string;
+  roles: Roles;
+}
+
+/** How a run presents itself: who holds its folders, what to say when a port is taken, its summary. */
+interface RunStyle {
+  holder: string;
+  portHint(g: HostedGateway): string;
+  summary(redisLine: string, decisions: (DriverDecision | null)[]): string;
+}
+
 export async function startGateway(opts: StartOptions): Promise<void> {
-  const [{ prepareDemo }, { StateRedis, stateRedisPaths, redactUrl }, { parseRoles, Supervisor }, { ProgressLine }, { claimAcquisitionGateway }] = await Promise.all([
-    import('./demo.js'), import('./state-redis.js'), import('./supervisor.js'), import('../cli/progress.js'), import('../../queues/namespace/namespace.js'),
-  ]);
-  const demo = opts.config ? null : prepareDemo();
-  const configFile = resolve(opts.config ?? demo!.configFile);
+  if (!opts.config) return startDemo(opts);
+  const configFile = resolve(opts.config);
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, 'sgw');
   const roles = parseRoles(opts.roles, config);
   if (config.actors.activation === 'none') return prepareExternalActivation(config, configFile, roles, logger);
+  const g: HostedGateway = { config, configFile, roles };
+  await runGateways([g], logger, {
+    holder: configFile,
+    portHint: () => `set gateway.port in ${configFile} or SGW_PORT`,
+    summary: (redisLine, [decision]) => [
+      `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
+      roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
+      `  redis        ${redisLine}`,
+      `  config       ${configFile}`,
+      roles.http || roles.cache ? `  cache        ${config.cache.dir}` : null,
+      decision ? `  driver       ${decision.reason}` : null,
+      `  stop with    Ctrl-C or kill -TERM ${process.pid}`,
+      '',
+    ].filter((l) => l !== null).join('\n'),
+  });
+}
+
+/** `sgw start` without --config: the demo's four gateways on one private Redis (demo.ts). */
+async function startDemo(opts: StartOptions): Promise<void> {
+  if (opts.roles) throw new Error('--roles needs --config: the demo runs every role of its gateways');
+  const demo = prepareDemo();
+  for (const name of PER_GATEWAY_ENV) delete process.env[name]; // actors inherit the environment too
+  const gateways = demo.gateways.map((d) => {
+    const config = loadConfig(d.configFile);
+    return { config, configFile: d.configFile, roles: parseRoles(undefined, config) };
+  });
+  const logger = createLogger(gateways[0]!.config.log.level, 'sgw');
+  await runGateways(gateways, logger, {
+    holder: demo.home,
+    portHint: (g) => `the demo uses ports ${demo.gateways[0]!.port} to ${demo.gateways[0]!.port + 3}; set SGW_PORT to the first of 4 free ports (${shownPath(g.configFile)} wants ${g.config.gateway.port})`,
+    summary: (redisLine) => demoBanner(demo, redisLine, process.pid),
+  });
+}
+
+/** Users of a volume stop before the gateways that serve them, so their last requests are answered. */
+const stopOrder = (g: HostedGateway) => (g.config.gateway.type === 'UG' ? 0 : 1);
+
+/**
+ * Runs the actors of these gateways on this host until SIGTERM or SIGINT: locks their folders, starts
+ * the private Redis they share (when they name none), publishes drivers as driverOnStart decides,
+ * starts a supervisor per gateway and prints the summary once the actors are ready.
+ */
+async function runGateways(gateways: HostedGateway[], logger: Logger, style: RunStyle): Promise<void> {
   // One gateway per folder, refused before anything starts; the kernel lets go when we exit.
-  const locks = lockFolders([config.state.dir, ...(roles.cache ? [config.cache.dir] : [])], { command: 'sgw start', config: configFile });
-  if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
+  const folders = gateways.flatMap(({ config, roles }) => [config.state.dir, ...(roles.cache ? [config.cache.dir] : [])]);
+  const locks = lockFolders(folders, { command: 'sgw start', config: style.holder });
+  for (const g of gateways) if (g.roles.http) await assertPortFree(g.config.gateway.host, g.config.gateway.port, style.portHint(g));
   const progress = new ProgressLine('starting');
-  let embedded: RunningStateRedis | null = null;
-  let supervisor: InstanceType<typeof Supervisor> | null = null;
-  onSignals(async () => {
+  let embedded: StateRedis | null = null;
+  const running: { g: HostedGateway; supervisor: Supervisor }[] = [];
+  onSignals(async (signal) => {
     progress.done();
+    // Ctrl-C in a terminal reaches the whole process group, the private redis-server included:
+    // it is going away with us, not to be restarted.
+    if (signal === 'SIGINT') embedded?.letGo();
     logger.info('stopping: draining actors');
-    await supervisor?.stop();
+    process.stderr.write('sgw: stopping: the actors finish their requests ...\n');
+    for (const phase of [0, 1]) await Promise.all(running.filter((r) => stopOrder(r.g) === phase).map((r) => r.supervisor.stop()));
     await embedded?.stop();
     locks.forEach((l) => l.release());
+    const what = `${running.length === 1 ? 'the gateway' : `${running.length} gateways`}${embedded ? ' and the private redis-server' : ''}`;
+    process.stderr.write(`sgw: stopped: ${what}, every process of it has exited\n`);
   });
-  let redisUrl = config.redis;
+  const first = gateways[0]!.config; // the demo's gateways share one state folder, so one private Redis
+  let redisUrl = first.redis;
   if (!redisUrl) {
     progress.update('starting the private redis-server');
-    embedded = await StateRedis.start(config, logger);
+    embedded = await StateRedis.start(first, logger);
     redisUrl = embedded.url;
   }
-  if (config.gateway.type === 'AG') {
-    // Refuse a second AG for the volume here, with the reason, rather than in crash-looping actors.
-    const redis = connectRedis(redisUrl, 'patient', 'sgw-start');
-    try {
-      await whenReady(redis, 30_000);
-      await claimAcquisitionGateway(redis, config);
-    } finally {
-      redis.disconnect();
-    }
+  const decisions: (DriverDecision | null)[] = [];
+  for (const g of gateways) {
+    const label = gateways.length > 1 ? `${g.config.gateway.key}: ` : '';
+    if (g.config.gateway.type === 'AG') await claimVolume(g.config, redisUrl);
+    const decision = await driverOnStart(g.config, redisUrl, g.roles.http, (step) => progress.update(`${label}${step}`));
+    if (decision) logger.info({ gateway: g.config.gateway.key, version: decision.version, published: decision.published }, decision.reason);
+    decisions.push(decision);
+    progress.update(`${label}waiting for Redis and the driver version`);
+    const supervisor = new Supervisor({ config: g.config, configFile: g.configFile, redisUrl, roles: g.roles, logger });
+    running.push({ g, supervisor });
+    await supervisor.start();
   }
-  if (config.driver) {
-    const p = await publishDriver(config, redisUrl, config.driver, (step) => progress.update(step));
-    logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
-  }
-  progress.update('waiting for Redis and the driver version');
-  supervisor = new Supervisor({ config, configFile, redisUrl, roles, logger });
-  await supervisor.start();
-  await supervisor.settled(ACTORS_READY_WAIT_MS, (ready, total) => progress.update('waiting for the actors', `${ready}/${total} ready`));
+  const counts = running.map(() => ({ ready: 0, total: 0 }));
+  await Promise.all(running.map(({ supervisor }, i) => supervisor.settled(ACTORS_READY_WAIT_MS, (ready, total) => {
+    counts[i] = { ready, total };
+    progress.update('waiting for the actors', `${counts.reduce((n, c) => n + c.ready, 0)}/${counts.reduce((n, c) => n + c.total, 0)} ready`);
+  })));
   progress.done();
-  const lines = [
-    `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
-    roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
-    `  redis        ${redactUrl(redisUrl)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(config).dir}, stopped with sgw)` : ''}`,
-    `  config       ${configFile}`,
-    roles.http || roles.cache ? `  cache        ${config.cache.dir}` : null,
-    demo ? `  storage      ${demo.storageDir}  (built-in disk driver)` : null,
-    `  stop with    Ctrl-C or kill -TERM ${process.pid}`,
-  ].filter(Boolean);
-  process.stderr.write(`${lines.join('\n')}\n`);
+  const redisLine = `${redactUrl(redisUrl)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(first).dir}, stopped with sgw)` : ''}`;
+  process.stderr.write(style.summary(redisLine, decisions));
+}
+
+/** Refuses a second AG for the volume here, with the reason, rather than in crash-looping actors. */
+async function claimVolume(config: GatewayConfig, redisUrl: string): Promise<void> {
+  const redis = connectRedis(redisUrl, 'patient', 'sgw-start');
+  try {
+    await whenReady(redis, 30_000);
+    await claimAcquisitionGateway(redis, config);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** The actor commands of these roles, as a service manager would run them. */
@@ -145,79 +177,14 @@ async function prepareExternalActivation(config: GatewayConfig, configFile: stri
   if (!config.redis) {
     throw new Error(`actors.activation is "none" in ${configFile}: set "redis" (or SGW_REDIS_URL) to the shared Redis the actors connect to; the private redis-server is only for activation "fork"`);
   }
-  if (config.driver) {
-    const redisUrl = config.redis;
-    const { withProgress } = await import('../cli/progress.js');
-    const p = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, config.driver, (step) => line.update(step)));
-    logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
-  }
+  const redisUrl = config.redis;
+  const decision = await withProgress('checking the driver', (line) => driverOnStart(config, redisUrl, roles.http, (step) => line.update(step)));
+  if (decision) logger.info({ version: decision.version, published: decision.published }, decision.reason);
   process.stderr.write([
     `sgw: ${config.gateway.type} gateway ${config.gateway.id}: actors.activation is "none", so no actor is started here.`,
     '  Your service manager runs each actor of this host, e.g.:',
     ...actorCommands(roles, configFile).map((c) => `    ${c}`),
+    ...(decision ? [`  driver: ${decision.reason}`] : []),
     '',
   ].join('\n'));
-}
-
-export interface ActorOptions {
-  config: string;
-  version?: string;
-  withCache?: boolean;
-}
-
-async function recycleOnNewVersion(config: GatewayConfig, redisUrl: string, running: string, recycle: () => Promise<void>, logger: Logger): Promise<void> {
-  const { DriverVersionWatch } = await import('../../drivers/version-watch.js');
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-actor-version');
-  const watch = new DriverVersionWatch(redis, redisUrl, config.gateway.key);
-  watch.on('change', (v) => {
-    if (v.hash === running) return;
-    logger.info({ running, published: v.hash }, 'a new driver version was published: exiting so the service manager restarts this actor with it');
-    watch.close();
-    redis.disconnect();
-    void recycle();
-  });
-}
-
-/** One actor in this process (forked by the supervisor, or run by an external manager). */
-export async function runActor(role: string, opts: ActorOptions): Promise<void> {
-  const config = loadConfig(resolve(opts.config));
-  const logger: Logger = createLogger(config.log.level, 'sgw');
-  tuneHeapGrowth(config.actors.heap_growth_percent);
-  const redisUrl = config.redis;
-  if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
-  // The owner of the chunk store holds its folder: under sgw start the supervisor does, run by a
-  // service manager the actor itself.
-  if (!process.send && (role === 'cache' || (role === 'http' && opts.withCache))) {
-    lockFolders([config.cache.dir], { command: `sgw actor ${role}`, config: config.file });
-  }
-  let stop: () => Promise<void>;
-  if (role === 'http') {
-    const { runHttpActor } = await import('../http-actor.js');
-    const h = await runHttpActor({ config, redisUrl, logger, withCache: opts.withCache ?? false });
-    stop = h.stop;
-  } else if (role === 'cache') {
-    const { runCacheActor } = await import('../cache/cache-actor.js');
-    stop = (await runCacheActor(config, redisUrl, logger)).stop;
-  } else if (role.startsWith('driver:') && DRIVER_MODES.includes(role.slice(7) as DriverMode)) {
-    const { runDriverActor } = await import('../driver-actor.js');
-    const d = await runDriverActor({ config, redisUrl, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
-    stop = () => d.stop(0);
-    // Run by a service manager (no supervisor to swap versions): follow publishes by exiting for a
-    // restart, which loads the new version.
-    if (!process.send && !opts.version) await recycleOnNewVersion(config, redisUrl, d.version, () => d.stop(EXIT.RECYCLE), logger);
-  } else if (role === 'crawl') {
-    const { runCrawlActor } = await import('../crawl/crawl-actor.js');
-    const c = await runCrawlActor({ config, redisUrl, logger, ...(opts.version ? { version: opts.version } : {}) });
-    stop = () => c.stop(0);
-    if (!process.send && !opts.version) await recycleOnNewVersion(config, redisUrl, c.version, () => c.stop(EXIT.RECYCLE), logger);
-  } else {
-    throw new Error(`unknown actor role "${role}"`);
-  }
-  onSignals(stop);
-  // The supervisor's watchdog expects a beat; a blocked event loop stops them.
-  if (process.send) {
-    process.send({ type: 'ready' });
-    setInterval(() => process.send?.({ type: 'beat' }), 500).unref();
-    process.on('disconnect', () => void stop().then(() => process.exit(0)));
-  }
 }

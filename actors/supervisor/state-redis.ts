@@ -125,6 +125,11 @@ export class StateRedis {
     });
   }
 
+  /** The server is going down with us (a Ctrl-C reached it too): do not start it again. */
+  letGo(): void {
+    this.stopping = true;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     await this.server.stop();

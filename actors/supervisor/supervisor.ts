@@ -8,7 +8,7 @@ import { EXIT } from '../exit-codes.js';
 import { isSingleExecutable, packagedFile } from '../../drivers/packaged-files.js';
 import { withMallocTuning } from './malloc.js';
 import { withHeapFlags } from './heap.js';
-import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, type DriverMode } from '../../queues/names.js';
+import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../../queues/names.js';
 import { connectRedis, whenReady, type Redis } from '../../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../../drivers/version-watch.js';
 
@@ -103,8 +103,9 @@ export class Supervisor {
     else if (roles.cache) this.spawn('cache', []);
     if (roles.drivers.size > 0 || roles.crawl) {
       this.watch = new DriverVersionWatch(this.redis, this.opts.redisUrl, this.opts.config.gateway.key);
-      const first = await this.watch.first();
-      this.startDrivers(first);
+      // A gateway that serves without a driver (a UG) starts now and picks one up when published.
+      const first = NEEDS_DRIVER[this.opts.config.gateway.type] ? await this.watch.first() : (await this.watch.check(), this.watch.version);
+      if (first) this.startDrivers(first);
       this.watch.on('change', (v) => {
         this.swapping = this.swapping.then(() => this.swapTo(v));
       });

@@ -84,7 +84,7 @@ export const configSchema = z.strictObject({
     gateways: doc(z.array(peer).default([]), { doc: 'the peer gateways: who may send requests here (RG, AG) or whom a UG reads from and writes to', type: 'array of peers (below)' }),
   }).prefault({}),
   redis: doc(optionalString(), { doc: 'shared Redis URL; absent: `sgw start` runs a private redis-server ([redis.md](redis.md))', env: 'SGW_REDIS_URL', default: 'embedded' }),
-  driver: doc(optionalString(), { doc: 'driver bundle folder on this host; absent: run the version published in Redis ([drivers.md](drivers.md))', env: 'SGW_DRIVER', default: 'none' }),
+  driver: doc(optionalString(), { doc: 'driver bundle folder; `sgw start` publishes it when no version is published yet, or on a host with the `http` role when it changed since that host published it; absent or missing on this host: run the version published in Redis ([drivers.md](drivers.md#which-version-runs))', env: 'SGW_DRIVER', default: 'none' }),
   cache: z.strictObject({
     dir: doc(nonEmpty().default('cache'), { doc: 'chunk store folder (segment files)', env: 'SGW_CACHE_DIR' }),
     max_bytes: doc(int(0).default(1 << 30), { doc: 'byte budget of the chunk store on disk; the least recently read chunks go first', default: '1 GiB' }),

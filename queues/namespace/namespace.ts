@@ -73,7 +73,8 @@ function nameOf(path: string): string {
 
 
 // KEYS: entries, parent's children, own children, lease (or a dummy)
-// ARGV: op, path, name, entry JSON, lease token ('' = unfenced), is-root
+// ARGV: op, path, name, entry JSON, lease token ('' = unfenced), is-root, parent, mtime given ('1':
+//       a put finding another mtime changes the entry; otherwise the mtime is the time of applying)
 // Returns 0 (changed), 2 (unchanged) or a negative errno.
 const WRITE_SCRIPT = `
 local op, path, name, newJson, token, isRoot = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
@@ -95,7 +96,8 @@ if oldJson then
   if op == 'create' then return -${Errno.EEXIST} end
   local old = cjson.decode(oldJson)
   if old.type ~= new.type then return -(old.type == 'directory' and ${Errno.EISDIR} or ${Errno.ENOTDIR}) end
-  if op == 'put' and old.size == new.size and old.mode == new.mode and old.rttl == new.rttl and old.wttl == new.wttl then return 2 end
+  local sameTime = ARGV[8] ~= '1' or (old.mt_s == new.mt_s and old.mt_ns == new.mt_ns)
+  if op == 'put' and sameTime and old.size == new.size and old.mode == new.mode and old.rttl == new.rttl and old.wttl == new.wttl then return 2 end
   new.id = old.id
   if new.type == 'directory' then new.ver = old.ver end
   redis.call('HSET', KEYS[1], path, cjson.encode(new))
@@ -186,6 +188,12 @@ const ROOT_ENTRY = (): NamespaceEntry => ({
   manifest_mtime_sec: 0n, manifest_mtime_nsec: 0, coordinator_id: 0n, read_ttl: 5000, write_ttl: 0,
 });
 
+/** Seconds since the epoch as whole seconds and nanoseconds (to the microsecond a double holds). */
+function timeOf(seconds: number): { sec: bigint; nsec: number } {
+  const sec = Math.floor(seconds);
+  return { sec: BigInt(sec), nsec: Math.min(999_999_999, Math.round((seconds - sec) * 1e6) * 1000) };
+}
+
 /** A random signed 64-bit value: file ids and versions are random over 64 bits, as deployed. */
 export function random64(signed: boolean): bigint {
   const v = randomBytes(8).readBigUInt64BE();
@@ -263,12 +271,12 @@ export class Namespace {
     if (checkPath(cmd.path)) return -Errno.EINVAL;
     const path = cmd.path;
     const isRoot = path === ROOT;
-    const now = Date.now();
-    const sec = BigInt(Math.floor(now / 1000));
-    const nsec = (now % 1000) * 1_000_000;
+    const now = timeOf(Date.now() / 1000);
+    // The entry shows the time the command gives (a file's own mtime); its manifest is new now.
+    const mtime = cmd.mtime === undefined ? now : timeOf(cmd.mtime);
     const entry = stored({
       type: cmd.ftype, file_id: random64(false), file_version: random64(true), size: cmd.ftype === 'directory' ? 4096 : cmd.size,
-      mode: cmd.mode, mtime_sec: sec, mtime_nsec: nsec, manifest_mtime_sec: sec, manifest_mtime_nsec: nsec,
+      mode: cmd.mode, mtime_sec: mtime.sec, mtime_nsec: mtime.nsec, manifest_mtime_sec: now.sec, manifest_mtime_nsec: now.nsec,
       coordinator_id: coordinatorId, read_ttl: cmd.read_ttl, write_ttl: cmd.write_ttl,
     });
     const parent = parentOf(path);
@@ -277,7 +285,7 @@ export class Namespace {
       this.redis,
       keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parent), keys.nsChildren(this.volumeId, path),
       fence?.leaseKey ?? keys.nsEntries(this.volumeId),
-      cmd.cmd, path, nameOf(path), JSON.stringify(entry), fence?.token ?? '', isRoot ? '1' : '0', parent,
+      cmd.cmd, path, nameOf(path), JSON.stringify(entry), fence?.token ?? '', isRoot ? '1' : '0', parent, cmd.mtime === undefined ? '0' : '1',
     );
   }
 }

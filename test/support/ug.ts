@@ -20,6 +20,8 @@ export interface UgVolumeOptions {
   ugDriverSource?: string;
   ugDriverConfig?: Record<string, unknown>;
   ugSecrets?: Record<string, unknown>;
+  /** The UG has no driver at all: no folder, nothing published for it. */
+  ugNoDriver?: boolean;
   /** UG roles to wait for (driver:<mode> of the methods its driver has). */
   ugRoles?: string[];
   /** Extra top-level config keys of the UG and of the RGs. */
@@ -70,6 +72,7 @@ export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): P
     type: 'UG', volumeId, blockSize, ugId, peers: [...rgs, ...(opts.extraPeers ?? [])],
     ...(opts.ugDriverSource ? { driverSource: opts.ugDriverSource } : {}),
     driverConfig: opts.ugDriverConfig ?? {},
+    noDriverFolder: opts.ugNoDriver ?? false,
     config: { limits: LIMITS, ...opts.ugConfig },
     embeddedRedis: opts.ugEmbeddedRedis ?? false,
     ...redisUrl,

@@ -2,8 +2,8 @@
 // is rewritten to go through a CDN, the way Syndicate's Akamai driver did:
 //   http://rg.example:8080/DATA/1/a.txt.F1.3/0.5  →  http://{CDN_PREFIX}/rg.example:8080/DATA/1/a.txt.F1.3/0.5
 // The CDN fetches the original from the host:port in its path. Copy this folder to start a UG
-// driver; in your copy, import the helpers from 'sgw' instead of '../../helpers.js'.
-import { log_error, type DriverConfig, type DriverRequest } from '../../helpers.js';
+// driver: the folder works as it is, wherever it is copied.
+import { log_error, type DriverConfig, type DriverRequest } from 'sgw';
 
 /** CDN_PREFIX: the CDN's host (and port), e.g. "cdn.example.net" or "127.0.0.1:9000". */
 function cdnHost(config: DriverConfig): string | null {

@@ -80,8 +80,9 @@ def _scan(root, start):
 
 
 def _send(cmd, path, seen):
-    ftype, size, mode, _ = seen
-    command = make_metadata_command(cmd, ftype, None if cmd == "delete" else mode, size if ftype == "file" else None, path)
+    ftype, size, mode, mtime_ns = seen
+    command = make_metadata_command(cmd, ftype, None if cmd == "delete" else mode, size if ftype == "file" else None, path,
+                                    5000, 0, mtime_ns / 1e9)  # published as the file's own time
     return crawl(command) if command else -errno.EINVAL
 
 

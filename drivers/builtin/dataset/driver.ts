@@ -1,6 +1,6 @@
 // The built-in acquisition gateway (AG) driver: publishes the directory tree under DATASET_DIR
-// and serves byte ranges of its files. Copy this folder to start an AG driver; in your copy,
-// import the helpers from 'sgw' instead of '../../helpers.js'.
+// and serves byte ranges of its files. Copy this folder to start an AG driver: it works as
+// it is, wherever it is copied.
 //
 // next_dataset() publishes every directory and file on its first call, then rescans every
 // RESCAN_MS (default 2000) and hands the gateway what changed: new entries, updates (size, mode or
@@ -12,12 +12,13 @@ import { join, resolve, sep } from 'node:path';
 import {
   Errno, log_error, negativeErrnoOf, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
   type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
-} from '../../helpers.js';
+} from 'sgw';
 
 /** What the gateway has accepted so far; null until the first scan. */
 let published: PublishedTree | null = null;
 const pause = new ScanPause();
 
+/** DATASET_DIR from config.json (a relative one was made absolute against the driver folder when it was published). */
 function datasetDir(config: DriverConfig): string | null {
   const dir = config.DATASET_DIR;
   return typeof dir === 'string' && dir !== '' ? resolve(dir) : null;
@@ -41,7 +42,10 @@ async function scan(root: string, start: string): Promise<Map<string, DatasetEnt
       continue; // gone while we looked: the next scan sees it missing
     }
     if (st.isSymbolicLink() || (!st.isFile() && !st.isDirectory())) continue;
-    const seen: DatasetEntry = { type: st.isDirectory() ? 'directory' : 'file', size: st.isDirectory() ? 4096 : st.size, mode: st.mode & 0o7777, stamp: String(st.mtimeMs) };
+    const seen: DatasetEntry = {
+      type: st.isDirectory() ? 'directory' : 'file', size: st.isDirectory() ? 4096 : st.size, mode: st.mode & 0o7777,
+      stamp: String(st.mtimeMs), mtime: st.mtimeMs / 1000, // published as the file's own time
+    };
     if (nsPath !== '/') found.set(nsPath, seen);
     if (seen.type === 'directory') {
       let names: string[] = [];

@@ -13,7 +13,7 @@ from syndicate.util.gateway import log_debug, log_error, request_to_storage_path
 
 
 def _storage_dir(config):
-    """STORAGE_DIR from config.json; a relative path is taken from the driver actor's working directory."""
+    """STORAGE_DIR from config.json (a relative one was made absolute against the driver folder when it was published)."""
     d = config.get("STORAGE_DIR")
     return os.path.abspath(d) if isinstance(d, str) and d else None
 

@@ -1,6 +1,6 @@
 // The built-in replica gateway (RG) driver: each chunk is one file under STORAGE_DIR, at the
-// layout Syndicate back-ends use (request_to_storage_path). Copy this folder to start a driver;
-// in your copy, import the helpers from 'sgw' instead of '../../helpers.js'.
+// layout Syndicate back-ends use (request_to_storage_path). Copy this folder to start a driver:
+// it works as it is, wherever it is copied.
 //
 // Every method returns 0 or a negative errno. Chunks are immutable and any call may be retried,
 // so each method must be safe to run twice.
@@ -12,9 +12,9 @@ import { dirname, join, resolve } from 'node:path';
 import {
   Errno, log_debug, log_error, negativeErrnoOf, request_to_storage_path,
   type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
-} from '../../helpers.js';
+} from 'sgw';
 
-/** STORAGE_DIR from config.json; a relative path is taken from the driver actor's working directory. */
+/** STORAGE_DIR from config.json (a relative one was made absolute against the driver folder when it was published). */
 function storageDir(config: DriverConfig): string | null {
   const dir = config.STORAGE_DIR;
   return typeof dir === 'string' && dir !== '' ? resolve(dir) : null;

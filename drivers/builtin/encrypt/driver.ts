@@ -2,13 +2,13 @@
 // manifests) with AES-256-GCM before it leaves the UG, deserialize opens it after it arrived and
 // its hash was checked, so replica gateways only ever store ciphertext. The key comes from the
 // driver's sealed secrets ({"KEY": "<64 hex digits>"}, sealed with `sgw secrets seal`).
-// Copy this folder to start a UG driver; in your copy, import the helpers from 'sgw'.
+// Copy this folder to start a UG driver: it works as it is, wherever it is copied.
 //
 // Chunk layout: 12-byte random IV | ciphertext | 16-byte GCM tag. The chunk's storage path
 // (volume, file id, block id and version, or manifest mtime) is authenticated as associated data,
 // so a replica cannot pass off one chunk as another.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { Errno, log_error, request_to_storage_path, type DriverConfig, type DriverRequest, type DriverSecrets } from '../../helpers.js';
+import { Errno, log_error, request_to_storage_path, type DriverConfig, type DriverRequest, type DriverSecrets } from 'sgw';
 
 const IV_BYTES = 12;
 const TAG_BYTES = 16;

@@ -13,8 +13,8 @@ import { ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3';
 import {
   callDeadline, Errno, log_error, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
   type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
-} from '../../helpers.js';
-import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from '../s3/bucket.js';
+} from 'sgw';
+import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from 'sgw/builtin/s3/bucket';
 
 // An archive is read-only: files r--r--r--, directories r-xr-xr-x.
 const FILE_MODE = 0o444;
@@ -44,7 +44,10 @@ function addObject(found: Map<string, DatasetEntry>, relative: string, object: _
   for (let at = path.indexOf('/', 1); at !== -1; at = path.indexOf('/', at + 1)) found.set(path.slice(0, at), DIRECTORY);
   // A key that is also the prefix of other keys ("a" and "a/b") is published as the directory.
   if (marker || found.get(path)?.type === 'directory') found.set(path, DIRECTORY);
-  else found.set(path, { type: 'file', size: object.Size ?? 0, mode: FILE_MODE, stamp: `${object.ETag ?? ''}|${object.LastModified?.getTime() ?? ''}` });
+  else found.set(path, {
+    type: 'file', size: object.Size ?? 0, mode: FILE_MODE, stamp: `${object.ETag ?? ''}|${object.LastModified?.getTime() ?? ''}`,
+    ...(object.LastModified ? { mtime: object.LastModified.getTime() / 1000 } : {}),
+  });
 }
 
 /** Lists the objects at or under `under` (a namespace path), page by page; throws when a page cannot be had. */

@@ -3,7 +3,7 @@
 // attempts retried within a deadline, and S3's errors as negative errnos.
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { Errno, log_error, negativeErrnoOf, type ChunkSink, type DriverConfig, type DriverSecrets } from '../../helpers.js';
+import { Errno, log_error, negativeErrnoOf, type ChunkSink, type DriverConfig, type DriverSecrets } from 'sgw';
 
 // sgw pins an SDK release that supports Node 20; its warning about later releases is not for
 // the operator of a gateway, and its lines would break the actors' JSON log.

@@ -3,7 +3,7 @@
 // Syndicate back-ends use. config.json: ENDPOINT, REGION, BUCKET, PREFIX, FORCE_PATH_STYLE; the
 // credentials (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN) only in the sealed secrets.
 // docs/s3.md shows a whole setup. Copy this folder (with bucket.ts) to start a driver for another
-// object store; in your copy, import the helpers from 'sgw' instead of '../../helpers.js'.
+// object store: it works as it is, wherever it is copied.
 //
 // Every call keeps trying through throttling, 5xx answers and broken connections until its
 // deadline (callDeadline), then answers -ETIMEDOUT (no answer from S3) or -EIO. Chunks are
@@ -13,7 +13,7 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   callDeadline, Errno, log_error, request_to_storage_path,
   type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
-} from '../../helpers.js';
+} from 'sgw';
 import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from './bucket.js';
 
 /** Refuses to start (false, and a log line saying why) on bad settings, or a bucket that does not answer to the credentials. */

@@ -5,6 +5,7 @@ same requests. Requests are syndicate.protobufs.sg_pb2.DriverRequest objects.
 """
 import errno
 import json
+import math
 import os
 import sys
 import time
@@ -81,11 +82,13 @@ def _count(v):
     return v if isinstance(v, int) and 0 <= v <= _MAX_SAFE else None
 
 
-def make_metadata_command(cmd, ftype, mode, size, path, read_ttl=5000, write_ttl=0):
+def make_metadata_command(cmd, ftype, mode, size, path, read_ttl=5000, write_ttl=0, mtime=None):
     """A metadata command for crawl(), or None (logged) when malformed: unknown cmd or ftype, a path
-    that is not absolute or holds a newline or NUL, a bad mode, size or TTL. put = create or update;
-    a directory's size is always 4096. As in the seed, finish needs nothing else, delete needs no
-    mode or size, and a directory needs no size (pass None)."""
+    that is not absolute or holds a newline or NUL, a bad mode, size, TTL or mtime. put = create or
+    update; a directory's size is always 4096. As in the seed, finish needs nothing else, delete needs
+    no mode or size, and a directory needs no size (pass None). mtime (seconds since the epoch, e.g.
+    os.stat().st_mtime; an addition to Syndicate's signature) is the time the entry shows; None: the
+    time it is applied."""
     n_mode, n_size, n_read, n_write = _count(mode), _count(size), _count(read_ttl), _count(write_ttl)
     if cmd == "finish":
         return {"cmd": "finish", "ftype": "directory", "mode": 0, "size": 0, "path": "",
@@ -105,13 +108,18 @@ def make_metadata_command(cmd, ftype, mode, size, path, read_ttl=5000, write_ttl
         reason = "bad size %s" % (size,)
     elif n_read is None or n_write is None:
         reason = "bad ttl %s/%s" % (read_ttl, write_ttl)
+    elif mtime is not None and (isinstance(mtime, bool) or not isinstance(mtime, (int, float)) or not math.isfinite(mtime)):
+        reason = "bad mtime %s" % (mtime,)
     else:
         reason = None
     if reason:
         log_error("make_metadata_command: %s" % reason)
         return None
-    return {"cmd": cmd, "ftype": ftype, "mode": n_mode or 0, "size": 4096 if ftype == "directory" else (n_size or 0),
-            "path": path, "read_ttl": n_read, "write_ttl": n_write}
+    command = {"cmd": cmd, "ftype": ftype, "mode": n_mode or 0, "size": 4096 if ftype == "directory" else (n_size or 0),
+               "path": path, "read_ttl": n_read, "write_ttl": n_write}
+    if mtime is not None and not deleting:
+        command["mtime"] = mtime
+    return command
 
 
 # Set by the chassis while a call runs: sends one metadata command to the gateway, returns its answer.
