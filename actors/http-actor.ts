@@ -13,7 +13,7 @@ import { createApp } from '../http/app.js';
 import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
-import { connectRedis, whenReady } from '../queues/redis.js';
+import { connectRedis, whenReady, type RedisTarget } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
 import { Readiness } from '../http/readiness.js';
@@ -21,7 +21,7 @@ import { DriverVersionWatch } from '../drivers/version-watch.js';
 
 export interface HttpActorOptions {
   config: GatewayConfig;
-  redisUrl: string;
+  redis: RedisTarget;
   logger: Logger;
   /** Open the chunk store in this process (roles http + cache on one host). */
   withCache: boolean;
@@ -40,11 +40,11 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const { config, logger } = opts;
   const gateway = config.gateway.key;
   const log = logger.child({ actor: 'http' });
-  const asker = new Asker(opts.redisUrl, gateway);
+  const asker = new Asker(opts.redis, gateway);
   // Small control commands (nonces, live actors) on their own connection, so they never queue
   // behind megabyte chunks on the asker's.
-  const redis = connectRedis(opts.redisUrl, 'fail-fast', 'sgw-http-control', true);
-  const watch = new DriverVersionWatch(redis, opts.redisUrl, gateway);
+  const redis = connectRedis(opts.redis, 'fail-fast', { name: 'sgw-http-control', autoPipeline: true });
+  const watch = new DriverVersionWatch(redis, opts.redis, gateway);
   const modes = MODES_OF_GATEWAY[config.gateway.type];
   const readiness = new Readiness({
     redisUp: () => redis.status === 'ready' && asker.redis.status === 'ready',
@@ -84,7 +84,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   if (metrics) asker.observe = metrics.observeCall;
   const windowMs = config.limits.replay_window_s * 1000;
   const namespace = new Namespace(redis, config.gateway.volume_id);
-  const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
+  const dashboard = createDashboard({ redis: opts.redis, admin: config.admin });
   const app = createApp({
     config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,
     firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queues/redis.js';
 import { keys } from '../queues/names.js';
 import { packageRoot, packagedFile, useEmbeddedEsbuild } from './packaged-files.js';
 import { parseSealedSecrets } from './secrets.js';
@@ -219,7 +219,7 @@ redis.call('PUBLISH', KEYS[3], ARGV[1])
 return 1`;
 
 /** Publishes a bundle as the gateway's current driver; `changed` is false when it already was. */
-export async function publishBundle(redis: Redis, gateway: string, bundle: DriverBundle): Promise<{ hash: string; changed: boolean }> {
+export async function publishBundle(redis: RedisClient, gateway: string, bundle: DriverBundle): Promise<{ hash: string; changed: boolean }> {
   if (bundleHash(bundle.code, bundle.config, bundle.secrets) !== bundle.hash) throw new BundleError(`bundle ${bundle.hash} does not match its content`);
   const changed = await redis.eval(
     PUBLISH_SCRIPT, 3, keys.bundle(bundle.hash), keys.driverCurrent(gateway), keys.driverChanged(gateway),
@@ -230,7 +230,7 @@ export async function publishBundle(redis: Redis, gateway: string, bundle: Drive
 }
 
 /** Reads a published bundle; null when there is none with that hash. Checks the content against the hash. */
-export async function fetchBundle(redis: Redis, hash: string): Promise<DriverBundle | null> {
+export async function fetchBundle(redis: RedisClient, hash: string): Promise<DriverBundle | null> {
   if (!HASH_PATTERN.test(hash)) throw new BundleError(`${JSON.stringify(hash)} is not a bundle hash`);
   const fields = await redis.hgetallBuffer(keys.bundle(hash));
   if (!fields.code || !fields.config || !fields.meta) return null;
@@ -247,7 +247,7 @@ export async function fetchBundle(redis: Redis, hash: string): Promise<DriverBun
 }
 
 /** The hash of the bundle the gateway runs now, or null before any publish. */
-export async function currentBundleHash(redis: Redis, gateway: string): Promise<string | null> {
+export async function currentBundleHash(redis: RedisClient, gateway: string): Promise<string | null> {
   return redis.get(keys.driverCurrent(gateway));
 }
 

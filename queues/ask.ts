@@ -9,7 +9,7 @@
 // ~0.2 ms of Redis CPU per job, which capped one-call-per-job at ~2.5k calls/s on two cores.
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import { connectRedis, type Redis } from './redis.js';
+import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
 import { HostBlobs, type BlobRef } from './blobs.js';
 
@@ -147,8 +147,8 @@ export function decodeReply(frame: Buffer): { id: string; result: CallResult; un
 /** The asking side: one per process that sends calls (http actor, supervisor tools, benchmarks). */
 export class Asker {
   readonly instance: string;
-  readonly redis: Redis;
-  private readonly blocking: Redis;
+  readonly redis: RedisClient;
+  private readonly blocking: RedisClient;
   private readonly queues = new Map<string, Queue>();
   private readonly pending = new Map<string, Pending>();
   private readonly replyKey: string;
@@ -161,11 +161,11 @@ export class Asker {
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
   observe: CallObserver | null = null;
 
-  constructor(redisUrl: string, private readonly gateway: string, instance = randomUUID()) {
+  constructor(target: RedisTarget, private readonly gateway: string, instance = randomUUID()) {
     this.instance = instance;
     this.replyKey = keys.results(instance);
-    this.redis = connectRedis(redisUrl, 'fail-fast', `sgw-ask-${instance}`);
-    this.blocking = connectRedis(redisUrl, 'patient', `sgw-replies-${instance}`);
+    this.redis = connectRedis(target, 'fail-fast', `sgw-ask-${instance}`);
+    this.blocking = connectRedis(target, 'patient', `sgw-replies-${instance}`);
     this.loop = this.drainReplies();
   }
 

@@ -1,6 +1,6 @@
 // Every Redis name sgw uses, in one place. A gateway is addressed as "<type>.<id>" (e.g. "rg.20");
 // its driver-mode queues are "<type>.<id>.<mode>" so they read naturally in a Bull dashboard.
-import type { Redis } from './redis.js';
+import type { RedisClient } from './redis.js';
 
 export const GATEWAY_TYPES = ['RG', 'AG', 'UG'] as const;
 export type GatewayType = (typeof GATEWAY_TYPES)[number];
@@ -79,6 +79,6 @@ export const keys = {
 };
 
 /** Every queue sgw registered on this Redis (any gateway), sorted so a gateway's queues group together. */
-export async function registeredQueues(redis: Redis): Promise<string[]> {
+export async function registeredQueues(redis: RedisClient): Promise<string[]> {
   return (await redis.smembers(keys.queues)).sort();
 }

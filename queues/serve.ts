@@ -1,7 +1,7 @@
 // The serving side of the ask/reply protocol (ask.ts): a call server consumes one mode's queue,
 // runs each call and answers on its asker's reply list.
 import { Worker, type Job } from 'bullmq';
-import { connectRedis, type Redis } from './redis.js';
+import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
 import { HostBlobs } from './blobs.js';
 import { hasSha256 } from './chunk-hash.js';
@@ -9,7 +9,7 @@ import { Errno } from '../drivers/errno.js';
 import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
 
 export interface ServeOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   gateway: string;
   mode: string;
   concurrency: number;
@@ -21,16 +21,16 @@ export interface ServeOptions {
 /** The serving side: consumes one mode's queue and answers each call on its asker's list. */
 export class CallServer {
   readonly worker: Worker;
-  private readonly redis: Redis;
-  private readonly workerRedis: Redis;
+  private readonly redis: RedisClient;
+  private readonly workerRedis: RedisClient;
   /** Driver calls run at once in this actor (jobs carry several calls each). */
   private readonly slots: Semaphore;
   private readonly replies: ReplyBatcher;
   private readonly blobs = HostBlobs.get();
 
   constructor(private readonly opts: ServeOptions) {
-    this.redis = connectRedis(opts.redisUrl, 'patient', `sgw-serve-${opts.gateway}.${opts.mode}`, true);
-    this.workerRedis = connectRedis(opts.redisUrl, 'patient');
+    this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
+    this.workerRedis = connectRedis(opts.redis, 'patient');
     this.slots = new Semaphore(opts.concurrency);
     this.replies = new ReplyBatcher(this.redis);
     this.worker = new Worker(modeQueueName(opts.gateway, opts.mode as never), (job: Job<JobData>) => this.process(job), {
@@ -110,7 +110,7 @@ class ReplyBatcher {
   private batch = new Map<string, Buffer[]>();
   private sent: Promise<void> | null = null;
 
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   /** Resolves once the reply is on its list; rejects if Redis refused it. */
   send(list: string, frame: Buffer): Promise<void> {

@@ -17,6 +17,7 @@ import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { keys, QUEUE_PREFIX } from '../queues/names.js';
 import { CLI, fileRef, waitFor, type GatewayFolder, stopChild } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
+import { redisAt } from '../queues/redis.js';
 
 const ADMIN = { user: 'ops', password: 'dash s3cret' };
 const gateway = gatewayPerFile({ config: { admin: ADMIN } });
@@ -210,7 +211,7 @@ test('sgw dashboard refuses to start without a credential, and --insecure-local 
 });
 
 test('with no credential configured the dashboard of an http actor is off: 404 everywhere', async (t) => {
-  const dashboard = createDashboard({ redisUrl: gateway.f.redisUrl, admin: { token: null, user: null, password: null, allow_writes: false } });
+  const dashboard = createDashboard({ redis: redisAt(gateway.f.redisUrl), admin: { token: null, user: null, password: null, allow_writes: false } });
   const app = new Koa();
   app.use(answerErrors);
   app.use(dashboard.middleware);

@@ -94,8 +94,8 @@ program.command('driver')
   .action(async (o: { config: string; dir?: string }) => {
     const config = loadConfig(o.config);
     if (!config.redis) throw new Error('publishing needs the shared Redis: set "redis" or SGW_REDIS_URL');
-    const redisUrl = config.redis;
-    const r = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
+    const target = config.redis;
+    const r = await withProgress('publishing the driver', (line) => publishDriver(config, target, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });
 

@@ -14,7 +14,7 @@ import { Heartbeat } from '../../queues/registry.js';
 import type { CallResult, IncomingCall } from '../../queues/ask.js';
 import { CallServer } from '../../queues/serve.js';
 import { keys } from '../../queues/names.js';
-import { connectRedis, whenReady } from '../../queues/redis.js';
+import { connectRedis, whenReady, type RedisTarget } from '../../queues/redis.js';
 import { Errno, errnoName } from '../../drivers/errno.js';
 import type { MetadataCommand } from '../../drivers/helpers.js';
 import { openBundle } from '../../drivers/open-driver.js';
@@ -24,7 +24,7 @@ const RETRY_MS = 1000;
 
 export interface CrawlActorOptions {
   config: GatewayConfig;
-  redisUrl: string;
+  redis: RedisTarget;
   version?: string;
   logger: Logger;
   exit?: (code: number) => void;
@@ -44,7 +44,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
   const instance = randomUUID();
   const log = opts.logger.child({ actor: 'crawl', instance });
   const exit = opts.exit ?? ((code: number) => process.exit(code));
-  const redis = connectRedis(opts.redisUrl, 'patient', `sgw-crawl-${instance}`);
+  const redis = connectRedis(opts.redis, 'patient', `sgw-crawl-${instance}`);
   await whenReady(redis, 30_000);
   await claimAcquisitionGateway(redis, config);
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
@@ -120,7 +120,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
     }
     if (driver.hasRefresh) {
       refreshServer = new CallServer({
-        redisUrl: opts.redisUrl, gateway, mode: 'refresh', concurrency: 1,
+        redis: opts.redis, gateway, mode: 'refresh', concurrency: 1,
         handler: (call: IncomingCall): Promise<CallResult> => driver.refresh(call),
         onDone: (call, result) => {
           if (result.rc !== 0) log.warn({ rid: call.requestId, rc: result.rc, error: result.error }, 'refresh failed');

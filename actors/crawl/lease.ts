@@ -1,13 +1,13 @@
 // A Redis lease: at most one holder at a time, lost when the holder stops renewing within its TTL.
 // Renewal and release are compare-and-act scripts, so a holder that lost the lease can neither
 // extend nor free its successor's.
-import type { Redis } from '../../queues/redis.js';
+import type { RedisClient } from '../../queues/redis.js';
 
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
 export class Lease {
-  constructor(private readonly redis: Redis, readonly key: string, readonly token: string, readonly ttlMs: number) {}
+  constructor(private readonly redis: RedisClient, readonly key: string, readonly token: string, readonly ttlMs: number) {}
 
   /** Takes the lease if it is free (or already ours). */
   async acquire(): Promise<boolean> {

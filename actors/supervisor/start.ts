@@ -16,19 +16,19 @@ import { EXIT, runDriverActor } from '../driver-actor.js';
 import { DriverVersionWatch } from '../../drivers/version-watch.js';
 import { buildBundle, publishBundle } from '../../drivers/bundle.js';
 import { unsealSecrets } from '../../drivers/secrets.js';
-import { connectRedis, whenReady } from '../../queues/redis.js';
+import { connectRedis, describeRedis, redisAt, whenReady, type RedisTarget } from '../../queues/redis.js';
 import { DRIVER_MODES, type DriverMode } from '../../queues/names.js';
 
 /** Builds the driver folder of the config and publishes it if its content changed. */
 export async function publishDriver(
-  config: GatewayConfig, redisUrl: string, folder = config.driver, onStep: (step: string) => void = () => {},
+  config: GatewayConfig, target: RedisTarget, folder = config.driver, onStep: (step: string) => void = () => {},
 ): Promise<{ hash: string; changed: boolean; methods: string[] }> {
   if (!folder) throw new Error('no driver folder: set "driver" in the config file or pass --dir');
   onStep('bundling the driver');
   const bundle = await buildBundle(folder);
   // Fail here, with a clear message, rather than in every driver actor on every host.
   if (bundle.secrets) JSON.parse(unsealSecrets(bundle.secrets, config.gateway.private_key).toString());
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-publish');
+  const redis = connectRedis(target, 'patient', 'sgw-publish');
   try {
     onStep('waiting for Redis');
     await whenReady(redis);
@@ -88,15 +88,15 @@ export async function startGateway(opts: StartOptions): Promise<void> {
     await supervisor?.stop();
     await embedded?.stop();
   });
-  let redisUrl = config.redis;
-  if (!redisUrl) {
+  let target = config.redis;
+  if (!target) {
     progress.update('starting the private redis-server');
     embedded = await startRedisServer({ quiet: true });
-    redisUrl = embedded.url;
+    target = redisAt(embedded.url);
   }
   if (config.gateway.type === 'AG') {
     // Refuse a second AG for the volume here, with the reason, rather than in crash-looping actors.
-    const redis = connectRedis(redisUrl, 'patient', 'sgw-start');
+    const redis = connectRedis(target, 'patient', 'sgw-start');
     try {
       await whenReady(redis, 30_000);
       await claimAcquisitionGateway(redis, config);
@@ -105,18 +105,18 @@ export async function startGateway(opts: StartOptions): Promise<void> {
     }
   }
   if (config.driver) {
-    const p = await publishDriver(config, redisUrl, config.driver, (step) => progress.update(step));
+    const p = await publishDriver(config, target, config.driver, (step) => progress.update(step));
     logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
   }
   progress.update('waiting for Redis and the driver version');
-  supervisor = new Supervisor({ config, configFile, redisUrl, roles, logger });
+  supervisor = new Supervisor({ config, configFile, redis: target, ...(embedded ? { embeddedUrl: embedded.url } : {}), roles, logger });
   await supervisor.start();
   await supervisor.settled(ACTORS_READY_WAIT_MS, (ready, total) => progress.update('waiting for the actors', `${ready}/${total} ready`));
   progress.done();
   const lines = [
     `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
     roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
-    `  redis        ${redisUrl}${embedded ? '  (private redis-server, stopped with sgw)' : ''}`,
+    `  redis        ${describeRedis(target)}${embedded ? '  (private redis-server, stopped with sgw)' : ''}`,
     `  config       ${configFile}`,
     roles.http || roles.cache ? `  cache        ${config.cache.dir}` : null,
     demo ? `  storage      ${demo.storageDir}  (built-in disk driver)` : null,
@@ -145,8 +145,8 @@ async function prepareExternalActivation(config: GatewayConfig, configFile: stri
     throw new Error(`actors.activation is "none" in ${configFile}: set "redis" (or SGW_REDIS_URL) to the shared Redis the actors connect to; the private redis-server is only for activation "fork"`);
   }
   if (config.driver) {
-    const redisUrl = config.redis;
-    const p = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, config.driver, (step) => line.update(step)));
+    const target = config.redis;
+    const p = await withProgress('publishing the driver', (line) => publishDriver(config, target, config.driver, (step) => line.update(step)));
     logger.info({ version: p.hash, changed: p.changed, methods: p.methods }, 'driver published');
   }
   process.stderr.write([
@@ -163,9 +163,9 @@ export interface ActorOptions {
   withCache?: boolean;
 }
 
-function recycleOnNewVersion(config: GatewayConfig, redisUrl: string, running: string, recycle: () => Promise<void>, logger: Logger): void {
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-actor-version');
-  const watch = new DriverVersionWatch(redis, redisUrl, config.gateway.key);
+function recycleOnNewVersion(config: GatewayConfig, target: RedisTarget, running: string, recycle: () => Promise<void>, logger: Logger): void {
+  const redis = connectRedis(target, 'patient', 'sgw-actor-version');
+  const watch = new DriverVersionWatch(redis, target, config.gateway.key);
   watch.on('change', (v) => {
     if (v.hash === running) return;
     logger.info({ running, published: v.hash }, 'a new driver version was published: exiting so the service manager restarts this actor with it');
@@ -180,24 +180,24 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   const config = loadConfig(resolve(opts.config));
   const logger: Logger = createLogger(config.log.level, 'sgw');
   tuneHeapGrowth(config.actors.heap_growth_percent);
-  const redisUrl = config.redis;
-  if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
+  const target = config.redis;
+  if (!target) throw new Error('an actor needs a Redis: set "redis" in the config file or SGW_REDIS_URL');
   let stop: () => Promise<void>;
   if (role === 'http') {
-    const h = await runHttpActor({ config, redisUrl, logger, withCache: opts.withCache ?? false });
+    const h = await runHttpActor({ config, redis: target, logger, withCache: opts.withCache ?? false });
     stop = h.stop;
   } else if (role === 'cache') {
-    stop = (await runCacheActor(config, redisUrl, logger)).stop;
+    stop = (await runCacheActor(config, target, logger)).stop;
   } else if (role.startsWith('driver:') && DRIVER_MODES.includes(role.slice(7) as DriverMode)) {
-    const d = await runDriverActor({ config, redisUrl, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
+    const d = await runDriverActor({ config, redis: target, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => d.stop(0);
     // Run by a service manager (no supervisor to swap versions): follow publishes by exiting for a
     // restart, which loads the new version.
-    if (!process.send && !opts.version) recycleOnNewVersion(config, redisUrl, d.version, () => d.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) recycleOnNewVersion(config, target, d.version, () => d.stop(EXIT.RECYCLE), logger);
   } else if (role === 'crawl') {
-    const c = await runCrawlActor({ config, redisUrl, logger, ...(opts.version ? { version: opts.version } : {}) });
+    const c = await runCrawlActor({ config, redis: target, logger, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => c.stop(0);
-    if (!process.send && !opts.version) recycleOnNewVersion(config, redisUrl, c.version, () => c.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) recycleOnNewVersion(config, target, c.version, () => c.stop(EXIT.RECYCLE), logger);
   } else {
     throw new Error(`unknown actor role "${role}"`);
   }

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { Errno } from '../../drivers/errno.js';
 import type { MetadataCommand } from '../../drivers/helpers.js';
-import type { Redis } from '../redis.js';
+import type { RedisClient } from '../redis.js';
 import { keys } from '../names.js';
 import { ConfigError, type GatewayConfig } from '../../proto/config/config.js';
 
@@ -198,7 +198,7 @@ export interface Fence {
 }
 
 export class Namespace {
-  constructor(private readonly redis: Redis, readonly volumeId: bigint) {
+  constructor(private readonly redis: RedisClient, readonly volumeId: bigint) {
     redis.defineCommand('sgwNamespaceWrite', { numberOfKeys: 4, lua: WRITE_SCRIPT });
     redis.defineCommand('sgwNamespaceFile', { numberOfKeys: 3, lua: FILE_SCRIPT });
   }
@@ -296,7 +296,7 @@ export function entryJson(e: NamespaceEntry): Record<string, unknown> {
  * Records this AG as its volume's one acquisition gateway, or refuses (a volume may have at most
  * one: drivers never have to settle write conflicts between crawlers).
  */
-export async function claimAcquisitionGateway(redis: Redis, config: GatewayConfig): Promise<void> {
+export async function claimAcquisitionGateway(redis: RedisClient, config: GatewayConfig): Promise<void> {
   if (config.gateway.type !== 'AG') return;
   const key = keys.volumeAg(config.gateway.volume_id);
   const mine = String(config.gateway.id);
