@@ -58,7 +58,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   };
 
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const opened = await openBundle(redis, hash, config.gateway.private_key);
+  const opened = await openBundle(redis, gateway, hash, config.gateway.private_key);
   if (!opened) {
     return giveUp(EXIT.CONFIG, { hash }, 'driver bundle not found in Redis');
   }

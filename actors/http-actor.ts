@@ -83,7 +83,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
   const windowMs = config.limits.replay_window_s * 1000;
-  const namespace = new Namespace(redis, config.gateway.volume_id);
+  const namespace = new Namespace(redis, config.gateway.volume_id, config.replication);
   const dashboard = createDashboard({ redis: opts.redis, admin: config.admin });
   const app = createApp({
     config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,

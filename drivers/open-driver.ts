@@ -14,8 +14,8 @@ export interface OpenBundle {
 }
 
 /** Null when the bundle is not in Redis; throws when its secrets cannot be unsealed. */
-export async function openBundle(redis: RedisClient, hash: string, privateKey: KeyObject): Promise<OpenBundle | null> {
-  const bundle = await fetchBundle(redis, hash);
+export async function openBundle(redis: RedisClient, gateway: string, hash: string, privateKey: KeyObject): Promise<OpenBundle | null> {
+  const bundle = await fetchBundle(redis, gateway, hash);
   if (!bundle) return null;
   const secretsJson = bundle.secrets ? unsealSecrets(bundle.secrets, privateKey) : Buffer.from('{}');
   return {

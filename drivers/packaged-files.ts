@@ -30,6 +30,8 @@ export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   { path: 'dist/drivers/errno.js' },
   { path: 'dist/drivers/builtin/disk/driver.js' },
   { path: ESBUILD_BINARY, executable: true },
+  // sgw's Lua scripts (queues/scripts.ts loads them by name).
+  { path: 'dist/queues/lua' },
   // The Python driver chassis and its syndicate.util.gateway module.
   { path: 'dist/drivers/python' },
   // The Bull dashboard's pages and static files.

@@ -18,7 +18,7 @@ const POLL_MS = 2000;
 export async function readDriverVersion(redis: RedisClient, gateway: string): Promise<DriverVersion | null> {
   const hash = await redis.get(keys.driverCurrent(gateway));
   if (!hash) return null;
-  const meta = await redis.hget(keys.bundle(hash), 'meta');
+  const meta = await redis.hget(keys.bundle(gateway, hash), 'meta');
   if (!meta) return null;
   const methods = (JSON.parse(meta) as { methods: string[] }).methods;
   const modes = new Set<DriverMode>();

@@ -10,7 +10,7 @@ import type { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { requireAdmin, type AdminCredential } from './admin-auth.js';
 import { HttpError, unavailable } from './errors.js';
 import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../queues/redis.js';
-import { QUEUE_PREFIX, registeredQueues } from '../queues/names.js';
+import { queuePrefix, registeredQueues } from '../queues/names.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 const DEFAULT_REFRESH_MS = 10_000;
@@ -81,7 +81,7 @@ class Board {
     const names = await registeredQueues(this.redis);
     for (const name of names) {
       if (this.queues.has(name)) continue;
-      const queue = new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX });
+      const queue = new Queue(name, { connection: this.redis, prefix: queuePrefix(name) });
       queue.on('error', () => {});
       this.queues.set(name, queue);
       this.api.addQueue(new this.Adapter(queue, { readOnlyMode: this.readOnly, allowRetries: !this.readOnly }));

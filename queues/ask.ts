@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
-import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
+import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs, type BlobRef } from './blobs.js';
 
 /** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
@@ -172,9 +172,8 @@ export class Asker {
   private queue(mode: string): Queue {
     let q = this.queues.get(mode);
     if (!q) {
-      q = new Queue(modeQueueName(this.gateway, mode as never), {
-        connection: this.redis, prefix: QUEUE_PREFIX, defaultJobOptions: JOB_RETENTION,
-      });
+      const name = modeQueueName(this.gateway, mode as never);
+      q = new Queue(name, { connection: this.redis, prefix: queuePrefix(name), defaultJobOptions: JOB_RETENTION });
       q.on('error', () => {});
       this.queues.set(mode, q);
       this.redis.sadd(keys.queues, q.name).catch(() => {});

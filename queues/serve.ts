@@ -2,7 +2,7 @@
 // runs each call and answers on its asker's reply list.
 import { Worker, type Job } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
-import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
+import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs } from './blobs.js';
 import { hasSha256 } from './chunk-hash.js';
 import { Errno } from '../drivers/errno.js';
@@ -33,9 +33,10 @@ export class CallServer {
     this.workerRedis = connectRedis(opts.redis, 'patient');
     this.slots = new Semaphore(opts.concurrency);
     this.replies = new ReplyBatcher(this.redis);
-    this.worker = new Worker(modeQueueName(opts.gateway, opts.mode as never), (job: Job<JobData>) => this.process(job), {
+    const name = modeQueueName(opts.gateway, opts.mode as never);
+    this.worker = new Worker(name, (job: Job<JobData>) => this.process(job), {
       connection: this.workerRedis,
-      prefix: QUEUE_PREFIX,
+      prefix: queuePrefix(name),
       concurrency: opts.concurrency,
       // A crashed actor's jobs go back to the queue within seconds, not BullMQ's default 30 s.
       lockDuration: 10_000,
@@ -102,9 +103,11 @@ export class CallServer {
 }
 
 /**
- * Sends the replies finished in the same tick as one pipeline: one RPUSH per reply list and one
- * socket write in all. On loopback every write costs the writer the receiver's TCP work too;
- * measured, one write per reply was the read actor's largest cost on cache-miss GETs.
+ * Sends the replies finished in the same tick together: one RPUSH per reply list, and through the
+ * connection's auto-pipelining one socket write in all (one per node in a Cluster, where reply
+ * lists of different askers live on different nodes and no single pipeline may span them). On
+ * loopback every write costs the writer the receiver's TCP work too; measured, one write per
+ * reply was the read actor's largest cost on cache-miss GETs.
  */
 class ReplyBatcher {
   private batch = new Map<string, Buffer[]>();
@@ -125,11 +128,7 @@ class ReplyBatcher {
     const batch = this.batch;
     this.batch = new Map();
     this.sent = null;
-    const pipeline = this.redis.pipeline();
-    for (const [list, frames] of batch) pipeline.rpush(list, ...frames).pexpire(list, REPLY_LIST_TTL_MS);
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err !== null)?.[0];
-    if (failed) throw failed;
+    await Promise.all([...batch].flatMap(([list, frames]) => [this.redis.rpush(list, ...frames), this.redis.pexpire(list, REPLY_LIST_TTL_MS)]));
   }
 }
 

@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
+import { keys } from '../queues/names.js';
 import {
   CLI, cleanup, DISK_DRIVER_JS, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver, processAlive,
 } from './support/gateway.js';
@@ -44,7 +45,7 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
   t.regex(out, /stop with/, 'says how to stop it');
   const redisPort = Number(/redis:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
   const redis = new Redis(redisPort, '127.0.0.1');
-  await waitFor('demo driver actors', async () => (await redis.zcount('sgw:rg.20:alive:driver:read', Date.now(), '+inf')) > 0);
+  await waitFor('demo driver actors', async () => (await redis.zcount(keys.alive('rg.20', 'driver:read'), Date.now(), '+inf')) > 0);
   await waitFor('the demo gateway ready', async () => (await fetch(`${base}/ready`)).status === 200);
   const info = await redis.info('server');
   const redisPid = Number(/process_id:(\d+)/.exec(info)![1]);
@@ -101,7 +102,7 @@ test('sealed secrets reach the driver actors, which alone can open them', async 
   const gw = startGatewayProcess(f.configFile);
   try {
     await waitForGateway(f, redis, ['driver:read']);
-    const bundle = await redis.hget(`sgw:bundle:${await redis.get(`sgw:${f.gatewayKey}:driver`)}`, 'secrets');
+    const bundle = await redis.hget(keys.bundle(f.gatewayKey, (await redis.get(keys.driverCurrent(f.gatewayKey)))!), 'secrets');
     t.false((bundle ?? '').includes('open sesame'), 'Redis holds only the sealed form');
     const res = await fetch(formatBlockUrl(f.url, { volume_id: 3n, fs_path: '/s', file_id: 5n, file_version: 1n, block_id: 0n, block_version: 0n }));
     t.is(await res.text(), 'token=open sesame');

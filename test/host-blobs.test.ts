@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { Asker, decodeReply, type CallResult, type IncomingCall } from '../queues/ask.js';
 import { CallServer } from '../queues/serve.js';
 import { HostBlobs } from '../queues/blobs.js';
-import { keys, modeQueueName, QUEUE_PREFIX } from '../queues/names.js';
+import { keys, modeQueueName, queuePrefix } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
 import { whenReady } from '../queues/redis.js';
 import { stopChild } from './support/gateway.js';
@@ -101,7 +101,7 @@ test.serial('a job naming a file outside the side channel is refused, and its dr
     handler: async () => { called++; return { rc: 0 }; },
   });
   const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-  const queue = new Queue(modeQueueName(gateway, 'write'), { connection, prefix: QUEUE_PREFIX });
+  const queue = new Queue(modeQueueName(gateway, 'write'), { connection, prefix: queuePrefix(modeQueueName(gateway, 'write')) });
   const probe = new Redis(redis.url);
   t.teardown(async () => { await server.close(1000); await queue.close(); connection.disconnect(); probe.disconnect(); });
   const reply = `sgw:results:${randomUUID()}`;

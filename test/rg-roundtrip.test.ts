@@ -11,6 +11,7 @@ import {
 } from '../http/rg-client.js';
 import { DISK_DRIVERS, fileRef, rawGet } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
+import { keys } from '../queues/names.js';
 
 const BIG_NONCE = 2n ** 63n + 12345n;
 
@@ -83,12 +84,12 @@ for (const { language, options } of DISK_DRIVERS) {
 
   test(`${language} driver: the driver bundle travels through Redis and its version is the one the actors run`, async (t) => {
     const { f, redis } = gateway;
-    const current = await redis.get(`sgw:${f.gatewayKey}:driver`);
+    const current = await redis.get(keys.driverCurrent(f.gatewayKey));
     t.regex(current ?? '', /^[0-9a-f]{64}$/);
-    const ids = await redis.zrangebyscore(`sgw:${f.gatewayKey}:alive:driver:read`, Date.now(), '+inf');
+    const ids = await redis.zrangebyscore(keys.alive(f.gatewayKey, 'driver:read'), Date.now(), '+inf');
     t.true(ids.length > 0);
-    t.is(await redis.hget(`sgw:${f.gatewayKey}:actor:${ids[0]}`, 'version'), current);
-    const meta = JSON.parse((await redis.hget(`sgw:bundle:${current}`, 'meta')) ?? '{}') as { entry?: string };
+    t.is(await redis.hget(keys.actor(f.gatewayKey, ids[0]!), 'version'), current);
+    const meta = JSON.parse((await redis.hget(keys.bundle(f.gatewayKey, current!), 'meta')) ?? '{}') as { entry?: string };
     t.is(meta.entry, options.driverFile ?? 'driver.mjs', 'the actors run the driver in the language under test');
   });
 }

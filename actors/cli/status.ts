@@ -5,7 +5,7 @@ import type { GatewayConfig } from '../../proto/config/config.js';
 import { listActors } from '../../queues/registry.js';
 import { withProgress } from './progress.js';
 import { connectRedis, describeRedis, whenReady, type RedisClient, type RedisTarget } from '../../queues/redis.js';
-import { MODES_OF_GATEWAY, QUEUE_PREFIX, registeredQueues } from '../../queues/names.js';
+import { MODES_OF_GATEWAY, queuePrefix, registeredQueues } from '../../queues/names.js';
 
 const REDIS_WAIT_MS = 5_000;
 const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
@@ -51,7 +51,7 @@ function infoField(info: string, name: string): string {
 
 async function queueCounts(redis: RedisClient, names: string[]): Promise<QueueStatus[]> {
   return Promise.all(names.map(async (name) => {
-    const q = new Queue(name, { connection: redis, prefix: QUEUE_PREFIX });
+    const q = new Queue(name, { connection: redis, prefix: queuePrefix(name) });
     q.on('error', () => {});
     try {
       const c = await q.getJobCounts(...COUNTED);

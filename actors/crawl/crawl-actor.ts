@@ -48,17 +48,17 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
   await whenReady(redis, 30_000);
   await claimAcquisitionGateway(redis, config);
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const opened = await openBundle(redis, hash, config.gateway.private_key);
+  const opened = await openBundle(redis, gateway, hash, config.gateway.private_key);
   if (!opened) {
     log.error({ hash }, 'driver bundle not found in Redis');
     redis.disconnect();
     exit(EXIT.CONFIG);
     throw new Error('driver bundle not found');
   }
-  const namespace = new Namespace(redis, config.gateway.volume_id);
+  const namespace = new Namespace(redis, config.gateway.volume_id, config.replication);
   // apply() is defined below; the driver calls it only once this actor leads the crawl.
   const driver = crawlDriver(config, opened, (cmd) => apply(cmd), log);
-  const lease = new Lease(redis, keys.crawlLease(gateway), instance, LEASE_TTL_MS);
+  const lease = new Lease(redis, keys.crawlLease(config.gateway.volume_id, gateway), instance, LEASE_TTL_MS);
   const beats = [new Heartbeat(redis, gateway, { instance, role: 'crawl', version: hash })];
   beats[0]!.start();
   const stats: CrawlStats = { applied: 0, unchanged: 0, refused: 0 };

@@ -9,6 +9,7 @@ import { parsePrivateKey, parsePublicKey } from '../signature.js';
 import type { AdminCredential } from '../../http/admin-auth.js';
 import { DRIVER_MODES, gatewayKey, type DriverMode, type GatewayType } from '../../queues/names.js';
 import type { HostPort, RedisTarget, RedisTls } from '../../queues/redis.js';
+import type { ReplicationPolicy } from '../../queues/replicas.js';
 import { configSchema, envOverrides, type ConfigFile } from './schema.js';
 
 export interface PeerGateway {
@@ -42,7 +43,7 @@ export interface GatewayConfig {
   /** The shared Redis, or null: `sgw start` runs a private redis-server. */
   redis: RedisTarget | null;
   /** Acknowledged means replicated: how many replicas, and how long to wait for them. */
-  replication: { acks: number; timeout_ms: number };
+  replication: ReplicationPolicy;
   /** Driver bundle folder on this host, or null: run whatever version is published in Redis. */
   driver: string | null;
   cache: { dir: string; max_bytes: number; memory_bytes: number };
@@ -217,7 +218,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     baseDir, file, gateway,
     volume: { ...c.volume, gateways: peers },
     redis: redisTargetOf(c.redis, path),
-    replication: c.replication,
+    replication: { acks: c.replication.acks, timeoutMs: c.replication.timeout_ms },
     driver: c.driver === null ? null : path(c.driver),
     cache: { ...c.cache, dir: path(c.cache.dir) },
     limits: { ...c.limits, call_timeout_ms: Math.min(c.limits.call_timeout_ms, c.limits.request_timeout_ms) },

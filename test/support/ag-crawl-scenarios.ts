@@ -43,7 +43,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
   }
 
   async function leader(): Promise<{ instance: string; pid: number }> {
-    const instance = await waitFor('a crawl lease holder', async () => redis.get(keys.crawlLease(f.gatewayKey)));
+    const instance = await waitFor('a crawl lease holder', async () => redis.get(keys.crawlLease(f.volumeId, f.gatewayKey)));
     const pid = Number(await redis.hget(keys.actor(f.gatewayKey, instance), 'pid'));
     return { instance, pid };
   }
@@ -86,7 +86,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
     process.kill(before.pid, 'SIGKILL');
     writeFileSync(join(dataset, 'c.txt'), 'written while nobody crawled');
     const after = await waitFor('a new lease holder', async () => {
-      const holder = await redis.get(keys.crawlLease(f.gatewayKey));
+      const holder = await redis.get(keys.crawlLease(f.volumeId, f.gatewayKey));
       return holder && holder !== before.instance ? holder : null;
     }, 15_000);
     t.not(after, before.instance);
