@@ -8,12 +8,12 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { freePort } from '../../actors/supervisor/embedded-redis.js';
 import { Caps } from '../../proto/messages.js';
 import { keys } from '../../queues/names.js';
 import type { FileRef } from '../../http/rg-client.js';
-import { testRedis } from './redis.js';
+import type { RedisClient } from '../../queues/redis.js';
+import { testRedisTarget } from './redis.js';
 
 export const CLI = fileURLToPath(new URL('../../actors/cli/cli.js', import.meta.url));
 export const DISK_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/disk/driver.js', import.meta.url));
@@ -55,6 +55,7 @@ export interface GatewayFolder {
   ugId: bigint;
   port: number;
   url: string;
+  /** The Redis URL of the gateway's config; '' when it uses a Sentinel set or a Cluster. */
   redisUrl: string;
 }
 
@@ -85,7 +86,7 @@ export interface FolderOptions {
 
 /** Writes a gateway's config folder: keys, config.json, driver folder, storage. */
 export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<GatewayFolder> {
-  const redis = await testRedis();
+  const redis = await testRedisTarget();
   const dir = mkdtempSync(join(tmpdir(), 'sgw-test-'));
   const [rg, ug] = testKeys();
   mkdirSync(join(dir, 'keys'));
@@ -119,7 +120,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
       gateways: [...(type === 'UG' ? [] : [ugPeer]), ...peers],
     },
     ...(type === 'UG' ? { ug: { token: UG_TEST_TOKEN } } : {}),
-    redis: redis.url,
+    redis: redis.config,
     ...(opts.noDriverFolder ? {} : { driver: 'driver' }),
     cache: { dir: 'cache', max_bytes: 64 << 20 },
     limits: { call_timeout_ms: 3000, request_timeout_ms: 5000, max_upload_bytes: 8 << 20 },
@@ -130,7 +131,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return {
     dir, configFile: join(dir, 'config.json'), storageDir, gatewayId, gatewayKey: `${type.toLowerCase()}.${gatewayId}`, volumeId,
-    rgKey: rg!.key, ugKey: ug!.key, ugId, port, url: `http://127.0.0.1:${port}`, redisUrl: redis.url,
+    rgKey: rg!.key, ugKey: ug!.key, ugId, port, url: `http://127.0.0.1:${port}`, redisUrl: typeof redis.config === 'string' ? redis.config : '',
   };
 }
 
@@ -204,7 +205,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
 }
 
 /** Live actor instances of a role of a gateway, as the registry sees them. */
-export async function liveActors(redis: Redis, gateway: string, role: string): Promise<string[]> {
+export async function liveActors(redis: RedisClient, gateway: string, role: string): Promise<string[]> {
   return redis.zrangebyscore(keys.alive(gateway, role), Date.now(), '+inf');
 }
 
@@ -212,7 +213,7 @@ export async function liveActors(redis: Redis, gateway: string, role: string): P
  * Waits until the gateway answers /PING, every listed role has a live actor, and /ready says the
  * whole gateway serves (until then every driver call gets 503).
  */
-export async function waitForGateway(f: GatewayFolder, redis: Redis, roles: string[] = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename']): Promise<void> {
+export async function waitForGateway(f: GatewayFolder, redis: RedisClient, roles: string[] = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename']): Promise<void> {
   await waitFor('gateway /PING', async () => (await fetch(`${f.url}/PING`)).status === 200);
   for (const role of roles) await waitFor(`a live ${role} actor`, async () => (await liveActors(redis, f.gatewayKey, role)).length > 0);
   await waitFor('gateway /ready', async () => (await fetch(`${f.url}/ready`)).status === 200);
