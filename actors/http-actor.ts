@@ -83,7 +83,9 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
   const windowMs = config.limits.replay_window_s * 1000;
-  const namespace = new Namespace(redis, config.gateway.volume_id, config.replication);
+  // Namespace changes wait for replicas (WAIT) on a connection of their own, holding up no read.
+  const nsWriter = connectRedis(opts.redis, 'fail-fast', 'sgw-http-namespace');
+  const namespace = new Namespace(redis, config.gateway.volume_id, { replication: config.replication, writer: nsWriter });
   const dashboard = createDashboard({ redis: opts.redis, admin: config.admin });
   const app = createApp({
     config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,
@@ -93,7 +95,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
 
   // Fail-fast connections refuse commands until connected: wait, then learn the driver's methods
   // and the live actors before the first request.
-  await Promise.all([whenReady(redis, 30_000), whenReady(asker.redis, 30_000)]);
+  await Promise.all([redis, asker.redis, nsWriter].map((r) => whenReady(r, 30_000)));
   await claimAcquisitionGateway(redis, config);
   await Promise.all([watch.check(), live.current()]);
   readiness.update();
@@ -130,6 +132,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
         watch.close();
         await asker.close();
         redis.disconnect();
+        nsWriter.disconnect();
         await store?.close();
       })();
       return stopping;

@@ -55,7 +55,9 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
     exit(EXIT.CONFIG);
     throw new Error('driver bundle not found');
   }
-  const namespace = new Namespace(redis, config.gateway.volume_id, config.replication);
+  // Its writes wait for replicas on a connection of their own: lease renewals never queue behind a WAIT.
+  const nsWriter = connectRedis(opts.redis, 'patient', `sgw-crawl-namespace-${instance}`);
+  const namespace = new Namespace(redis, config.gateway.volume_id, { replication: config.replication, writer: nsWriter });
   // apply() is defined below; the driver calls it only once this actor leads the crawl.
   const driver = crawlDriver(config, opened, (cmd) => apply(cmd), log);
   const lease = new Lease(redis, keys.crawlLease(config.gateway.volume_id, gateway), instance, LEASE_TTL_MS);
@@ -81,6 +83,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
       // Freeing the lease lets a standby take over at once instead of after the TTL.
       if (leading) await lease.release().catch(() => {});
       redis.disconnect();
+      nsWriter.disconnect();
       exit(code);
     })();
     return stopping;

@@ -111,12 +111,27 @@ export interface Fence {
   token: string;
 }
 
+export interface NamespaceWrites {
+  /** How many replicas must have a change before it is acknowledged (default: none). */
+  replication?: ReplicationPolicy;
+  /**
+   * The connection changes go through (default: the reading one). WAIT holds up everything
+   * behind it on its connection, so a writer that waits for replicas should have its own.
+   */
+  writer?: RedisClient;
+}
+
 export class Namespace {
-  /** `replication`: how many replicas must have a change before it is acknowledged. */
-  constructor(private readonly redis: RedisClient, readonly volumeId: bigint, private readonly replication: ReplicationPolicy = NO_WAIT) {}
+  private readonly writer: RedisClient;
+  private readonly replication: ReplicationPolicy;
+
+  constructor(private readonly redis: RedisClient, readonly volumeId: bigint, writes: NamespaceWrites = {}) {
+    this.writer = writes.writer ?? redis;
+    this.replication = writes.replication ?? NO_WAIT;
+  }
 
   private async runFileScript(path: string, newParentPath: string, args: string[]): Promise<number> {
-    return Number(await replicatedScript(this.redis, this.replication, 'namespaceFile', [
+    return Number(await replicatedScript(this.writer, this.replication, 'namespaceFile', [
       keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parentOf(path)), keys.nsChildren(this.volumeId, newParentPath),
     ], args));
   }
@@ -184,7 +199,7 @@ export class Namespace {
       coordinator_id: coordinatorId, read_ttl: cmd.read_ttl, write_ttl: cmd.write_ttl,
     });
     const parent = parentOf(path);
-    return Number(await replicatedScript(this.redis, this.replication, 'namespaceWrite', [
+    return Number(await replicatedScript(this.writer, this.replication, 'namespaceWrite', [
       keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parent), keys.nsChildren(this.volumeId, path),
       fence?.leaseKey ?? keys.nsEntries(this.volumeId),
     ], [cmd.cmd, path, nameOf(path), JSON.stringify(entry), fence?.token ?? '', isRoot ? '1' : '0', parent]));

@@ -6,7 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { freePort } from '../../actors/supervisor/embedded-redis.js';
 import { waitFor } from './gateway.js';
@@ -23,6 +23,19 @@ process.once('exit', () => {
   }
   for (const dir of folders) rmSync(dir, { recursive: true, force: true });
 });
+
+// A test process killed outright (ava's timeout) runs no exit handler: a watchdog shell notices
+// that it is gone and kills the servers it left (their pids are kept in a file).
+let pidFile: string | null = null;
+function watchServers(): void {
+  if (!pidFile) {
+    pidFile = join(mkdtempSync(join(tmpdir(), 'sgw-watchdog-')), 'pids');
+    writeFileSync(pidFile, '');
+    const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 $(cat '${pidFile}') 2>/dev/null; rm -rf '${dirname(pidFile)}'`;
+    spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).unref();
+  }
+  writeFileSync(pidFile, [...running].map((c) => c.pid).join(' '));
+}
 
 function tempFolder(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -54,6 +67,7 @@ export class RedisNode {
     const child = spawn('redis-server', this.args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'inherit'] });
     this.child = child;
     running.add(child);
+    watchServers();
     child.once('exit', () => running.delete(child));
     const admin = this.admin({ retryStrategy: () => 50, maxRetriesPerRequest: 1 });
     try {
@@ -182,17 +196,36 @@ export interface SentinelOptions {
   downAfterMs?: number;
 }
 
+/** Replicas the master counts as connected (INFO replication). */
+async function connectedReplicas(master: RedisNode): Promise<number> {
+  return Number(/connected_slaves:(\d+)/.exec(String(await master.command('INFO', 'replication')))?.[1] ?? 0);
+}
+
+export interface ReplicatedRedis {
+  master: RedisNode;
+  replicas: RedisNode[];
+  stop(): Promise<void>;
+}
+
+/** A master and its replicas, in sync (no sentinel: nothing fails over). */
+export async function startReplicated(count = 1): Promise<ReplicatedRedis> {
+  const master = await dataNode('sgw-redis-m-');
+  await master.start();
+  const replicas: RedisNode[] = [];
+  for (let i = 0; i < count; i++) {
+    const replica = await dataNode('sgw-redis-r-', ['--replicaof', '127.0.0.1', String(master.port)]);
+    await replica.start();
+    replicas.push(replica);
+  }
+  await waitFor('the replicas to connect', async () => (await connectedReplicas(master)) >= count, 30_000);
+  return { master, replicas, stop: async () => { await Promise.all([master, ...replicas].map((n) => n.kill('SIGTERM'))); } };
+}
+
 /** A master, its replicas and sentinels watching it, all in sync and aware of each other. */
 export async function startSentinelSet(opts: SentinelOptions = {}): Promise<SentinelSet> {
   const name = opts.name ?? 'sgwmaster';
-  const master = await dataNode('sgw-redis-m-');
-  await master.start();
-  const nodes = [master];
-  for (let i = 0; i < (opts.replicas ?? 2); i++) {
-    const replica = await dataNode('sgw-redis-r-', ['--replicaof', '127.0.0.1', String(master.port)]);
-    await replica.start();
-    nodes.push(replica);
-  }
+  const { master, replicas } = await startReplicated(opts.replicas ?? 2);
+  const nodes = [master, ...replicas];
   const sentinels: RedisNode[] = [];
   for (let i = 0; i < (opts.sentinels ?? 3); i++) {
     const port = await freePort();
@@ -235,8 +268,7 @@ export async function startSentinelSet(opts: SentinelOptions = {}): Promise<Sent
   };
   // A failover needs the replicas in sync and every sentinel aware of the replicas and the others.
   await waitFor('the sentinel set to settle', async () => {
-    const replicas = Number(/connected_slaves:(\d+)/.exec(String(await master.command('INFO', 'replication')))?.[1] ?? 0);
-    if (replicas < nodes.length - 1) return false;
+    if ((await connectedReplicas(master)) < nodes.length - 1) return false;
     for (const s of sentinels) {
       const known = (await s.command('SENTINEL', 'replicas', name)) as unknown[];
       const peers = (await s.command('SENTINEL', 'sentinels', name)) as unknown[];

@@ -1,0 +1,69 @@
+// Acknowledged means replicated: with a master that has a replica, a UG's namespace change is
+// answered only once the replica holds it (WAIT), and while the replica hangs the change gets
+// 503 with Retry-After after replication.timeout_ms instead of a 2xx one failover could undo.
+import test from 'ava';
+import { keys } from '../queues/names.js';
+import { useTestRedis } from './support/redis.js';
+import { startReplicated, type ReplicatedRedis } from './support/redis-topologies.js';
+import { patternBytes } from './support/ug.js';
+import { ugVolumePerFile } from './support/ug-per-file.js';
+import { waitFor } from './support/gateway.js';
+
+const TIMEOUT_MS = 4000;
+let redis: ReplicatedRedis;
+
+useTestRedis(async () => {
+  redis = await startReplicated(1);
+  return { config: redis.master.url, client: () => redis.master.admin() };
+});
+
+const vol = ugVolumePerFile({ rgs: 1, ugConfig: { replication: { acks: 1, timeout_ms: TIMEOUT_MS } } });
+
+test.after.always(async () => {
+  redis?.replicas[0]?.resume();
+  await redis?.stop();
+});
+
+const entryOn = async (node: ReplicatedRedis['master'], path: string) =>
+  node.command('HGET', keys.nsEntries(vol.v.ug.volumeId), path);
+
+test.serial('a write is answered only after the replica holds its namespace entry', async (t) => {
+  const [replica] = redis.replicas;
+  replica!.pause();
+  let answered = false;
+  const put = vol.v.client.put('/acked.bin', patternBytes(10_000, 1)).finally(() => { answered = true; });
+  try {
+    await waitFor('the entry on the master', async () => entryOn(redis.master, '/acked.bin'), 30_000);
+    t.false(answered, 'the master has the entry, but the write waits for the stopped replica');
+  } finally {
+    replica!.resume();
+  }
+  const res = await put;
+  t.is(res.status, 201, res.body.toString());
+  t.truthy(await entryOn(replica!, '/acked.bin'), 'acknowledged: the replica holds the entry');
+});
+
+test.serial('while the replica hangs, writes, renames and deletes get 503 with Retry-After after replication.timeout_ms, never a 2xx', async (t) => {
+  const { client } = vol.v;
+  t.is((await client.put('/to-rename.bin', patternBytes(100, 2))).status, 201);
+  t.is((await client.put('/to-delete.bin', patternBytes(100, 3))).status, 201);
+  const [replica] = redis.replicas;
+  replica!.pause();
+  try {
+    const started = Date.now();
+    const answers = await Promise.all([
+      client.put('/unacked.bin', patternBytes(100, 4)), client.mv('/to-rename.bin', '/renamed.bin'), client.rm('/to-delete.bin'),
+    ]);
+    for (const a of answers) {
+      t.is(a.status, 503, a.body.toString());
+      t.truthy(a.headers.get('retry-after'));
+      t.regex(a.body.toString(), /replica\(s\) asked for confirmed it within 4000 ms/);
+    }
+    t.true(Date.now() - started >= TIMEOUT_MS, 'each waited for the replica as long as configured');
+  } finally {
+    replica!.resume();
+  }
+  // With the replica back, the next change is acknowledged again.
+  t.is((await client.put('/after.bin', patternBytes(100, 5))).status, 201);
+  t.truthy(await entryOn(replica!, '/after.bin'));
+});
