@@ -96,6 +96,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
 
   const server = new CallServer({
     redis: opts.redis, gateway, mode, concurrency: config.actors.concurrency, handler: (call) => driver.call(call),
+    onRecycle: () => log.warn('the queue worker stopped taking jobs while jobs waited; replaced it'),
     onDone: (call, result, ms) => {
       heartbeat.jobs++;
       if (result.rc !== 0 && result.rc !== -Errno.ENOENT) log.warn({ rid: call.requestId, rc: result.rc, error: result.error, ms }, 'driver call failed');

@@ -89,6 +89,8 @@ export const INLINE_CHUNK_MAX = 64 * 1024;
 /** Most calls one job carries; small enough that a burst still spreads over several actors. */
 export const MAX_BATCH = 16;
 export const REPLY_LIST_TTL_MS = 60_000;
+/** A reply pop (blocking one second) unanswered this long means its server hangs. */
+const REPLY_POP_STUCK_MS = 10_000;
 
 // Completed jobs carry their chunks: keep few, long enough to watch in a dashboard.
 export const JOB_RETENTION = {
@@ -165,7 +167,7 @@ export class Asker {
     this.instance = instance;
     this.replyKey = keys.results(instance);
     this.redis = connectRedis(target, 'fail-fast', `sgw-ask-${instance}`);
-    this.blocking = connectRedis(target, 'patient', `sgw-replies-${instance}`);
+    this.blocking = connectRedis(target, 'patient', { name: `sgw-replies-${instance}`, commandTimeoutMs: REPLY_POP_STUCK_MS });
     this.loop = this.drainReplies();
   }
 
@@ -288,8 +290,11 @@ export class Asker {
       let res: unknown;
       try {
         res = await this.blocking.callBuffer('BLMPOP', '1', '1', this.replyKey, 'LEFT', 'COUNT', '512');
-      } catch {
+      } catch (err) {
         if (this.closed) return;
+        // A pop that outlives its one-second block reached a server that hangs (a master that
+        // stopped without closing its connections): connect again, to wherever the master is now.
+        if ((err as Error).message === 'Command timed out') this.blocking.disconnect(true);
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }

@@ -105,11 +105,13 @@ export interface ConnectOptions {
   name?: string;
   /** Commands issued in the same tick go out in one write (per node in a Cluster). */
   autoPipeline?: boolean;
+  /** A command unanswered this long fails (a server that hangs instead of closing: see ask.ts). */
+  commandTimeoutMs?: number;
 }
 
 /** A new connection of the given flavour to the target. */
 export function connectRedis(target: RedisTarget, kind: 'fail-fast' | 'patient', opts: ConnectOptions | string = {}): RedisClient {
-  const { name, autoPipeline } = typeof opts === 'string' ? { name: opts, autoPipeline: false } : opts;
+  const { name, autoPipeline, commandTimeoutMs } = typeof opts === 'string' ? { name: opts, autoPipeline: false, commandTimeoutMs: undefined } : opts;
   let fatal: RedisRefusedError | null = null;
   const retry = (times: number) => (fatal ? null : backoff(times));
   const perCommand: RedisOptions = kind === 'fail-fast'
@@ -117,6 +119,7 @@ export function connectRedis(target: RedisTarget, kind: 'fail-fast' | 'patient',
     : { maxRetriesPerRequest: null };
   const common: RedisOptions = {
     ...perCommand, connectionName: name, reconnectOnError, enableAutoPipelining: autoPipeline === true,
+    ...(commandTimeoutMs ? { commandTimeout: commandTimeoutMs } : {}),
     ...(target.kind !== 'single' && target.user !== null ? { username: target.user } : {}),
     ...(target.kind !== 'single' && target.password !== null ? { password: target.password } : {}),
   };
@@ -201,7 +204,7 @@ export function whenReady(redis: RedisClient, timeoutMs = 10_000): Promise<void>
 
 // What ioredis says when a command could not reach Redis, and what Redis says while it cannot
 // take writes (loading, failing over, a replica, a cluster without a master for the slot).
-const UNAVAILABLE = /^(Connection is closed|Stream isn't writeable|Reached the max retries per request|Failed to refresh slots cache|None of startup nodes is available|Too many Cluster redirections|connect ECONNREFUSED|connect ETIMEDOUT|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|UNBLOCKED)/;
+const UNAVAILABLE = /^(Connection is closed|Stream isn't writeable|Reached the max retries per request|Failed to refresh slots cache|None of startup nodes is available|Too many Cluster redirections|connect ECONNREFUSED|connect ETIMEDOUT|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|MOVED|ASK|NOREPLICAS|UNBLOCKED)/;
 
 /** True for an error that means "Redis is away or failing over": the caller should answer 503. */
 export function isRedisUnavailable(err: unknown): boolean {

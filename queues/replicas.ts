@@ -26,6 +26,9 @@ export class NotReplicatedError extends Error {
   override name = 'NotReplicatedError';
 }
 
+/** Times a write goes out again after its slot moved to another node. */
+const MAX_REDIRECTS = 3;
+
 /** How long a master's replica count (from ROLE) is trusted before it is asked again. */
 const ROLE_TTL_MS = 1000;
 
@@ -72,12 +75,23 @@ export async function replicasOf(redis: RedisClient, key: string): Promise<numbe
 export async function replicatedWrite(
   redis: RedisClient, policy: ReplicationPolicy, key: string, build: (pipeline: ChainableCommander) => void,
 ): Promise<unknown[]> {
-  const wanted = policy.acks > 0 ? Math.min(policy.acks, await replicasOf(redis, key)) : 0;
-  const pipeline = redis.pipeline();
-  build(pipeline);
-  const commands = pipeline.length;
-  if (wanted > 0) pipeline.wait(wanted, policy.timeoutMs);
-  const results = (await pipeline.exec()) ?? [];
+  let wanted: number;
+  let commands: number;
+  let results: [Error | null, unknown][];
+  for (let attempt = 1; ; attempt++) {
+    wanted = policy.acks > 0 ? Math.min(policy.acks, await replicasOf(redis, key)) : 0;
+    const pipeline = redis.pipeline();
+    build(pipeline);
+    commands = pipeline.length;
+    if (wanted > 0) pipeline.wait(wanted, policy.timeoutMs);
+    results = (await pipeline.exec()) ?? [];
+    // The slot moved (a failover): the write was refused, not made. ioredis follows a redirect of
+    // a pipeline only when every command got it, and WAIT answers anywhere: learn the new owner
+    // and send it again.
+    const moved = results.some(([err]) => err && /^(MOVED|ASK|TRYAGAIN) /.test(err.message));
+    if (!(redis instanceof Cluster) || !moved || attempt >= MAX_REDIRECTS) break;
+    await new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
+  }
   for (const [err] of results) if (err) throw err;
   if (wanted > 0) {
     const confirmed = Number(results[commands]?.[1] ?? 0);

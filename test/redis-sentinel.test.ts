@@ -50,7 +50,7 @@ test.serial('kill -9 of the master under write load: writes resume within 15 s, 
   } finally {
     await load.stop();
   }
-  await checkLoadOutcome(t, load, vol.client);
+  await checkLoadOutcome(t, load, vol.client, vol.output);
 });
 
 test.serial('the old master, started again, rejoins as a replica without disturbing writes', async (t) => {
@@ -69,5 +69,5 @@ test.serial('the old master, started again, rejoins as a replica without disturb
     await load.stop();
   }
   t.deepEqual(load.answers.filter((a) => a.status !== 201).map((a) => `${a.status}: ${a.body}`), [], 'every write was acknowledged');
-  await checkLoadOutcome(t, load, vol.client);
+  await checkLoadOutcome(t, load, vol.client, vol.output);
 });

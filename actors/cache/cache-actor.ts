@@ -54,6 +54,7 @@ export async function runCacheActor(config: GatewayConfig, target: RedisTarget, 
     redis: target, gateway: config.gateway.key, mode: 'cache', concurrency: 64,
     handler: (call) => answer(store, call),
     onDone: () => { heartbeat.jobs++; },
+    onRecycle: () => logger.warn({ actor: 'cache' }, 'the queue worker stopped taking jobs while jobs waited; replaced it'),
   });
   await server.worker.waitUntilReady();
   heartbeat.start();

@@ -125,6 +125,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
       refreshServer = new CallServer({
         redis: opts.redis, gateway, mode: 'refresh', concurrency: 1,
         handler: (call: IncomingCall): Promise<CallResult> => driver.refresh(call),
+        onRecycle: () => log.warn('the refresh worker stopped taking jobs while jobs waited; replaced it'),
         onDone: (call, result) => {
           if (result.rc !== 0) log.warn({ rid: call.requestId, rc: result.rc, error: result.error }, 'refresh failed');
         },

@@ -129,9 +129,12 @@ export class WriteLoad {
  * that is not "try again", or a dropped connection), and every acknowledged file reads back
  * byte for byte.
  */
-export async function checkLoadOutcome(t: ExecutionContext, load: WriteLoad, client: UgClient): Promise<void> {
+export async function checkLoadOutcome(t: ExecutionContext, load: WriteLoad, client: UgClient, output?: () => string): Promise<void> {
   t.log('answers:', JSON.stringify(load.summary()));
+  if (output) t.log('queue workers replaced after idling with jobs waiting:', output().split('\n').filter((l) => l.includes('stopped taking jobs while jobs waited')).length);
   const bad = load.answers.filter((a) => a.status !== 201 && !(a.status === 503 && a.retryAfter));
+  // What the gateways logged as errors explains a bad answer.
+  if (bad.length > 0 && output) t.log(output().split('\n').filter((l) => /"level":(50|60)/.test(l)).slice(-20).join('\n'));
   t.deepEqual(bad.map((a) => `${a.status} after ${a.ms} ms: ${a.body}`), [], 'only acknowledgements and 503 + Retry-After');
   t.true(load.acknowledged.size > 0, 'some writes were acknowledged');
   const wrong: string[] = [];
@@ -139,5 +142,6 @@ export async function checkLoadOutcome(t: ExecutionContext, load: WriteLoad, cli
     const got = await client.get(path);
     if (got.status !== 200 || !got.body.equals(bytes)) wrong.push(`${path}: ${got.status} ${got.status === 200 ? `${got.body.length} bytes` : got.body.toString().slice(0, 200)}`);
   }
+  if (wrong.length > 0 && output) t.log(output().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-30).map((l) => l.slice(0, 400)).join('\n'));
   t.deepEqual(wrong, [], 'every acknowledged file reads back identical');
 }
