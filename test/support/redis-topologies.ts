@@ -32,7 +32,8 @@ function watchServers(): void {
     pidFile = join(mkdtempSync(join(tmpdir(), 'sgw-watchdog-')), 'pids');
     writeFileSync(pidFile, '');
     const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 $(cat '${pidFile}') 2>/dev/null; rm -rf '${dirname(pidFile)}'`;
-    spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).unref();
+    // Started in the background of a shell that exits at once: the watchdog is no child of ours.
+    spawn('sh', ['-c', `(${script}) >/dev/null 2>&1 &`], { detached: true, stdio: 'ignore' }).unref();
   }
   writeFileSync(pidFile, [...running].map((c) => c.pid).join(' '));
 }
