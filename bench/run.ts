@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,wait   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,wait,sizing   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -16,12 +16,13 @@ import { putChunks, POSTS_IN_FLIGHT } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
 import { ugBenchmarks } from './ug.js';
 import { waitBenchmarks } from './wait.js';
+import { redisMemoryBenchmarks } from './redis-memory.js';
 import { observeCost } from './observe.js';
 import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'wait'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'wait', 'sizing'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -105,6 +106,11 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     const ug = await ugBenchmarks();
     rows.push(...ug.rows);
     raw.ug = ug.raw;
+  },
+  async sizing(_g, rows, raw) {
+    const m = await redisMemoryBenchmarks();
+    rows.push(...m.rows);
+    raw.sizing = m.raw;
   },
   async wait(_g, rows, raw) {
     const w = await waitBenchmarks(SECONDS);
