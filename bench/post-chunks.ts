@@ -14,15 +14,15 @@ import { closedLoop, cpuWindow, forkBench, MiB, type Latency } from './support.j
 import { BenchFile, type BenchGateway } from './gateway.js';
 
 export const POSTS_IN_FLIGHT = 8;
-const CHUNK_BYTES = MiB;
+export const CHUNK_BYTES = MiB;
 /**
  * Load before the measured run (WARMUP requests or WARMUP_MS, whichever ends first). The gateway
  * takes ~15 s of load to reach its steady pace: measured after 4 s, the same build gave 231 MB/s
  * twice (http actor 3.2 ms, write actor 2.8 ms of CPU per request); after 15 s, 275-283 MB/s
  * (2.5 and 2.2 ms). The baseline gets the same warm-up (411-438 -> 443-515 MB/s).
  */
-const WARMUP = 4000;
-const WARMUP_MS = 15_000;
+export const WARMUP = 4000;
+export const WARMUP_MS = 15_000;
 
 export interface PostResult {
   gateway: Latency;
@@ -35,7 +35,7 @@ export interface PostResult {
   baselineCpu: Record<string, number>;
 }
 
-interface Prepared {
+export interface Prepared {
   heads: Buffer[];
   tail: Buffer;
   data: Buffer;
@@ -43,7 +43,7 @@ interface Prepared {
 }
 
 /** Signs `count` PUTCHUNKS requests for one 1 MiB block each (64 rotating block ids). */
-function prepare(file: BenchFile, count: number): Prepared {
+export function prepare(file: BenchFile, count: number): Prepared {
   const data = randomBytes(CHUNK_BYTES);
   const [block] = layOutChunks([{
     block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: BigInt(CHUNK_BYTES) },
@@ -84,7 +84,7 @@ function post(url: URL, agent: Agent, p: Prepared, i: number): Promise<{ status:
   });
 }
 
-async function load(url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency & { cpu: Record<string, number> }> {
+export async function load(url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency & { cpu: Record<string, number> }> {
   const agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
   const target = new URL(url);
   let next = 0; // every request is sent once: a nonce must never be replayed
@@ -103,6 +103,9 @@ async function load(url: string, p: Prepared, seconds: number, pids: Record<stri
   }
 }
 
+/** Chunk bytes stored per second, in MB (10^6 bytes). */
+export const chunkMBps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
   const file = new BenchFile(g, 0x90570001n);
   const p = prepare(file, maxRequests + WARMUP);
@@ -116,6 +119,5 @@ export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  const mbps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
-  return { gateway, baseline, gatewayMBps: mbps(gateway), baselineMBps: mbps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
+  return { gateway, baseline, gatewayMBps: chunkMBps(gateway), baselineMBps: chunkMBps(baseline), cpu: gateway.cpu, baselineCpu: baseline.cpu };
 }

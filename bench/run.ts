@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,wait,sizing   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,s3,wait,sizing   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -17,12 +17,13 @@ import { agBenchmarks } from './ag.js';
 import { ugBenchmarks } from './ug.js';
 import { waitBenchmarks } from './wait.js';
 import { redisMemoryBenchmarks } from './redis-memory.js';
+import { s3Benchmarks } from './s3.js';
 import { observeCost } from './observe.js';
 import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'wait', 'sizing'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 's3', 'wait', 'sizing'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -106,6 +107,11 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     const ug = await ugBenchmarks();
     rows.push(...ug.rows);
     raw.ug = ug.raw;
+  },
+  async s3(_g, rows, raw) {
+    const s3 = await s3Benchmarks(SECONDS);
+    rows.push(...s3.rows);
+    raw.s3 = s3.raw;
   },
   async sizing(_g, rows, raw) {
     const m = await redisMemoryBenchmarks();

@@ -4,13 +4,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { builtinModules, createRequire } from 'node:module';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { RedisClient } from '../queues/redis.js';
 import { keys } from '../queues/names.js';
 import { runScript } from '../queues/scripts.js';
-import { packageRoot, packagedFile, useEmbeddedEsbuild } from './packaged-files.js';
+import { packageRoot, useEmbeddedEsbuild } from './packaged-files.js';
+import { driverImportsPlugin, NODE_BUILTINS } from './driver-packages.js';
 import { parseSealedSecrets } from './secrets.js';
 import { listPythonMethods, PythonSourceError } from './python-runtime.js';
 
@@ -60,10 +61,6 @@ export function isPythonBundle(bundle: { meta: BundleMeta }): boolean {
   return bundle.meta.entry === 'driver.py';
 }
 
-// Drivers' `import ... from 'sgw'` is bundled from this file, so bundles need no sgw at run time.
-// Looked up on first build: inside the single executable that extracts it.
-const HELPERS_FILE = 'dist/drivers/helpers.js';
-const NODE_BUILTINS = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
 
 /** JSON with object keys sorted at every level and no whitespace: one text per value. */
@@ -152,8 +149,8 @@ async function compileDriver(folder: string, entry: string): Promise<string> {
       absWorkingDir: folder,
       entryPoints: [join(folder, entry)],
       bundle: true, platform: 'node', format: 'cjs', target: 'node20',
-      external: NODE_BUILTINS,
-      alias: { sgw: packagedFile(HELPERS_FILE) },
+      // 'sgw' and the packages sgw provides come from sgw's files, so bundles need no sgw at run time.
+      external: NODE_BUILTINS, plugins: [driverImportsPlugin()],
       write: false, metafile: true, logLevel: 'silent', charset: 'utf8',
     });
     const code = result.outputFiles[0]!.text;

@@ -4,7 +4,7 @@
 import { DriverRequestCodec, type DriverRequest } from '../proto/messages.js';
 import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
 import { timeToAnswer, type CallResult, type IncomingCall } from '../queues/ask.js';
-import { ChunkSink } from './helpers.js';
+import { ChunkSink, setCallDeadline } from './helpers.js';
 import { Errno, negativeErrnoOf } from './errno.js';
 
 export type DriverFunction = (...args: unknown[]) => unknown;
@@ -39,6 +39,10 @@ export async function callDriver(
 ): Promise<CallResult> {
   const request: DriverRequest = DriverRequestCodec.decode(call.request);
   const chunk = call.chunk ?? Buffer.alloc(0);
+  const budget = timeToAnswer(call.deadline);
+  // The driver learns a deadline a little before this chassis gives up on it, so that a driver
+  // that stops retrying there still has its answer counted (and keeps its actor).
+  setCallDeadline(request, Math.floor(Date.now() + budget - Math.min(200, budget / 10)));
   const run = async (): Promise<CallResult> => {
     switch (mode) {
       case 'read': {
@@ -71,7 +75,7 @@ export async function callDriver(
   };
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DriverHung(`${method} did not finish within its deadline`)), timeToAnswer(call.deadline));
+    timer = setTimeout(() => reject(new DriverHung(`${method} did not finish within its deadline`)), budget);
   });
   try {
     return await Promise.race([run(), hung]);

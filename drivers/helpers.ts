@@ -152,6 +152,80 @@ export function checkMetadataCommand(v: unknown): MetadataCommand | null {
   );
 }
 
+const depth = (p: string) => (p === '/' ? 0 : p.split('/').length - 1);
+/** Parents before children; deletions use the reverse. */
+const shallowFirst = (a: string, b: string) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0);
+const inside = (p: string, under: string) => under === '/' || p === under || p.startsWith(`${under}/`);
+
+/** One entry of the dataset an AG driver publishes (see PublishedTree). */
+export interface DatasetEntry {
+  type: MetadataFileType;
+  /** A file's bytes (a directory's is ignored). */
+  size: number;
+  mode: number;
+  /** Changes whenever the content may have: a file's mtime, an object's ETag and date. */
+  stamp: string;
+}
+
+/**
+ * What the gateway has accepted of an AG driver's dataset, by namespace path, and the commands that
+ * bring it to a fresh scan. Only accepted commands change it, so a refused one is sent again after
+ * the next scan.
+ */
+export class PublishedTree {
+  readonly entries = new Map<string, DatasetEntry>();
+
+  /**
+   * Hands the gateway the difference between what it has under `under` and `scanned` (a fresh scan
+   * of `under`): deletions deepest first, then new entries (put) and changed files (update, a new
+   * version) parents first.
+   */
+  async publish(scanned: Map<string, DatasetEntry>, under = '/'): Promise<void> {
+    const known = this.entries;
+    const gone = [...known.keys()].filter((p) => inside(p, under) && (!scanned.has(p) || scanned.get(p)!.type !== known.get(p)!.type));
+    for (const p of gone.sort(shallowFirst).reverse()) {
+      const rc = await sendEntry('delete', p, known.get(p)!);
+      if (rc === 0 || rc === -Errno.ENOENT) known.delete(p);
+    }
+    for (const p of [...scanned.keys()].sort(shallowFirst)) {
+      const now = scanned.get(p)!;
+      const old = known.get(p);
+      if (old && old.size === now.size && old.mode === now.mode && old.stamp === now.stamp) continue;
+      // A changed file gets a new version (update); a new one, or one the gateway lost, is put.
+      let rc = old && now.type === 'file' ? await sendEntry('update', p, now) : await sendEntry('put', p, now);
+      if (rc === -Errno.ENOENT) rc = await sendEntry('put', p, now);
+      if (rc === 0) known.set(p, now);
+    }
+  }
+}
+
+/** The pause of an AG driver's next_dataset between two scans, which driver_shutdown cuts short. */
+export class ScanPause {
+  #wake: (() => void) | null = null;
+  /** Set by stop(): next_dataset should return false. */
+  stopped = false;
+
+  /** Waits `ms`, or until stop(). */
+  async wait(ms: number): Promise<void> {
+    if (this.stopped) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => { clearTimeout(timer); resolve(); };
+    });
+    this.#wake = null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.#wake?.();
+  }
+}
+
+function sendEntry(cmd: 'put' | 'update' | 'delete', path: string, e: DatasetEntry): Promise<number> {
+  const command = make_metadata_command(cmd, e.type, cmd === 'delete' ? null : e.mode, e.type === 'file' ? e.size : null, path);
+  return command ? crawl(command) : Promise.resolve(-Errno.EINVAL);
+}
+
 /** Where the crawl actor listens for commands; a global, because a driver bundle carries its own copy of this module. */
 export const CRAWL_HANDLER = Symbol.for('sgw.crawl');
 
@@ -189,6 +263,36 @@ export function log_error(...args: unknown[]): void {
 /** Logs a debug line to stderr, only when the environment sets SGW_DRIVER_DEBUG. */
 export function log_debug(...args: unknown[]): void {
   if (process.env.SGW_DRIVER_DEBUG) writeLogLine(20, args);
+}
+
+// The deadline of each running call, by its request object, kept where every copy of this module
+// finds it: each driver bundle carries its own copy, the chassis uses sgw's.
+const CALL_DEADLINES = Symbol.for('sgw.callDeadlines');
+
+function callDeadlines(): WeakMap<DriverRequest, number> {
+  const g = globalThis as Record<symbol, WeakMap<DriverRequest, number> | undefined>;
+  return (g[CALL_DEADLINES] ??= new WeakMap());
+}
+
+/** For the chassis: the driver method given `request` must answer by `at` (epoch ms). */
+export function setCallDeadline(request: DriverRequest, at: number): void {
+  callDeadlines().set(request, at);
+}
+
+/**
+ * Epoch ms by which the driver method handed `request` should have returned: a driver that retries
+ * stops there (and answers -ETIMEDOUT, or what its last attempt gave). Shortly after it the chassis
+ * answers -ETIMEDOUT (504) without the driver and recycles the actor. Undefined outside a call
+ * that has one (driver_init, next_dataset, a direct call in a test).
+ */
+export function callDeadline(request: DriverRequest): number | undefined {
+  return callDeadlines().get(request);
+}
+
+/** An AbortSignal that fires at callDeadline(request), for fetch or an SDK; undefined without a deadline. */
+export function callSignal(request: DriverRequest): AbortSignal | undefined {
+  const at = callDeadline(request);
+  return at === undefined ? undefined : AbortSignal.timeout(Math.max(0, Math.floor(at - Date.now())));
 }
 
 export interface ChunkSinkOptions {

@@ -1,5 +1,5 @@
 // Files of the sgw package that are needed as real files at run time: the helper API drivers
-// import as 'sgw', the built-in drivers, esbuild's native binary. From a checkout or an npm
+// import as 'sgw', the built-in drivers and the packages provided to drivers, esbuild's native binary. From a checkout or an npm
 // install they are used where they lie. Inside the single executable (Node SEA) they are embedded
 // as assets and extracted once, on first need, to a cache folder named for their content.
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -29,6 +29,12 @@ export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   { path: 'dist/drivers/helpers.js' },
   { path: 'dist/drivers/errno.js' },
   { path: 'dist/drivers/builtin/disk/driver.js' },
+  // The S3 drivers (publishable as 'sgw/builtin/s3' and 'sgw/builtin/s3-dataset') and the
+  // pre-bundled packages drivers may import (drivers/driver-packages.ts).
+  { path: 'dist/drivers/builtin/s3/driver.js' },
+  { path: 'dist/drivers/builtin/s3/bucket.js' },
+  { path: 'dist/drivers/builtin/s3-dataset/driver.js' },
+  { path: 'dist/drivers/provided' },
   { path: ESBUILD_BINARY, executable: true },
   // sgw's Lua scripts (queues/scripts.ts loads them by name).
   { path: 'dist/queues/lua' },

@@ -82,7 +82,8 @@ export function ugFilesApi(deps: UgDeps) {
 
   async function read(ctx: Context, path: string): Promise<void> {
     const entry = await deps.namespace.stat(path);
-    if (ctx.query.stat !== undefined || entry?.type === 'directory') return answerStatOrList(ctx, deps.namespace, path);
+    if (ctx.query.stat !== undefined || ctx.query.list !== undefined) return answerStatOrList(ctx, deps.namespace, path);
+    if (entry?.type === 'directory') throw new HttpError(409, `${path} is a directory: read it with ?list (or ?stat)`);
     const file = await reader.open(path);
     const size = file.entry.size;
     const range = parseRange(ctx.get('Range') || undefined, size);

@@ -61,7 +61,7 @@ test('activation none: sgw start publishes the driver, starts no actor, and says
     return ids.length > 0 ? ids : null;
   });
   t.is(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'), String(read.pid), 'registered by the process we ran');
-  await waitFor('the external actors ready', async () => (await fetch(`${f.url}/ready`)).status === 200, 30_000);
+  await waitFor('the external actors ready', async () => (await fetch(`${f.url}/ready`)).status === 200);
   const miss = await fetch(formatBlockUrl(f.url, { volume_id: 3n, fs_path: '/a', file_id: 1n, file_version: 1n, block_id: 0n, block_version: 0n }));
   t.is(miss.status, 404, 'the external driver:read actor answered: no such chunk');
   t.is(await stopChild(read), 0);

@@ -56,7 +56,7 @@ const g = gatewayPerFile({ type: 'AG', driverSource: DRIVER, driverConfig: {} },
 
 test('bad commands get their errno and change nothing; good ones are published', async (t) => {
   const out = join(g.f.dir, 'crawl-answers.json');
-  await waitFor('the driver to finish its crawl', async () => existsSync(out), 20_000);
+  await waitFor('the driver to finish its crawl', async () => existsSync(out));
   t.deepEqual(JSON.parse(readFileSync(out, 'utf8')), {
     mkdir: 0, create: 0, 'create again': -Errno.EEXIST, 'update missing': -Errno.ENOENT, 'missing parent': -Errno.ENOENT,
     'delete missing': -Errno.ENOENT, null: -Errno.EINVAL, 'unknown cmd': -Errno.EINVAL, 'relative path': -Errno.EINVAL,
@@ -69,7 +69,7 @@ test('bad commands get their errno and change nothing; good ones are published',
 });
 
 test('a driver without refresh still crawls, and REFRESH answers ENOSYS', async (t) => {
-  await waitFor('the crawl', async () => stat(g.f.url, '/d/f'), 20_000);
+  await waitFor('the crawl', async () => stat(g.f.url, '/d/f'));
   const r = await sendControlPlane(g.f.url, {
     volume_version: 1n, cert_version: 1n, volume_id: g.f.volumeId, coordinator_id: g.f.gatewayId, file_id: 0n, file_version: 0n,
     fs_path: '/d/f', user_id: 7n, src_gateway_id: g.f.ugId, request_type: RequestType.REFRESH,

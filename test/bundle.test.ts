@@ -303,3 +303,31 @@ test('a driver.py that is not Python, not UTF-8, or sits beside another driver f
   await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.py': Buffer.from([0x64, 0x65, 0x66, 0xff, 0x0a]) })), { instanceOf: BundleError, message: /not UTF-8/ });
   await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.py': '', 'driver.js': '' })), { instanceOf: BundleError, message: /several driver files/ });
 });
+
+test('a driver folder anywhere imports @aws-sdk/client-s3 from sgw\'s pre-bundled copy; a folder with its own copy keeps it', async (t) => {
+  const source = `import { S3Client } from '@aws-sdk/client-s3';\nexport function driver_init(): boolean { return typeof S3Client === 'function'; }\n`;
+  const plain = await buildBundle(driverFolder(t, { 'driver.ts': source }));
+  t.regex(plain.code, /^\/\/ sgw\/dist\/drivers\/provided\/aws-sdk-client-s3\.cjs$/m, 'the provided file, named by its place in sgw');
+  const loaded = loadDriverModule(plain, freshDir(t));
+  t.true(await loaded.methods.get('driver_init')!(), 'the SDK loads from the bundle alone');
+
+  const own = driverFolder(t, { 'driver.ts': source });
+  const pkg = path.join(own, 'node_modules', '@aws-sdk', 'client-s3');
+  fs.mkdirSync(pkg, { recursive: true });
+  fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: '@aws-sdk/client-s3', version: '0.0.1', main: 'index.js' }));
+  fs.writeFileSync(path.join(pkg, 'index.js'), 'exports.S3Client = function OwnCopy() {};\n');
+  const kept = await buildBundle(own);
+  t.regex(kept.code, /OwnCopy/);
+  t.notRegex(kept.code, /aws-sdk-client-s3\.cjs/);
+});
+
+test('\'sgw/builtin/<name>\' publishes a built-in driver as it is; other \'sgw/...\' imports are refused with what is allowed', async (t) => {
+  const s3 = await buildBundle(driverFolder(t, { 'driver.mjs': "export * from 'sgw/builtin/s3';\n" }));
+  t.deepEqual(s3.meta.methods, ['delete_chunk', 'driver_init', 'driver_shutdown', 'read_chunk', 'rename_file', 'write_chunk']);
+  const dataset = await buildBundle(driverFolder(t, { 'driver.mjs': "export * from 'sgw/builtin/s3-dataset';\n" }));
+  t.deepEqual(dataset.meta.methods, ['driver_init', 'driver_shutdown', 'next_dataset', 'read', 'refresh']);
+  for (const bad of ['sgw/builtin/nope', 'sgw/drivers/helpers.js']) {
+    const err = await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.mjs': `export * from '${bad}';\n` })), { instanceOf: BundleError });
+    t.regex(err!.message, /a driver may import 'sgw' \(the helpers\) or 'sgw\/builtin\/<name>'/);
+  }
+});

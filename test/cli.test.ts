@@ -36,9 +36,9 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
   proc.stderr.on('data', (d) => { out += d; });
   const base = `http://127.0.0.1:${port}`;
   t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
-  await waitFor('the demo gateway', async () => (await fetch(`${base}/PING`)).status === 200, 30_000);
+  await waitFor('the demo gateway', async () => (await fetch(`${base}/PING`)).status === 200);
   // The summary comes once the actors are ready, which may be after /PING first answers.
-  await waitFor('the summary', async () => /stop with/.test(out), 40_000);
+  await waitFor('the summary', async () => /stop with/.test(out));
   t.regex(out, new RegExp(`http://127\\.0\\.0\\.1:${port}/`), 'prints its URL');
   t.regex(out, /private redis-server/, 'says it started its own Redis');
   t.regex(out, /storage\s+.*demo[/\\]storage/, 'says where its data lives');
@@ -55,7 +55,7 @@ test('sgw start with no config runs a demo gateway on a private redis-server and
 
   const code = await new Promise<number | null>((resolve) => { proc.once('exit', resolve); proc.kill('SIGTERM'); });
   t.is(code, 0);
-  await waitFor('the private redis-server to stop', async () => !processAlive(redisPid), 5000);
+  await waitFor('the private redis-server to stop', async () => !processAlive(redisPid));
   t.false(processAlive(redisPid));
 });
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  ChunkSink, DriverRequestType, Errno, IoType, log_debug, log_error, make_metadata_command, path_join,
+  callDeadline, callSignal, setCallDeadline, ChunkSink, DriverRequestType, Errno, IoType, log_debug, log_error, make_metadata_command, path_join,
   request_byte_len, request_byte_offset, request_new_path, request_path, request_to_storage_path, request_type,
   type DriverRequest,
 } from '../drivers/helpers.js';
@@ -235,4 +235,18 @@ test('the disk driver makes a chunk\'s folder again when it was removed, and a f
   t.is(await disk.write_chunk(driverRequest(), bytes, config, {}), -Errno.ENOTDIR);
   t.regex(err.lines().join('\n'), /disk driver: write/);
   t.deepEqual(fs.readdirSync(path.dirname(path.dirname(stored))), ['4']);
+});
+
+test('callDeadline gives the deadline the chassis set for that very request, callSignal aborts at it; other requests have none', async (t) => {
+  const req = driverRequest();
+  t.is(callDeadline(req), undefined);
+  t.is(callSignal(req), undefined);
+  const at = Date.now() + 50;
+  setCallDeadline(req, at);
+  t.is(callDeadline(req), at);
+  t.is(callDeadline(driverRequest()), undefined, 'an equal request object is another call');
+  const signal = callSignal(req)!;
+  t.false(signal.aborted);
+  await new Promise((resolve) => signal.addEventListener('abort', resolve));
+  t.true(Date.now() >= at - 5, 'aborted at the deadline');
 });

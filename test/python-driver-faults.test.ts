@@ -100,5 +100,5 @@ test.serial('no chassis outlives its actor: killing a read actor outright takes 
   t.true(chassis.length >= 1, 'the read actor runs Python chassis processes');
   process.kill(actor.pid, 'SIGKILL'); // no exit handler runs: the chassis notice the parent is gone
   const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
-  await waitFor('the orphaned chassis to exit', async () => chassis.every((pid) => !alive(pid)), 10_000);
+  await waitFor('the orphaned chassis to exit', async () => chassis.every((pid) => !alive(pid)));
 });

@@ -16,7 +16,12 @@ import { request_to_storage_path } from '../drivers/helpers.js';
 import { unsealSecrets } from '../drivers/secrets.js';
 import { formatBlockUrl, parseDataUrl } from '../http/data-url.js';
 import { driverRequestForGet } from '../http/get-chunk.js';
-import { cleanup, waitFor, processAlive } from './support/gateway.js';
+import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
+import { ChunkType } from '../proto/messages.js';
+import { cleanup, fileRef, makeGatewayFolder, waitFor, waitForGateway, processAlive, stopChild } from './support/gateway.js';
+import { testRedis } from './support/redis.js';
+import { S3_SECRETS, startTestS3 } from './support/s3.js';
+import { buildBundle, currentBundleHash } from '../drivers/bundle.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -94,7 +99,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     await ping.arrayBuffer();
 
     // The summary is printed once the actors are ready, which may be after /PING first answers.
-    const redisUrl = await waitFor('the summary naming its Redis', async () => /redis\s+(redis:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 60_000);
+    const redisUrl = await waitFor('the summary naming its Redis', async () => /redis\s+(redis:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]);
     t.truthy(redisUrl, 'it says which Redis it started');
     redis = new Redis(redisUrl!, { maxRetriesPerRequest: 1 });
     const readers = await waitFor('a live driver:read actor', async () => {
@@ -129,7 +134,7 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     redis = null;
     proc.kill('SIGTERM');
     t.is(await exited, 0, 'SIGTERM stops it cleanly');
-    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !processAlive(p)), 10_000);
+    await waitFor('its actors and private Redis to stop', async () => pids.every((p) => !processAlive(p)));
     t.false(existsSync(host.nodeMarker), 'nothing tried to run node');
   } finally {
     redis?.disconnect();
@@ -166,4 +171,44 @@ test('the executable says where to extract its embedded files when the cache fol
     .then(() => null, (e: { code: number; stderr: string }) => e);
   t.is(err?.code, 1, 'it stops with exit code 1');
   t.regex(err?.stderr ?? '', /cannot extract sgw's embedded files .*set XDG_CACHE_HOME to a writable folder/);
+});
+
+test('the executable publishes the built-in S3 driver as \'sgw/builtin/s3\' (its SDK inside) and its actors keep chunks in S3', async (t) => {
+  const host = await workerHost();
+  const s3 = await startTestS3();
+  t.teardown(() => s3.close());
+  await s3.createBucket('sea');
+  const f = await makeGatewayFolder({
+    driverSource: "export * from 'sgw/builtin/s3';\n",
+    driverConfig: { ENDPOINT: s3.endpoint, REGION: 'us-east-1', FORCE_PATH_STYLE: true, BUCKET: 'sea', PREFIX: 'exe/' },
+    driverSecrets: S3_SECRETS,
+  });
+  dirs.push(f.dir);
+  const proc = spawn(host.exe, ['start', '--config', f.configFile], { cwd: host.dir, env: host.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const redis = new Redis((await testRedis()).url);
+  try {
+    await waitForGateway(f, redis).catch((err: Error) => { throw new Error(`${err.message}; its output:\n${out}`); });
+    const fromCheckout = await buildBundle(join(f.dir, 'driver'));
+    t.is(await currentBundleHash(redis, f.gatewayKey), fromCheckout.hash, 'the executable published the very bundle a checkout builds');
+    const chunk = Buffer.from(`a chunk kept in S3 by the executable's driver actors ${f.port}`);
+    const { blocks, data } = layOutChunks([{ block: { block_id: 1n, block_version: 2n, chunk_type: ChunkType.BLOCK }, bytes: chunk }]);
+    const put = await sendControlPlane(f.url, putChunksFields(fileRef(f), blocks), f.ugKey, data, f.rgKey);
+    t.deepEqual([put.status, put.reply?.error_code], [200, 0], out);
+    t.deepEqual(await s3.object('sea', 'exe/3/FEDCBA9876543210/1/2'), chunk, 'the object holds the chunk');
+    const file = fileRef(f);
+    const at = (block_id: bigint, block_version: bigint) => formatBlockUrl(f.url, { volume_id: 3n, fs_path: file.fs_path, file_id: file.file_id, file_version: file.file_version, block_id, block_version });
+    const got = await fetch(at(1n, 2n));
+    t.is(got.status, 200);
+    t.deepEqual(Buffer.from(await got.arrayBuffer()), chunk);
+    const missing = await fetch(at(9n, 9n));
+    await missing.arrayBuffer();
+    t.is(missing.status, 404, 'a chunk S3 lacks is a 404');
+    t.false(existsSync(host.nodeMarker), 'nothing tried to run node');
+  } finally {
+    redis.disconnect();
+    await stopChild(proc);
+  }
 });

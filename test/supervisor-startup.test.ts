@@ -17,7 +17,7 @@ test('a driver actor whose driver_init outlasts the watchdog limit is left to st
   const f = await makeGatewayFolder({ driverSource: SLOW_INIT, config: { limits: { call_timeout_ms: 100, request_timeout_ms: 2000 } } });
   const gw = startGatewayProcess(f.configFile, 'driver:read', undefined, { env: { SGW_LOG_LEVEL: 'error' } });
   try {
-    await waitFor('the slow driver:read actor to come up', async () => (await liveActors(redis, f.gatewayKey, 'driver:read')).length > 0, 30_000);
+    await waitFor('the slow driver:read actor to come up', async () => (await liveActors(redis, f.gatewayKey, 'driver:read')).length > 0);
     t.notRegex(gw.output(), /stopped beating/, 'the watchdog did not kill it while it started');
   } finally {
     await gw.stop();

@@ -141,6 +141,9 @@ test.serial('bad input gets a clear 4xx and changes nothing', async (t) => {
   const wrong = await fetch(`${client.url}/FILES/bad/f.bin`, { headers: { Authorization: 'Bearer nope' } });
   t.is(wrong.status, 401);
   t.is((await client.put('/bad', Buffer.from('x'))).status, 409, 'a directory cannot be overwritten by a file');
+  const dirRead = await client.get('/bad');
+  t.is(dirRead.status, 409, 'a directory is not read as a file');
+  t.regex(dirRead.body.toString(), /is a directory: read it with \?list/);
   t.is((await client.put('/bad/f.bin/under', Buffer.from('x'))).status, 409, 'a file is not a directory');
   t.deepEqual(await vol.redis.hgetall(keys.nsEntries(ug.volumeId)), before, 'the namespace is unchanged');
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The sgw command line.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../../proto/config/config.js';
@@ -18,7 +18,7 @@ const program = new Command('sgw')
 program.command('start')
   .description('run a gateway: its actors as a supervised process tree (without --config: a demo replica gateway)')
   .option('-c, --config <file>', 'gateway configuration file')
-  .option('-r, --roles <list>', 'actors to run on this host: http, cache, driver, driver:<mode> (default: all)')
+  .option('-r, --roles <list>', 'actors to run on this host: http, cache, driver, driver:<mode>, crawl (AG) (default: all)')
   .action((o: { config?: string; roles?: string }) => startGateway(o));
 
 program.command('actor <role>')
@@ -53,6 +53,7 @@ keys.command('new <name>')
   .option('--dir <dir>', 'folder to write to', '.')
   .option('--force', 'overwrite existing files')
   .action((name: string, o: { bits: string; dir: string; force?: boolean }) => {
+    mkdirSync(resolve(o.dir), { recursive: true });
     const priv = join(resolve(o.dir), `${name}.pem`);
     const pub = join(resolve(o.dir), `${name}.pub.pem`);
     if (!o.force && (existsSync(priv) || existsSync(pub))) throw new Error(`${priv} or ${pub} exists; pass --force to overwrite`);

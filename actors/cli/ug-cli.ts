@@ -1,6 +1,7 @@
 // `sgw ug put|get|cat|ls|rm|mv --config FILE`: a client of a user gateway's application API.
 // It talks HTTP to the UG's http actor (at gateway.host:port of the config, with ug.token), so
-// the CLI needs neither Redis nor the keys, and the gateway does all checking and signing.
+// the CLI needs no Redis (it reads the config file, and so the key files it names), and the
+// gateway does all checking and signing.
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -47,7 +48,14 @@ function filesUrl(t: UgTarget, path: string, query = ''): string {
 }
 
 async function call(t: UgTarget, method: string, url: string, init: RequestInit = {}): Promise<Response> {
-  const res = await fetch(url, { ...init, method, headers: { Authorization: `Bearer ${t.token}`, ...(init.headers as Record<string, string>) } });
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, method, headers: { Authorization: `Bearer ${t.token}`, ...(init.headers as Record<string, string>) } });
+  } catch (err) {
+    // fetch says only "fetch failed"; its cause names what went wrong (ECONNREFUSED, a reset, ...).
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`cannot reach the user gateway at ${t.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+  }
   if (res.status >= 300) throw new Error(`${method} ${new URL(url).pathname}: ${res.status} ${(await res.text()).trim()}`);
   return res;
 }
@@ -81,10 +89,13 @@ export function registerUgCommands(program: Command): void {
       const t = targetOf(o);
       const source = local === '-' ? process.stdin : createReadStream(local);
       const progress = new TransferProgress(`put ${remote}`, local === '-' ? null : statSync(local).size);
+      const started = performance.now();
       const res = await call(t, 'PUT', filesUrl(t, remote), { body: counted(source as AsyncIterable<Buffer>, progress) as unknown as BodyInit, duplex: 'half' } as RequestInit);
       progress.finish();
-      const { warnings } = (await res.json()) as { warnings: string[] };
+      const { entry, warnings } = (await res.json()) as { entry: EntryJson; warnings: string[] };
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      const seconds = (performance.now() - started) / 1000;
+      process.stdout.write(`${local === '-' ? 'stdin' : local} -> ${entry.path}: ${entry.size} bytes in ${seconds.toFixed(2)} s\n`);
     });
 
   withTarget(ug.command('get <remote> [local]').description('read <remote> into a local file (default: its name here)'))

@@ -12,6 +12,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { EMBEDDED_FILES, EMBEDDED_MANIFEST_ASSET, packageRoot, type EmbeddedFile, type EmbeddedManifest } from '../../drivers/packaged-files.js';
+import { driverImportsPlugin } from '../../drivers/driver-packages.js';
 
 // Node's documented names for the SEA blob (see the single-executable-applications docs).
 const SEA_RESOURCE = 'NODE_SEA_BLOB';
@@ -52,7 +53,10 @@ async function bundleCommandLine(root: string, outFile: string): Promise<void> {
 async function checkEmbeddedImports(root: string): Promise<void> {
   const listed = (path: string) => EMBEDDED_FILES.some((f) => path === f.path || path.startsWith(`${f.path}/`));
   const entries = expandFolders(root).filter((f) => f.path.startsWith('dist/') && f.path.endsWith('.js')).map((f) => join(root, f.path));
-  const result = await build({ entryPoints: entries, bundle: true, platform: 'node', format: 'cjs', write: false, metafile: true, outdir: 'unused', logLevel: 'error' });
+  const result = await build({
+    entryPoints: entries, bundle: true, platform: 'node', format: 'cjs', write: false, metafile: true, outdir: 'unused', logLevel: 'error',
+    plugins: [driverImportsPlugin()], // as drivers are bundled: provided packages come from their embedded files
+  });
   for (const input of Object.keys(result.metafile.inputs)) {
     const path = relative(root, resolve(input)).split(sep).join('/');
     if (!listed(path)) throw new Error(`${path} is imported by an embedded file but missing from EMBEDDED_FILES (drivers/packaged-files.ts)`);

@@ -56,10 +56,10 @@ const nonEmpty = () => z.string().min(1);
 const optionalString = () => z.preprocess((v) => (v === '' ? null : v), nonEmpty().nullable().default(null));
 
 const peer = z.strictObject({
-  id: doc(id64(), 'the peer gateway\'s id'),
+  id: doc(id64(), 'the peer\'s id (uint64); each id at most once'),
   type: doc(gatewayType(), '`RG`, `AG` or `UG`'),
   user_id: doc(id64(), 'the user the peer acts for'),
-  caps: doc(int(0).default(0), 'capability bits: READ_DATA=1, WRITE_DATA=2, READ_METADATA=4, WRITE_METADATA=8, COORDINATE=16'),
+  caps: doc(int(0).default(0), 'capability bits: READ_DATA=1, WRITE_DATA=2, READ_METADATA=4, WRITE_METADATA=8, COORDINATE=16 ([security.md](security.md#capabilities))'),
   public_key: doc(nonEmpty(), 'PEM file of its public key (SPKI or PKCS#1)'),
   url: doc(optionalString(), 'where its http actor is reached (a UG fetches from and writes to it)'),
 });
@@ -97,14 +97,14 @@ const driverCounts = z.strictObject(Object.fromEntries(DRIVER_MODES.map((m) => [
 
 export const configSchema = z.strictObject({
   gateway: z.strictObject({
-    type: doc(gatewayType(), '`RG` (replica), `AG` (acquisition) or `UG` (user)'),
+    type: doc(gatewayType(), '`RG` (replica), `AG` (acquisition) or `UG` (user); any case'),
     id: doc(id64(), "this gateway's id (uint64)"),
     user_id: doc(id64(), 'the user this gateway acts for (uint64)'),
     volume_id: doc(id64(), 'the volume it serves (uint64)'),
     block_size: doc(int(1).default(65536), 'bytes per block; sets `offset`/`len` of block reads (the same on every gateway of a volume)'),
     host: doc(nonEmpty().default('127.0.0.1'), { doc: 'address the http actor listens on', env: 'SGW_HOST' }),
     port: doc(int(0).default(8080), { doc: 'port the http actor listens on', env: 'SGW_PORT' }),
-    private_key: doc(nonEmpty(), 'PEM file (PKCS#1 or PKCS#8): signs replies, manifests and blocks, and opens sealed driver secrets'),
+    private_key: doc(nonEmpty(), 'PEM file, PKCS#1 or PKCS#8; signs replies (and an AG\'s manifests and blocks, a UG\'s manifests and requests) and opens sealed driver secrets'),
   }),
   volume: z.strictObject({
     version: doc(id64().default(1n), { doc: 'a sender announcing a newer volume version gets 503', type: 'uint64' }),
@@ -114,20 +114,20 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   redis: doc(
     z.preprocess((v) => (v === '' ? null : typeof v === 'string' ? { url: v } : v), redisObjectSchema.nullable().default(null)),
-    { doc: 'the shared Redis: a URL, or an object (below) for TLS files, Sentinel or Cluster; absent: `sgw start` runs a private redis-server', env: 'SGW_REDIS_URL', type: 'URL or object', default: 'embedded' },
+    { doc: 'the shared Redis: a URL, or an object (below) for TLS files, Sentinel or Cluster; absent: `sgw start` runs a private redis-server ([redis.md](redis.md))', env: 'SGW_REDIS_URL', type: 'URL or object', default: 'embedded' },
   ),
   replication: z.strictObject({
     acks: doc(int(0).default(1), 'replicas that must hold a namespace change or a remembered nonce before it is acknowledged, when the master has replicas (0: never wait)'),
     timeout_ms: doc(int(1).default(2000), 'how long to wait for them; past it the request gets 503 with Retry-After instead of an acknowledgement one failure could undo'),
   }).prefault({}),
-  driver: doc(optionalString(), { doc: 'driver bundle folder on this host; absent: run the version published in Redis', env: 'SGW_DRIVER', default: 'none' }),
+  driver: doc(optionalString(), { doc: 'driver bundle folder on this host; absent: run the version published in Redis ([drivers.md](drivers.md))', env: 'SGW_DRIVER', default: 'none' }),
   cache: z.strictObject({
     dir: doc(nonEmpty().default('cache'), { doc: 'chunk store folder (segment files)', env: 'SGW_CACHE_DIR' }),
     max_bytes: doc(int(0).default(1 << 30), { doc: 'byte budget of the chunk store on disk; the least recently read chunks go first', default: '1 GiB' }),
     memory_bytes: doc(int(0).default(64 << 20), { doc: 'hot chunks kept in memory in front of the disk', default: '64 MiB' }),
   }).prefault({}),
   limits: z.strictObject({
-    max_upload_bytes: doc(int(1).default(256 << 20), { doc: 'larger POST bodies get 413', default: '256 MiB' }),
+    max_upload_bytes: doc(int(1).default(256 << 20), { doc: 'larger POST bodies get 413; also bounds each Python pipe frame and each form-uploaded file', default: '256 MiB' }),
     replay_window_s: doc(int(1).default(86_400), 'how long a (sender, nonce) pair is remembered'),
     call_timeout_ms: doc(int(50).default(10_000), 'deadline of one driver call (at most request_timeout_ms)'),
     request_timeout_ms: doc(int(100).default(30_000), 'every HTTP request is answered within this'),
@@ -136,14 +136,14 @@ export const configSchema = z.strictObject({
     count: doc(driverCounts.default({}), { doc: 'driver actor processes per mode on each host, e.g. `{"read": 2}`', type: 'object: mode → integer ≥ 1', default: '1 each' }),
     concurrency: doc(int(1).default(16), 'driver calls one driver actor runs at once'),
     python_processes: doc(int(1).optional(), { doc: 'Python chassis processes per driver actor of a `driver.py` (each serves one call at a time)', default: 'min(concurrency, 2)' }),
-    heap_growth_percent: doc(int(0).default(300), "V8 heap growing factor of actor processes (1 + percent/100); chunk Buffers count against the heap's limit, so a larger factor means far fewer full collections (0: V8's default)"),
+    heap_growth_percent: doc(int(0).default(300), "V8 heap growing factor of actor processes (1 + percent/100), see [below](#memory-settings-of-actor-processes) (0: V8's default)"),
     work_dir: doc(nonEmpty().default('.sgw-work'), { doc: 'per-host state (loaded bundles, spooled uploads)', env: 'SGW_WORK_DIR' }),
-    activation: doc(z.enum(['fork', 'none']).default('fork'), '`fork`: `sgw start` runs and restarts the actors; `none`: a service manager runs each `sgw actor`'),
+    activation: doc(z.enum(['fork', 'none']).default('fork'), '`fork`: `sgw start` runs and restarts the actors; `none`: a service manager runs each `sgw actor` ([operations.md](operations.md#activation-and-systemd))'),
   }).prefault({}),
   admin: z.strictObject({
     user: doc(optionalString(), { doc: 'basic-auth user of the operator surfaces (dashboard, metrics); no `:`', env: 'SGW_ADMIN_USER', default: 'none' }),
     password: doc(optionalString(), { doc: 'its password (set both or neither)', env: 'SGW_ADMIN_PASSWORD', default: 'none' }),
-    token: doc(optionalString(), { doc: 'bearer token of the operator surfaces; with no credential set the dashboard is off', env: 'SGW_ADMIN_TOKEN', default: 'none' }),
+    token: doc(optionalString(), { doc: 'bearer token of the operator surfaces; with no credential at all the [dashboard](operations.md#dashboard) is off and `/metrics` open', env: 'SGW_ADMIN_TOKEN', default: 'none' }),
     allow_writes: doc(z.boolean().default(false), 'the dashboard may retry, clean, pause and remove jobs'),
   }).prefault({}),
   log: z.strictObject({

@@ -51,7 +51,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
   test.serial('REFRESH publishes an out-of-band change through the leading crawl actor', async (t) => {
     hosts.push(startGatewayProcess(f.configFile, 'http,cache,driver'));
     hosts.push(startGatewayProcess(f.configFile, 'crawl'));
-    await waitFor('the initial crawl', async () => stat(f.url, '/a.txt'), 20_000);
+    await waitFor('the initial crawl', async () => stat(f.url, '/a.txt'));
     await waitFor('refresh served', async () => (await liveActors(redis, f.gatewayKey, 'driver:refresh')).length > 0);
     writeFileSync(join(dataset, 'a.txt'), 'changed, and longer');
     writeFileSync(join(dataset, 'b.txt'), 'new');
@@ -77,7 +77,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
 
   test.serial('when the leading crawl host dies, another host takes the lease and the crawl goes on', async (t) => {
     hosts.push(startGatewayProcess(f.configFile, 'crawl'));
-    await waitFor('two crawl actors', async () => (await liveActors(redis, f.gatewayKey, 'crawl')).length === 2, 20_000);
+    await waitFor('two crawl actors', async () => (await liveActors(redis, f.gatewayKey, 'crawl')).length === 2);
     const before = await leader();
     // Kill the leader's whole host, supervisor first so nothing restarts it and the lease is not
     // released: the standby must wait for the lease to expire.
@@ -91,7 +91,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
     }, 15_000);
     t.not(after, before.instance);
     // The new leader crawls from the start, so it publishes what changed while nobody crawled.
-    const c = await waitFor('the file written during the takeover', async () => stat(f.url, '/c.txt'), 15_000);
+    const c = await waitFor('the file written during the takeover', async () => stat(f.url, '/c.txt'));
     t.is(c.size, 'written while nobody crawled'.length);
   });
 }

@@ -20,12 +20,15 @@ export interface PerFileGateway {
 }
 
 /**
- * Starts one gateway for the test file (before) and stops it (after.always). `setup` runs on the
+ * Starts one gateway for the test file (before) and stops it (after.always); `opts` may be a
+ * function, for options known only once something started (a server the driver talks to). `setup` runs on the
  * fresh folder before the gateway starts (e.g. to write extra keys or a driver version); `roles`
  * are the roles to wait for (default: waitForGateway's driver roles). Before hooks the file
  * registers after this call run once the gateway is up.
  */
-export function gatewayPerFile(opts: FolderOptions = {}, roles?: string[], setup?: (f: GatewayFolder) => void): PerFileGateway {
+export function gatewayPerFile(
+  opts: FolderOptions | (() => Promise<FolderOptions>) = {}, roles?: string[], setup?: (f: GatewayFolder) => void,
+): PerFileGateway {
   let f: GatewayFolder | undefined;
   let gw: RunningGateway | undefined;
   let redis: RedisClient | undefined;
@@ -34,7 +37,7 @@ export function gatewayPerFile(opts: FolderOptions = {}, roles?: string[], setup
   // (ava starts a file's concurrent before hooks all at once).
   test.serial.before(async () => {
     redis = (await testRedisTarget()).client(); // it ignores errors: tests that restart Redis see its connection drop
-    f = await makeGatewayFolder(opts);
+    f = await makeGatewayFolder(typeof opts === 'function' ? await opts() : opts);
     setup?.(f);
     gw = startGatewayProcess(f.configFile);
     try {

@@ -3,7 +3,7 @@
 // wait for actors and to stop it all.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get as httpGet } from 'node:http';
-import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../../actors/supervisor/embedded-redis.js';
 import { Caps } from '../../proto/messages.js';
 import { keys } from '../../queues/names.js';
+import { sealSecrets } from '../../drivers/secrets.js';
 import type { FileRef } from '../../http/rg-client.js';
 import type { RedisClient } from '../../queues/redis.js';
 import { testRedisTarget } from './redis.js';
@@ -82,6 +83,8 @@ export interface FolderOptions {
   ugId?: bigint;
   /** The driver's config.json (default: STORAGE_DIR for the disk driver). */
   driverConfig?: Record<string, unknown>;
+  /** The driver's secrets, sealed for this gateway's key into driver/secrets.sealed.json. */
+  driverSecrets?: Record<string, unknown>;
 }
 
 /** Writes a gateway's config folder: keys, config.json, driver folder, storage. */
@@ -101,6 +104,10 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   // A UG without a driver of its own gets an empty one: every UG mode is then short-circuited.
   const defaultDriver = type === 'UG' ? 'export {};\n' : `export * from ${JSON.stringify(DISK_DRIVER_JS)};\n`;
   if (!opts.noDriverFolder) writeDriver(dir, opts.driverSource ?? defaultDriver, opts.driverConfig ?? { STORAGE_DIR: storageDir }, opts.driverFile);
+  if (opts.driverSecrets) {
+    const key = createPublicKey(type === 'UG' ? ug!.key : rg!.key);
+    writeFileSync(join(dir, 'driver', 'secrets.sealed.json'), sealSecrets(Buffer.from(JSON.stringify(opts.driverSecrets)), key));
+  }
   const volumeId = base?.volumeId ?? opts.volumeId ?? (type === 'AG' ? BigInt(randomBytes(4).readUInt32BE()) + 100n : 3n);
   const ugId = opts.ugId ?? 10n;
   const gatewayId = base?.gatewayId ?? (type === 'UG' ? ugId : BigInt(randomBytes(4).readUInt32BE()) + 1000n);
@@ -189,7 +196,11 @@ export function stopChild(proc: ChildProcess, graceMs = 15_000): Promise<number 
   });
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
+/**
+ * Polls until probe() gives a value. The bound is only a backstop against a hang: on a loaded
+ * 2-core machine a gateway's start (node, bundling its driver, actors) has taken over 20 s.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -8,7 +8,7 @@ import type { RedisClient } from '../../queues/redis.js';
 import { sealSecrets } from '../../drivers/secrets.js';
 import {
   cleanup, makeGatewayFolder, startGatewayProcess, waitForGateway, UG_TEST_TOKEN,
-  type GatewayFolder, type RunningGateway,
+  type FolderOptions, type GatewayFolder, type RunningGateway,
 } from './gateway.js';
 
 export interface UgVolumeOptions {
@@ -25,6 +25,8 @@ export interface UgVolumeOptions {
   /** Extra top-level config keys of the UG and of the RGs. */
   ugConfig?: Record<string, unknown>;
   rgConfig?: Record<string, unknown>;
+  /** Folder options of the i-th RG over the defaults (e.g. another driver: driverSource, driverConfig, driverSecrets). */
+  rgFolder?: (i: number) => FolderOptions;
   /** The volume (default: a random one, so volumes of one test file never share a namespace). */
   volumeId?: bigint;
   /** The volume's block size (default 64 KiB). */
@@ -52,7 +54,9 @@ export async function startUgVolume(redis: RedisClient, opts: UgVolumeOptions = 
   // Each volume's UG gets an id of its own: its driver queues and version live under it in Redis.
   const ugId = opts.ugId ?? BigInt(randomBytes(3).readUIntBE(0, 3)) + 100n;
   const rgs: GatewayFolder[] = [];
-  for (let i = 0; i < (opts.rgs ?? 2); i++) rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig } }));
+  for (let i = 0; i < (opts.rgs ?? 2); i++) {
+    rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig }, ...opts.rgFolder?.(i) }));
+  }
   const ug = await makeGatewayFolder({
     type: 'UG', volumeId, blockSize, ugId, peers: [...rgs, ...(opts.extraPeers ?? [])],
     ...(opts.ugDriverSource ? { driverSource: opts.ugDriverSource } : {}),

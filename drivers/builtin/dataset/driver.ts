@@ -9,21 +9,13 @@
 import { lstat, open, readdir, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import {
-  crawl, Errno, log_error, make_metadata_command, negativeErrnoOf, request_byte_len, request_byte_offset, request_path,
-  type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
+  Errno, log_error, negativeErrnoOf, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
+  type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from '../../helpers.js';
 
-interface Seen {
-  type: 'file' | 'directory';
-  size: number;
-  mode: number;
-  mtimeMs: number;
-}
-
-/** What the gateway has accepted so far, by namespace path. Only successful commands change it. */
-let published: Map<string, Seen> | null = null;
-let stopped = false;
-let wake: (() => void) | null = null;
+/** What the gateway has accepted so far; null until the first scan. */
+let published: PublishedTree | null = null;
+const pause = new ScanPause();
 
 function datasetDir(config: DriverConfig): string | null {
   const dir = config.DATASET_DIR;
@@ -35,14 +27,9 @@ function rescanMs(config: DriverConfig): number {
   return Number.isFinite(ms) && ms >= 10 ? ms : 2000;
 }
 
-const depth = (p: string) => (p === '/' ? 0 : p.split('/').length - 1);
-/** Parents before children; deletions use the reverse. */
-const shallowFirst = (a: string, b: string) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0);
-const inside = (p: string, under: string) => under === '/' || p === under || p.startsWith(`${under}/`);
-
 /** Walks the tree under `start` (a namespace path), without following symbolic links. */
-async function scan(root: string, start: string): Promise<Map<string, Seen>> {
-  const found = new Map<string, Seen>();
+async function scan(root: string, start: string): Promise<Map<string, DatasetEntry>> {
+  const found = new Map<string, DatasetEntry>();
   const queue = [start];
   while (queue.length > 0) {
     const nsPath = queue.shift()!;
@@ -53,7 +40,7 @@ async function scan(root: string, start: string): Promise<Map<string, Seen>> {
       continue; // gone while we looked: the next scan sees it missing
     }
     if (st.isSymbolicLink() || (!st.isFile() && !st.isDirectory())) continue;
-    const seen: Seen = { type: st.isDirectory() ? 'directory' : 'file', size: st.isDirectory() ? 4096 : st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs };
+    const seen: DatasetEntry = { type: st.isDirectory() ? 'directory' : 'file', size: st.isDirectory() ? 4096 : st.size, mode: st.mode & 0o7777, stamp: String(st.mtimeMs) };
     if (nsPath !== '/') found.set(nsPath, seen);
     if (seen.type === 'directory') {
       let names: string[] = [];
@@ -69,30 +56,6 @@ async function scan(root: string, start: string): Promise<Map<string, Seen>> {
     }
   }
   return found;
-}
-
-async function send(cmd: 'put' | 'update' | 'delete', path: string, seen: Seen): Promise<number> {
-  const command = make_metadata_command(cmd, seen.type, cmd === 'delete' ? null : seen.mode, seen.type === 'file' ? seen.size : null, path);
-  return command ? crawl(command) : -Errno.EINVAL;
-}
-
-/** Hands the gateway the difference between what it has under `under` and what is on disk now. */
-async function publishChanges(now: Map<string, Seen>, under: string): Promise<void> {
-  const known = published!;
-  const gone = [...known.keys()].filter((p) => inside(p, under) && (!now.has(p) || now.get(p)!.type !== known.get(p)!.type));
-  for (const p of gone.sort(shallowFirst).reverse()) {
-    const rc = await send('delete', p, known.get(p)!);
-    if (rc === 0 || rc === -Errno.ENOENT) known.delete(p);
-  }
-  for (const p of [...now.keys()].sort(shallowFirst)) {
-    const seen = now.get(p)!;
-    const old = known.get(p);
-    if (old && old.size === seen.size && old.mode === seen.mode && old.mtimeMs === seen.mtimeMs) continue;
-    // A changed file gets a new version (update); a new one, or one the gateway lost, is put.
-    let rc = old && seen.type === 'file' ? await send('update', p, seen) : await send('put', p, seen);
-    if (rc === -Errno.ENOENT) rc = await send('put', p, seen);
-    if (rc === 0) known.set(p, seen);
-  }
 }
 
 /** Refuses to start without a DATASET_DIR that is a directory. */
@@ -113,16 +76,12 @@ export async function driver_init(driver_config: DriverConfig, _driver_secrets: 
 export async function next_dataset(driver_config: DriverConfig, _driver_secrets: DriverSecrets): Promise<boolean> {
   const root = datasetDir(driver_config)!;
   if (published === null) {
-    published = new Map();
+    published = new PublishedTree();
   } else {
-    await new Promise<void>((r) => {
-      const timer = setTimeout(r, rescanMs(driver_config));
-      wake = () => { clearTimeout(timer); r(); };
-    });
-    wake = null;
+    await pause.wait(rescanMs(driver_config));
   }
-  if (stopped) return false;
-  await publishChanges(await scan(root, '/'), '/');
+  if (pause.stopped) return false;
+  await published.publish(await scan(root, '/'), '/');
   return true;
 }
 
@@ -131,8 +90,8 @@ export async function refresh(request: DriverRequest, driver_config: DriverConfi
   const root = datasetDir(driver_config)!;
   const path = request_path(request);
   if (!(await withinDataset(root, path, false))) return -Errno.EACCES;
-  published ??= new Map();
-  await publishChanges(await scan(root, path), path);
+  published ??= new PublishedTree();
+  await published.publish(await scan(root, path), path);
   return 0;
 }
 
@@ -176,6 +135,5 @@ export async function read(request: DriverRequest, chunk_fd: ChunkSink, driver_c
 }
 
 export function driver_shutdown(): void {
-  stopped = true;
-  wake?.();
+  pause.stop();
 }
