@@ -1,10 +1,11 @@
-// sgw on a Redis Cluster (three masters with a replica each): the AG scenarios, and a UG writing,
-// reading, renaming and deleting through a replica gateway split over two process trees, all
-// pass on it; every script, MULTI and multi-key command stays in one slot; and the keys of
+// sgw on a Redis Cluster (three masters with a replica each): the RG and AG scenarios, and a UG
+// writing, reading, renaming and deleting through a replica gateway split over two process trees,
+// all pass on it; every script, MULTI and multi-key command stays in one slot; and the keys of
 // different gateways and volumes spread over every master.
 import test from 'ava';
 import { DATASET_DRIVER_JS } from './support/gateway.js';
 import { agScenarios } from './support/ag-scenarios.js';
+import { rgScenarios, storedOnDisk } from './support/rg-scenarios.js';
 import { testRedisTarget, useTestRedis } from './support/redis.js';
 import { startCluster, type RedisClusterSet } from './support/redis-topologies.js';
 import { startSplitVolume, type SplitVolume } from './support/failover-load.js';
@@ -17,6 +18,9 @@ useTestRedis(async () => {
   cluster = await startCluster({ masters: 3, replicasPerMaster: 1 });
   return { config: cluster.config, client: () => cluster.client() };
 });
+
+// An RG on its own: PUTCHUNKS, GET, DELETECHUNKS, RENAME_HINT, nonces, the bundle it runs.
+rgScenarios({ label: 'Cluster, TypeScript', options: {}, stored: storedOnDisk });
 
 // The AG: its crawl writes the namespace under its lease, its driver actors serve blocks.
 agScenarios({ driverSource: `export * from ${JSON.stringify(DATASET_DRIVER_JS)};\n` });
@@ -55,7 +59,7 @@ test.serial('a UG writes, overwrites, reads, renames, lists and deletes files th
   t.is((await client.stat('/c/f0.bin')).status, 404);
 });
 
-// Serial, after the one above: the gateways (AG, RG, UG) and two volumes have all written by now.
+// Serial, after the one above: the gateways (AG, two RGs, UG) and their volumes have all written by now.
 test.serial('the keys of the gateways, their queues and the volumes spread over every master', async (t) => {
   const masters = await cluster.masters();
   t.is(masters.length, 3);
