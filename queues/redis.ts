@@ -204,7 +204,13 @@ export function whenReady(redis: RedisClient, timeoutMs = 10_000): Promise<void>
 
 // What ioredis says when a command could not reach Redis, and what Redis says while it cannot
 // take writes (loading, failing over, a replica, a cluster without a master for the slot).
-const UNAVAILABLE = /^(Connection is closed|Stream isn't writeable|Reached the max retries per request|Failed to refresh slots cache|None of startup nodes is available|Too many Cluster redirections|connect ECONNREFUSED|connect ETIMEDOUT|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|MOVED|ASK|NOREPLICAS|UNBLOCKED)/;
+const UNAVAILABLE = new RegExp(`^(${[
+  'Connection is closed', 'Connection is aborted', 'Command aborted due to connection close', "Stream isn't writeable",
+  'Reached the max retries per request', 'Failed to refresh slots cache', 'None of startup nodes is available',
+  'Too many Cluster redirections', "Cluster isn't ready", 'Cluster is disconnect', 'Node is disconnected', 'Command timed out',
+  'connect ECONNREFUSED', 'connect ETIMEDOUT',
+  'LOADING', 'READONLY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'MOVED', 'ASK', 'NOREPLICAS', 'UNBLOCKED',
+].join('|')})`);
 
 /** True for an error that means "Redis is away or failing over": the caller should answer 503. */
 export function isRedisUnavailable(err: unknown): boolean {

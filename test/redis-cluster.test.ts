@@ -6,11 +6,10 @@ import test from 'ava';
 import { DATASET_DRIVER_JS } from './support/gateway.js';
 import { agScenarios } from './support/ag-scenarios.js';
 import { rgScenarios, storedOnDisk } from './support/rg-scenarios.js';
-import { testRedisTarget, useTestRedis } from './support/redis.js';
+import { useTestRedis } from './support/redis.js';
 import { startCluster, type RedisClusterSet } from './support/redis-topologies.js';
-import { startSplitVolume, type SplitVolume } from './support/failover-load.js';
+import { splitVolumePerFile } from './support/failover-scenarios.js';
 import { patternBytes } from './support/ug.js';
-import type { RedisClient } from '../queues/redis.js';
 
 let cluster: RedisClusterSet;
 
@@ -25,22 +24,10 @@ rgScenarios({ label: 'Cluster, TypeScript', options: {}, stored: storedOnDisk })
 // The AG: its crawl writes the namespace under its lease, its driver actors serve blocks.
 agScenarios({ driverSource: `export * from ${JSON.stringify(DATASET_DRIVER_JS)};\n` });
 
-let vol: SplitVolume;
-let redis: RedisClient;
-
-test.serial.before(async () => {
-  redis = (await testRedisTarget()).client();
-  vol = await startSplitVolume(redis);
-});
-
-test.after.always(async () => {
-  await vol?.stop();
-  redis?.disconnect();
-  await cluster?.stop();
-});
+const v = splitVolumePerFile();
 
 test.serial('a UG writes, overwrites, reads, renames, lists and deletes files through an RG split over two process trees', async (t) => {
-  const { client } = vol;
+  const { client } = v.vol;
   const files = [0, 1, 65536, 3 * 65536 + 5, 2_000_000].map((n, i) => ({ path: `/c/f${i}.bin`, bytes: patternBytes(n, i + 1) }));
   for (const f of files) t.is((await client.put(f.path, f.bytes)).status, 201, f.path);
   const again = patternBytes(100_000, 99);
@@ -66,3 +53,6 @@ test.serial('the keys of the gateways, their queues and the volumes spread over 
   t.log('keys per master:', masters.map((m) => m.keys).join(', '));
   for (const m of masters) t.true(m.keys > 0, `master on port ${m.node.port} holds keys`);
 });
+
+// Serial and last: after every other after hook, so the gateways stop while Redis still answers.
+test.serial.after.always(() => cluster?.stop());

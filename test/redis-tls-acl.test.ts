@@ -41,8 +41,6 @@ useTestRedis(async () => {
 
 const vol = ugVolumePerFile({ rgs: 1 });
 
-test.after.always(() => server?.stop());
-
 test.serial('over rediss:// as the documented ACL user, a UG writes, renames, reads and deletes through its replica', async (t) => {
   const { client } = vol.v;
   const data = patternBytes(200_000, 3);
@@ -109,3 +107,6 @@ test('a server certificate the configured CA did not sign, or a wrong password, 
     }
   }
 });
+
+// Serial and last: after every other after hook, so the gateways stop while Redis still answers.
+test.serial.after.always(() => server?.stop());

@@ -19,11 +19,6 @@ useTestRedis(async () => {
 
 const vol = ugVolumePerFile({ rgs: 1, ugConfig: { replication: { acks: 1, timeout_ms: TIMEOUT_MS } } });
 
-test.after.always(async () => {
-  redis?.replicas[0]?.resume();
-  await redis?.stop();
-});
-
 const entryOn = async (node: ReplicatedRedis['master'], path: string) =>
   node.command('HGET', keys.nsEntries(vol.v.ug.volumeId), path);
 
@@ -33,7 +28,7 @@ test.serial('a write is answered only after the replica holds its namespace entr
   let answered = false;
   const put = vol.v.client.put('/acked.bin', patternBytes(10_000, 1)).finally(() => { answered = true; });
   try {
-    await waitFor('the entry on the master', async () => entryOn(redis.master, '/acked.bin'), 30_000);
+    await waitFor('the entry on the master', async () => entryOn(redis.master, '/acked.bin'));
     t.false(answered, 'the master has the entry, but the write waits for the stopped replica');
   } finally {
     replica!.resume();
@@ -66,4 +61,10 @@ test.serial('while the replica hangs, writes, renames and deletes get 503 with R
   // With the replica back, the next change is acknowledged again.
   t.is((await client.put('/after.bin', patternBytes(100, 5))).status, 201);
   t.truthy(await entryOn(replica!, '/after.bin'));
+});
+
+// Serial and last: after every other after hook, so the gateways stop while Redis still answers.
+test.serial.after.always(async () => {
+  redis?.replicas[0]?.resume();
+  await redis?.stop();
 });

@@ -72,7 +72,7 @@ export class RedisNode {
     child.once('exit', () => running.delete(child));
     const admin = this.admin({ retryStrategy: () => 50, maxRetriesPerRequest: 1 });
     try {
-      await waitFor(`redis-server on port ${this.port}`, async () => child.exitCode === null && (await admin.ping()) === 'PONG', 20_000);
+      await waitFor(`redis-server on port ${this.port}`, async () => child.exitCode === null && (await admin.ping()) === 'PONG');
     } finally {
       admin.disconnect();
     }
@@ -218,7 +218,7 @@ export async function startReplicated(count = 1): Promise<ReplicatedRedis> {
     await replica.start();
     replicas.push(replica);
   }
-  await waitFor('the replicas to connect', async () => (await connectedReplicas(master)) >= count, 30_000);
+  await waitFor('the replicas to connect', async () => (await connectedReplicas(master)) >= count);
   return { master, replicas, stop: async () => { await Promise.all([master, ...replicas].map((n) => n.kill('SIGTERM'))); } };
 }
 
@@ -276,18 +276,18 @@ export async function startSentinelSet(opts: SentinelOptions = {}): Promise<Sent
       if (known.length < nodes.length - 1 || peers.length < sentinels.length - 1) return false;
     }
     return true;
-  }, 30_000);
+  });
   return set;
 }
 
 /** Waits until the sentinels name another master than `old` and it takes writes. */
-export async function waitForNewMaster(set: SentinelSet, old: RedisNode, timeoutMs = 30_000): Promise<RedisNode> {
+export async function waitForNewMaster(set: SentinelSet, old: RedisNode): Promise<RedisNode> {
   return waitFor('a new master', async () => {
     const m = await set.master();
     if (m === old) return null;
     const role = (await m.command('ROLE')) as [string];
     return role[0] === 'master' ? m : null;
-  }, timeoutMs);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ export interface RedisClusterSet {
   /** A cluster client (the caller disconnects it). */
   client(): Cluster;
   /** Waits until every node says the cluster is ok and each master has a linked replica. */
-  settled(timeoutMs?: number): Promise<void>;
+  settled(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -347,7 +347,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<RedisClus
       return out;
     },
     client: () => clusterClient(nodes),
-    async settled(timeoutMs = 30_000) {
+    async settled() {
       await waitFor('the cluster to settle', async () => {
         const live = nodes.filter((n) => n.child?.exitCode === null && n.child.signalCode === null);
         let linkedReplicas = 0;
@@ -357,7 +357,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<RedisClus
           if (role[0] === 'slave' && role[3] === 'connected') linkedReplicas++;
         }
         return linkedReplicas >= masters * perMaster - (nodes.length - live.length);
-      }, timeoutMs);
+      });
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
