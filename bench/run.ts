@@ -97,32 +97,21 @@ async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
   return bare;
 }
 
+/** A phase that runs on its own gateways: its rows, and its raw figures under its name. */
+function standalone(name: string, run: () => Promise<{ rows: Row[]; raw: Record<string, unknown> }>): Phase {
+  return async (_g, rows, raw) => {
+    const r = await run();
+    rows.push(...r.rows);
+    raw[name] = r.raw;
+  };
+}
+
 const phases: Record<(typeof PHASES)[number], Phase> = {
-  async ag(_g, rows, raw) {
-    const ag = await agBenchmarks(SECONDS);
-    rows.push(...ag.rows);
-    raw.ag = ag.raw;
-  },
-  async ug(_g, rows, raw) {
-    const ug = await ugBenchmarks();
-    rows.push(...ug.rows);
-    raw.ug = ug.raw;
-  },
-  async s3(_g, rows, raw) {
-    const s3 = await s3Benchmarks(SECONDS);
-    rows.push(...s3.rows);
-    raw.s3 = s3.raw;
-  },
-  async sizing(_g, rows, raw) {
-    const m = await redisMemoryBenchmarks();
-    rows.push(...m.rows);
-    raw.sizing = m.raw;
-  },
-  async wait(_g, rows, raw) {
-    const w = await waitBenchmarks(SECONDS);
-    rows.push(...w.rows);
-    raw.wait = w.raw;
-  },
+  ag: standalone('ag', () => agBenchmarks(SECONDS)),
+  ug: standalone('ug', () => ugBenchmarks()),
+  s3: standalone('s3', () => s3Benchmarks(SECONDS)),
+  sizing: standalone('sizing', () => redisMemoryBenchmarks()),
+  wait: standalone('wait', () => waitBenchmarks(SECONDS)),
   async echo(g, rows, raw) {
     await bareBaseline(g.f.redisUrl);
     log('driver call: sgw ask/reply to an echo CallServer process (first 100k calls watching Redis memory)');
