@@ -2,7 +2,7 @@
 // any number may run behind a load balancer; with the cache role on the same host the chunk
 // store is opened in-process and asked by direct call.
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../proto/config/config.js';
@@ -13,10 +13,12 @@ import { createApp } from '../http/app.js';
 import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
+import { NonceStore } from '../queues/nonces.js';
 import { connectRedis, whenReady, type RedisTarget } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
 import { Readiness } from '../http/readiness.js';
+import { PostBudget } from '../http/post-budget.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
 export interface HttpActorOptions {
@@ -66,6 +68,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     callTimeoutMs: config.limits.call_timeout_ms,
     readiness,
   });
+  const postBudget = new PostBudget(config.limits.post_bytes_in_flight);
   const metrics = config.metrics.enabled ? new GatewayMetrics({
     queues: () => [...(watch.version?.modes ?? []), ...(store ? [] : ['cache' as const])]
       .map((mode) => ({ mode, name: modeQueueName(gateway, mode) })),
@@ -80,30 +83,37 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     },
     cacheStats: () => store?.stats() ?? null,
     chunkTransfers: () => asker.chunkTransfers,
+    postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
-  const windowMs = config.limits.replay_window_s * 1000;
-  // Namespace changes wait for replicas (WAIT) on a connection of their own, holding up no read.
-  const nsWriter = connectRedis(opts.redis, 'fail-fast', 'sgw-http-namespace');
-  const namespace = new Namespace(redis, config.gateway.volume_id, { replication: config.replication, writer: nsWriter });
+  // Namespace changes and nonces wait for replicas (WAIT) on a connection of their own, holding up
+  // no read (WAIT blocks what queues behind it on its connection).
+  const replicated = connectRedis(opts.redis, 'fail-fast', 'sgw-http-replicated');
+  const nonces = new NonceStore(replicated, gateway, config.limits.replay_window_s * 1000, { replication: config.replication });
+  const namespace = new Namespace(redis, config.gateway.volume_id, { replication: config.replication, writer: replicated });
   const dashboard = createDashboard({ redis: opts.redis, admin: config.admin });
   const app = createApp({
-    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness,
-    firstUse: async (sender, nonce) => (await redis.set(keys.nonce(gateway, sender, nonce), '1', 'PX', windowMs, 'NX')) === 'OK',
-    release: async (sender, nonce) => { await redis.del(keys.nonce(gateway, sender, nonce)); },
+    config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness, postBudget,
+    firstUse: (sender, nonce) => nonces.firstUse(sender, nonce),
+    release: (sender, nonce) => nonces.release(sender, nonce),
   });
 
   // Fail-fast connections refuse commands until connected: wait, then learn the driver's methods
   // and the live actors before the first request.
-  await Promise.all([redis, asker.redis, nsWriter].map((r) => whenReady(r, 30_000)));
+  await Promise.all([redis, asker.redis, replicated].map((r) => whenReady(r, 30_000)));
   await claimAcquisitionGateway(redis, config);
   await Promise.all([watch.check(), live.current()]);
   readiness.update();
-  const server = app.listen(opts.port ?? config.gateway.port, config.gateway.host);
-  // Slow or stuck clients must not hold a request past its deadline either.
-  server.requestTimeout = config.limits.request_timeout_ms;
-  server.headersTimeout = Math.min(60_000, config.limits.request_timeout_ms);
-  server.keepAliveTimeout = 5_000;
+  // Slow or stuck clients must not hold a connection past these either: the headers must come
+  // within header_timeout_ms, the whole request within request_timeout_ms (a stalled POST body is
+  // cut sooner, by body_idle_timeout_ms). Node checks them every connectionsCheckingInterval.
+  const server = createServer({
+    requestTimeout: config.limits.request_timeout_ms,
+    headersTimeout: Math.min(config.limits.header_timeout_ms, config.limits.request_timeout_ms),
+    connectionsCheckingInterval: 1000,
+    keepAliveTimeout: 5_000,
+  }, app.callback());
+  server.listen(opts.port ?? config.gateway.port, config.gateway.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -118,21 +128,28 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   log.info({ url, gateway, cache: store ? config.cache.dir : 'remote' }, 'http actor listening');
 
   let stopping: Promise<void> | null = null;
+  // While stopping, every answer closes its connection: a client that keeps its keep-alive
+  // connection busy must not hold the actor (and its supervisor) up until the drain deadline.
+  server.prependListener('request', (_req, res) => {
+    if (stopping) res.setHeader('Connection', 'close');
+  });
   return {
     url, port, server,
     stop() {
       stopping ??= (async () => {
         // Stop accepting, let in-flight requests finish (they are bounded by their deadline).
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        const sweep = setInterval(() => server.closeIdleConnections(), 100);
         server.closeIdleConnections();
         await Promise.race([closed, new Promise((r) => setTimeout(r, config.limits.request_timeout_ms).unref())]);
+        clearInterval(sweep);
         server.closeAllConnections();
         await Promise.all([...beats.map((b) => b.stop()), dashboard.close()]);
         live.close();
         watch.close();
         await asker.close();
         redis.disconnect();
-        nsWriter.disconnect();
+        replicated.disconnect();
         await store?.close();
       })();
       return stopping;

@@ -1,7 +1,7 @@
 // The baselines of the HTTP benchmarks, each in its own process like the gateway's http actor:
 //   baseline-server koa SIZE   plain Koa answering every GET with the same SIZE bytes from memory
 //   baseline-server disk DIR   plain node:http taking each POST body whole and storing it the way
-//                              the disk driver stores a chunk (temp file, fsync, rename)
+//                              the disk driver stores a chunk (temp file, fsync, link)
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { write_chunk } from '../drivers/builtin/disk/driver.js';
@@ -32,11 +32,13 @@ function disk(dir: string): void {
     const parts: Buffer[] = [];
     for await (const d of req) parts.push(d as Buffer);
     const body = Buffer.concat(parts);
-    // Stored by the disk driver's own write_chunk (temp file, fsync, rename), under the bench's
-    // PUTCHUNKS names (64 rotating blocks): the baseline pays for exactly the same storage.
+    // Stored by the disk driver's own write_chunk (temp file, fsync, link), under the bench's
+    // PUTCHUNKS names (request i: version i + 1 of block i % 64; see post-chunks.ts): the baseline
+    // pays for exactly the same storage.
+    const i = n++;
     const request: DriverRequest = {
       volume_id: 1n, user_id: 1n, coordinator_id: 1n, file_id: 1n, file_version: 1n,
-      request_type: DriverRequestType.BLOCK, path: '/bench', block_id: BigInt(n++ % 64), block_version: 1n,
+      request_type: DriverRequestType.BLOCK, path: '/bench', block_id: BigInt(i % 64), block_version: BigInt(i + 1),
     };
     const rc = await write_chunk(request, body, config, {});
     res.writeHead(rc === 0 ? 200 : 500, { 'Content-Type': 'application/octet-stream' }).end(String(rc));

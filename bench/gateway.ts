@@ -30,7 +30,10 @@ export interface BenchGateway {
   stop(): Promise<void>;
 }
 
-/** An RG with the disk driver by default; `folder` picks another type or driver, `roles` what to wait for. */
+/**
+ * An RG with the disk driver by default; `folder` picks another type or driver (its config keys
+ * replace the bench's), `roles` what to wait for.
+ */
 export async function startBenchGateway(folder: FolderOptions = {}, roles = ['http', 'driver:read', 'driver:write']): Promise<BenchGateway> {
   const f = await makeGatewayFolder({
     ...folder,
@@ -39,6 +42,7 @@ export async function startBenchGateway(folder: FolderOptions = {}, roles = ['ht
       limits: { call_timeout_ms: 5000, request_timeout_ms: 10_000, max_upload_bytes: 8 << 20 },
       actors: { concurrency: ACTOR_CONCURRENCY, python_processes: PYTHON_PROCESSES },
       log: { level: 'warn' },
+      ...folder.config,
     },
   });
   // 64 KiB blocks, as the demo gateway; the bench's chunks are 4 KiB, 64 KiB and 1 MiB.

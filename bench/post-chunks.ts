@@ -2,8 +2,13 @@
 // nonce -> write actor -> disk driver, fsync -> signed Reply), against a plain node:http server
 // storing the same bodies the same way. Requests are signed up front, each with its own nonce
 // (the gateway refuses replays); the 1 MiB data plane is shared and written beside each head.
+// Request i writes a new version (i + 1) of block i % 64, as a Syndicate writer writes new
+// versions: chunks are immutable, so the disk driver would write a rewritten chunk only once. The
+// bench removes the chunk written BLOCKS requests earlier, for the gateway and the baseline alike,
+// so the store stays at 64 chunks (its page cache does not grow into memory the VM never touched).
 import { request as httpRequest, Agent } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +28,13 @@ export const CHUNK_BYTES = MiB;
  */
 export const WARMUP = 4000;
 export const WARMUP_MS = 15_000;
+/** Blocks the bench rotates over, and how many requests later it removes a chunk. */
+const BLOCKS = 64;
+
+/** Where the disk driver stores chunk `i` of the bench (request_to_storage_path). */
+export function benchChunkPath(storageDir: string, volumeId: bigint, fileId: bigint, i: number): string {
+  return join(storageDir, String(volumeId), fileId.toString(16).toUpperCase(), String(i % BLOCKS), String(i + 1));
+}
 
 export interface PostResult {
   gateway: Latency;
@@ -42,8 +54,11 @@ export interface Prepared {
   contentType: string;
 }
 
-/** Signs `count` PUTCHUNKS requests for one 1 MiB block each (64 rotating block ids). */
-export function prepare(file: BenchFile, count: number): Prepared {
+/**
+ * Signs `count` PUTCHUNKS requests for one 1 MiB block each (64 rotating block ids): a new version
+ * each, or, with `rewrite`, version 1 of those 64 again and again (for back-ends that overwrite).
+ */
+export function prepare(file: BenchFile, count: number, rewrite = false): Prepared {
   const data = randomBytes(CHUNK_BYTES);
   const [block] = layOutChunks([{
     block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: BigInt(CHUNK_BYTES) },
@@ -54,7 +69,7 @@ export function prepare(file: BenchFile, count: number): Prepared {
   let contentType = '';
   const heads: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    const fields = putChunksFields(file.ref, [{ ...block!, block_id: BigInt(i % 64) }]);
+    const fields = putChunksFields(file.ref, [{ ...block!, block_id: BigInt(i % BLOCKS), block_version: rewrite ? 1n : BigInt(i + 1) }]);
     const request: Request = { ...fields, message_nonce: randomNonce(), signature: '' };
     const { bytes } = signMessage(request, RequestCodec.encode, file.g.f.ugKey);
     // The data-plane part left empty: its bytes go between this head and the closing tail.
@@ -84,37 +99,78 @@ function post(url: URL, agent: Agent, p: Prepared, i: number): Promise<{ status:
   });
 }
 
-export async function load(url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean): Promise<Latency & { cpu: Record<string, number> }> {
-  const agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
-  const target = new URL(url);
-  let next = 0; // every request is sent once: a nonce must never be replayed
-  const op = async () => {
-    const i = next++;
-    if (i >= p.heads.length) throw new Error('out of signed requests');
-    return ok(await post(target, agent, p, i));
+/** Signed PUTCHUNKS sent to one server, warmed up once and then measured in runs (one or several slices). */
+export class PostLoad {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: POSTS_IN_FLIGHT });
+  private readonly target: URL;
+  private next = 0; // every request is sent once: a nonce must never be replayed
+
+  /** `chunkPath(i)`: where request i's chunk is stored, removed BLOCKS requests later (none: kept). */
+  constructor(
+    url: string, private readonly p: Prepared, private readonly pids: Record<string, number>, private readonly ok: (r: { status: number; body: Buffer }) => boolean,
+    private readonly chunkPath?: (i: number) => string,
+  ) {
+    this.target = new URL(url);
+  }
+
+  private readonly op = async () => {
+    const i = this.next++;
+    if (i >= this.p.heads.length) throw new Error('out of signed requests');
+    const good = this.ok(await post(this.target, this.agent, this.p, i));
+    if (this.chunkPath && i >= BLOCKS) await rm(this.chunkPath(i - BLOCKS), { force: true });
+    return good;
   };
-  try {
-    await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, op);
-    const cpu = cpuWindow(pids);
-    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: p.heads.length - next, maxMs: seconds * 1000 }, op);
+
+  async warmUp(): Promise<void> {
+    await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, this.op);
+  }
+
+  async run(seconds: number): Promise<Latency & { cpu: Record<string, number> }> {
+    const cpu = cpuWindow(this.pids);
+    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: this.p.heads.length - this.next, maxMs: seconds * 1000 }, this.op);
     return { ...measured, cpu: cpu() };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+export async function load(
+  url: string, p: Prepared, seconds: number, pids: Record<string, number>, ok: (r: { status: number; body: Buffer }) => boolean, chunkPath?: (i: number) => string,
+): Promise<Latency & { cpu: Record<string, number> }> {
+  const l = new PostLoad(url, p, pids, ok, chunkPath);
+  try {
+    await l.warmUp();
+    return await l.run(seconds);
   } finally {
-    agent.destroy();
+    l.close();
   }
 }
 
 /** Chunk bytes stored per second, in MB (10^6 bytes). */
-export const chunkMBps = (l: Latency) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+export const chunkMBps = (l: Pick<Latency, 'count' | 'errors' | 'seconds'>) => ((l.count - l.errors) * CHUNK_BYTES) / l.seconds / 1e6;
+const replyOk = (r: { status: number; body: Buffer }) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0;
+
+/** Where a gateway's disk driver stores request i's chunk of the bench file. */
+const gatewayChunks = (g: BenchGateway, file: BenchFile) => (i: number) => benchChunkPath(g.f.storageDir, file.ref.volume_id, file.ref.file_id, i);
+
+/** A PostLoad on a gateway's PUTCHUNKS (disk driver), with `maxRequests` signed requests beyond its warm-up. */
+export function gatewayPostLoad(g: BenchGateway, maxRequests: number, fileId = 0x90570001n): PostLoad {
+  const file = new BenchFile(g, fileId);
+  return new PostLoad(g.f.url, prepare(file, maxRequests + WARMUP), g.cpuPids, replyOk, gatewayChunks(g, file));
+}
 
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {
   const file = new BenchFile(g, 0x90570001n);
   const p = prepare(file, maxRequests + WARMUP);
-  const gateway = await load(g.f.url, p, seconds, g.cpuPids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
+  const gateway = await load(g.f.url, p, seconds, g.cpuPids, replyOk, gatewayChunks(g, file));
   const dir = mkdtempSync(join(tmpdir(), 'sgw-bench-sink-'));
   const sink = await forkBench('baseline-server', ['disk', dir]);
   let baseline: Latency & { cpu: Record<string, number> };
   try {
-    baseline = await load(`http://127.0.0.1:${sink.info.port as number}`, p, seconds, { sink: sink.pid, bench: process.pid }, (r) => r.status === 200);
+    baseline = await load(`http://127.0.0.1:${sink.info.port as number}`, p, seconds, { sink: sink.pid, bench: process.pid }, (r) => r.status === 200,
+      (i) => benchChunkPath(dir, 1n, 1n, i));
   } finally {
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // How much Redis memory sgw's state takes, for sizing a Redis (docs/redis.md): a file in a volume
-// namespace, a remembered nonce, and a job waiting in a driver queue (a small call, and a write
-// carrying a 4 KiB chunk inline). Each is added many times to an empty Redis of its own, and
-// INFO's used_memory grows by that many times its size.
+// namespace and a job waiting in a driver queue (a small call, and a write carrying a 4 KiB chunk
+// inline). Each is added many times to an empty Redis of its own, and INFO's used_memory grows by
+// that many times its size. Remembered nonces have a phase of their own (nonces.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { startRedisServer } from '../actors/supervisor/embedded-redis.js';
@@ -11,21 +11,17 @@ import { make_metadata_command } from '../drivers/helpers.js';
 import { connectRedis, redisAt, whenReady, type RedisClient } from '../queues/redis.js';
 import { JOB_RETENTION, type CallData, type JobData } from '../queues/ask.js';
 import type { Row } from './report.js';
+import { redisUsedMemory } from './support.js';
 
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 const FILES = 100_000;
-const NONCES = 100_000;
 const JOBS = 10_000;
-
-async function usedMemory(redis: RedisClient): Promise<number> {
-  return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
-}
 
 /** Bytes per item: used_memory after adding `count` items, less before, over count. */
 async function perItem(redis: RedisClient, count: number, add: (from: number, to: number) => Promise<unknown>): Promise<number> {
-  const before = await usedMemory(redis);
+  const before = await redisUsedMemory(redis);
   for (let i = 0; i < count; i += 1000) await add(i, Math.min(count, i + 1000));
-  return ((await usedMemory(redis)) - before) / count;
+  return ((await redisUsedMemory(redis)) - before) / count;
 }
 
 /** A call as the asker puts it in a job: a DriverRequest of a block, maybe a chunk inline. */
@@ -48,9 +44,6 @@ export async function redisMemoryBenchmarks(): Promise<{ rows: Row[]; raw: Recor
       size: 1 << 20, mode: 0o644, mtime_sec: 1_700_000_000n, mtime_nsec: 123_456_789, manifest_mtime_sec: 1_700_000_000n, manifest_mtime_nsec: 123_456_789,
       coordinator_id: 10n, read_ttl: 5000, write_ttl: 0,
     }, null).then((rc) => { if (rc !== 0) throw new Error(`publish refused: ${rc}`); }))));
-    log(`Redis memory: ${NONCES} remembered nonces (one key each with a time to live)`);
-    const nonce = await perItem(redis, NONCES, (from, to) => Promise.all(Array.from({ length: to - from }, () =>
-      redis.set(keys.nonce('rg.20', random64(false), random64(false)), '1', 'PX', 86_400_000, 'NX'))));
     const jobRows: [string, number][] = [];
     for (const [what, chunk] of [['a small call (a read)', undefined], ['a write with a 4 KiB chunk inline', randomBytes(4096)]] as const) {
       log(`Redis memory: ${JOBS} waiting jobs, each ${what}`);
@@ -61,10 +54,9 @@ export async function redisMemoryBenchmarks(): Promise<{ rows: Row[]; raw: Recor
     }
     const rows: Row[] = [
       { name: 'Redis memory per file in a namespace', value: file, unit: 'B', note: 'an entry (hash field, JSON) and a name in its directory (sorted set)' },
-      { name: 'Redis memory per remembered nonce', value: nonce, unit: 'B', note: 'one key with a time to live per (sender, nonce), as stored today' },
       ...jobRows.map(([what, bytes]): Row => ({ name: `Redis memory per waiting job, ${what}`, value: bytes, unit: 'B' })),
     ];
-    return { rows, raw: { file, nonce, jobs: Object.fromEntries(jobRows) } };
+    return { rows, raw: { file, jobs: Object.fromEntries(jobRows) } };
   } finally {
     redis.disconnect();
     await server.stop();

@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,s3,wait,sizing   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,s3,aof,nonces,flood,wait,sizing   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateway's processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -18,12 +18,15 @@ import { ugBenchmarks } from './ug.js';
 import { waitBenchmarks } from './wait.js';
 import { redisMemoryBenchmarks } from './redis-memory.js';
 import { s3Benchmarks } from './s3.js';
+import { aofBenchmarks } from './aof.js';
+import { nonceBenchmarks } from './nonces.js';
 import { observeCost } from './observe.js';
+import { flood, FLOOD_CLIENTS } from './flood.js';
 import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, RssSampler, sleep } from './support.js';
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 's3', 'wait', 'sizing'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 's3', 'aof', 'nonces', 'flood', 'wait', 'sizing'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -110,6 +113,8 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
   ag: standalone('ag', () => agBenchmarks(SECONDS)),
   ug: standalone('ug', () => ugBenchmarks()),
   s3: standalone('s3', () => s3Benchmarks(SECONDS)),
+  aof: standalone('aof', () => aofBenchmarks()),
+  nonces: standalone('nonces', () => nonceBenchmarks()),
   sizing: standalone('sizing', () => redisMemoryBenchmarks()),
   wait: standalone('wait', () => waitBenchmarks(SECONDS)),
   async echo(g, rows, raw) {
@@ -161,6 +166,23 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     row.note = `CPU cores: ${formatCpu(put.cpu)} (node:http: ${formatCpu(put.baselineCpu)})${disturbed(put.cpu, put.baselineCpu)}`;
     if (put.gateway.errors) row.note += `; ${put.gateway.errors} POSTs failed`;
     rows.push(row, { name: 'POST PUTCHUNKS 1 MiB, p50', value: put.gateway.p50, unit: 'ms', baseline: put.baseline.p50, baselineName: 'node:http' });
+  },
+  async flood(_g, rows, raw) {
+    log(`flood: ${FLOOD_CLIENTS} clients POSTing a bogus control plane and 200 MiB each (paced over 15 s), on a gateway with default limits`);
+    const f = await flood(Math.max(SECONDS, 15));
+    raw.flood = f;
+    const statuses = Object.entries(f.statuses).map(([s, n]) => `${n}× ${s}`).join(', ');
+    rows.push(
+      {
+        name: `flood of ${FLOOD_CLIENTS} bogus 200 MiB POSTs: total RSS of the gateway, MiB`, value: f.rssPeakMiB, unit: 'MiB', baseline: f.rssIdleMiB, baselineName: 'idle',
+        target: '+ < 512 MiB', pass: f.rssPeakMiB - f.rssIdleMiB < 512,
+        note: `${f.posts} POSTs (${statuses}); each answered after at most ${f.maxSentMiB.toFixed(1)} MiB of its 200`,
+      },
+      {
+        name: 'flood: /PING p99', value: f.ping.flood.p99, unit: 'ms', baseline: f.ping.idle.p99, baselineName: 'no flood',
+        pass: f.ping.flood.failed === 0, note: `p50 ${f.ping.flood.p50.toFixed(1)} ms (no flood ${f.ping.idle.p50.toFixed(1)}); ${f.ping.flood.count} PINGs, ${f.ping.flood.failed} failed`,
+      },
+    );
   },
   async observe(g, rows, raw) {
     log('GET 64 KiB cache hits through two front http actors: metrics + request log on, then off (alternating)');

@@ -29,7 +29,7 @@ function disturbed(...cpus: Record<string, number>[]): string {
 /** PUTCHUNKS through the gateway, then PutObject of the same chunks at the same keys from this process. */
 async function puts(g: BenchGateway, s3: TestS3, seconds: number, maxRequests = 1600) {
   const file = new BenchFile(g, 0x53570001n);
-  const p = prepare(file, maxRequests + WARMUP);
+  const p = prepare(file, maxRequests + WARMUP, true); // the S3 driver overwrites, as PutObject does
   const pids = { ...g.cpuPids, s3: s3.pid };
   const gateway = await load(g.f.url, p, seconds, pids, (r) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0);
   // The keys the driver wrote: the 64 block ids the prepared requests rotate through.

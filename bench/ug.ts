@@ -13,7 +13,7 @@ import { startUgVolume, type RunningVolume } from '../test/support/ug.js';
 import { UG_TEST_TOKEN } from '../test/support/gateway.js';
 import type { Row } from './report.js';
 
-const SIZE = 64 << 20;
+export const SIZE = 64 << 20;
 const BLOCK = 1 << 20;
 const MB = 1e6;
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -22,6 +22,26 @@ async function timed(fn: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
   await fn();
   return (performance.now() - t0) / 1000;
+}
+
+/** The bench's volume: a UG and one RG with 1 MiB blocks, on the given Redis (its client). */
+export function startBenchVolume(redis: Redis, redisUrl?: string): Promise<RunningVolume> {
+  return startUgVolume(redis, {
+    rgs: 1, blockSize: BLOCK, ...(redisUrl ? { redisUrl } : {}),
+    ugConfig: { cache: { dir: 'cache', max_bytes: 512 << 20, memory_bytes: 128 << 20 }, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: 8 } },
+    rgConfig: { limits: { call_timeout_ms: 15_000, request_timeout_ms: 60_000, max_upload_bytes: 32 << 20 } },
+  });
+}
+
+/** PUT a local file through the UG; the seconds it took. */
+export function writeThrough(v: RunningVolume, path: string, src: string): Promise<number> {
+  return timed(async () => {
+    const res = await fetch(`${v.client.url}/FILES${path}`, {
+      method: 'PUT', headers: { Authorization: `Bearer ${v.client.token}` },
+      body: createReadStream(src) as unknown as BodyInit, duplex: 'half',
+    } as RequestInit);
+    if (res.status !== 201) throw new Error(`PUT: ${res.status} ${await res.text()}`);
+  });
 }
 
 /** GET the file and count its bytes without keeping them. */
@@ -43,20 +63,10 @@ export async function ugBenchmarks(): Promise<{ rows: Row[]; raw: Record<string,
     log('UG: cp of a 64 MiB file (baseline)');
     const cpSeconds = await timed(async () => { await promisify(execFile)('cp', [src, join(dir, 'copy.bin')]); });
     log('UG: starting a UG and one RG (1 MiB blocks)');
-    v = await startUgVolume(redis, {
-      rgs: 1, blockSize: BLOCK,
-      ugConfig: { cache: { dir: 'cache', max_bytes: 512 << 20, memory_bytes: 128 << 20 }, ug: { token: UG_TEST_TOKEN, batch_bytes: 8 << 20, parallel_blocks: 8 } },
-      rgConfig: { limits: { call_timeout_ms: 15_000, request_timeout_ms: 60_000, max_upload_bytes: 32 << 20 } },
-    });
+    v = await startBenchVolume(redis);
     const running = v;
     log('UG: write 64 MiB');
-    const writeSeconds = await timed(async () => {
-      const res = await fetch(`${running.client.url}/FILES/bench/big.bin`, {
-        method: 'PUT', headers: { Authorization: `Bearer ${running.client.token}` },
-        body: createReadStream(src) as unknown as BodyInit, duplex: 'half',
-      } as RequestInit);
-      if (res.status !== 201) throw new Error(`PUT: ${res.status} ${await res.text()}`);
-    });
+    const writeSeconds = await writeThrough(running, '/bench/big.bin', src);
     log('UG: read 64 MiB, UG cache cold');
     let got = 0;
     const coldSeconds = await timed(async () => { got = await readThrough(running, '/bench/big.bin'); });

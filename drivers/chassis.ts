@@ -38,6 +38,8 @@ export async function callDriver(
   fn: DriverFunction, mode: DriverMode, call: IncomingCall, config: unknown, secrets: unknown, method = METHOD_OF_MODE[mode],
 ): Promise<CallResult> {
   const request: DriverRequest = DriverRequestCodec.decode(call.request);
+  // A POST's shared block_vec: the same frozen array for each of its calls (ask.ts says why).
+  if (call.blockVec) request.block_vec = call.blockVec.ids as bigint[];
   const chunk = call.chunk ?? Buffer.alloc(0);
   const budget = timeToAnswer(call.deadline);
   // The driver learns a deadline a little before this chassis gives up on it, so that a driver

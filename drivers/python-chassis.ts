@@ -64,6 +64,11 @@ interface Pending {
 }
 
 const ENOSYS = 38;
+/**
+ * Shared block_vecs (queues/ask.ts) the actor remembers having sent to a chassis, which keeps
+ * twice as many: a POST's block_vec crosses the pipe once per chassis, not once per call.
+ */
+export const BLOCK_VECS_SENT = 8;
 
 export class PythonChassis {
   private readonly child: ChildProcess;
@@ -76,6 +81,8 @@ export class PythonChassis {
   private upcall: Promise<void> | null = null;
   private exited = false;
   private fault: Error | null = null;
+  /** Keys of the block_vecs this chassis holds, oldest first. */
+  private readonly vecsSent: string[] = [];
   readonly exit: Promise<void>;
 
   /** Spawns a chassis and sends it config, secrets and code; resolves with its answer. */
@@ -141,8 +148,20 @@ export class PythonChassis {
       this.write([
         ...encodeBytes(call.request), ...encodeBytes(call.chunk ?? Buffer.alloc(0)), encodeInt(args.length),
         ...args.flatMap((a) => encodeBytes(Buffer.from(a, 'utf8'))),
+        ...this.blockVecFrames(call),
       ]);
     });
+  }
+
+  /** The call's shared block_vec: its key, and its bytes unless this chassis already holds them. */
+  private blockVecFrames(call: IncomingCall): Buffer[] {
+    const vec = call.blockVec;
+    if (!vec) return [...encodeBytes(Buffer.alloc(0)), ...encodeBytes(Buffer.alloc(0))];
+    const key = Buffer.from(vec.key, 'utf8');
+    if (this.vecsSent.includes(vec.key)) return [...encodeBytes(key), ...encodeBytes(Buffer.alloc(0))];
+    this.vecsSent.push(vec.key);
+    if (this.vecsSent.length > BLOCK_VECS_SENT) this.vecsSent.shift();
+    return [...encodeBytes(key), ...encodeBytes(vec.bytes)];
   }
 
   /** Ends the chassis gracefully (EOF: it calls driver_shutdown), killing it after graceMs. */

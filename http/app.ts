@@ -1,9 +1,9 @@
 // The data-plane HTTP surface of a gateway as a Koa app. createApp() takes every
 // dependency explicitly so tests and benchmarks can build one in-process on port 0.
 import { randomUUID } from 'node:crypto';
-import Koa, { type Middleware } from 'koa';
+import Koa, { type Context, type Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { answerErrors, HttpError } from './errors.js';
+import { answerErrors, HttpError, isClientGone } from './errors.js';
 import { getChunk } from './get-chunk.js';
 import { postControlPlane, type ControlPlaneDeps } from './control-plane.js';
 import type { ChunkCache, DriverPipeline } from './driver-pipeline.js';
@@ -13,8 +13,10 @@ import { getAgChunk } from './ag-get.js';
 import { getNamespace, NAMESPACE_PREFIX } from './namespace-api.js';
 import { isFilesPath, ugFilesApi, ugServesNoChunks } from './ug-api.js';
 import { requireAdmin } from './admin-auth.js';
+import { hostCheck, namespaceGuard } from './access.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Readiness } from './readiness.js';
+import { PostBudget } from './post-budget.js';
 
 export interface AppDeps {
   config: GatewayConfig;
@@ -29,6 +31,8 @@ export interface AppDeps {
   /** Null when metrics are off (config metrics.enabled: false). */
   metrics: GatewayMetrics | null;
   readiness: Readiness;
+  /** Bytes of POST bodies held at once (default: a budget of limits.post_bytes_in_flight of its own). */
+  postBudget?: PostBudget;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -44,14 +48,21 @@ export function createApp(deps: AppDeps): Koa {
       cache: deps.cache, pipeline: deps.pipeline,
     });
   const browse = getNamespace(deps.namespace);
-  const post = postControlPlane(deps);
+  const mayBrowse = namespaceGuard(config);
+  const checkHost = hostCheck(config);
+  const post = postControlPlane(deps, deps.postBudget ?? new PostBudget(config.limits.post_bytes_in_flight));
   // A user gateway's application API (every method); other gateways have none.
   const files = config.gateway.type === 'UG' ? ugFilesApi(deps) : null;
   const timeout = config.limits.request_timeout_ms;
   const { metrics, readiness } = deps;
   const adminOnly = requireAdmin(config.admin, 'open');
 
-  app.on('error', (err: Error) => logger.error({ err }, 'unhandled error in request'));
+  // Only faults of sgw or its driver reach here as errors: refusals are answered by answerErrors and
+  // logged on the request line with their reason; a client that went away is no fault either.
+  app.on('error', (err: Error, ctx?: Context) => {
+    if (isClientGone(err)) logger.info({ rid: ctx?.state.requestId, reason: err.message }, 'client went away');
+    else logger.error({ err, rid: ctx?.state.requestId }, 'unhandled error in request');
+  });
   // Its fields below are fixed and never secret: it may skip redaction (the hot path's cost).
   const requestLog = logger.child({}, { redact: { paths: [] } });
   if (metrics) app.use(metrics.middleware());
@@ -71,12 +82,13 @@ export function createApp(deps: AppDeps): Koa {
         requestLog.info({
           rid: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status,
           ms: Math.round((performance.now() - started) * 100) / 100, cache: ctx.state.cache,
-          rc: ctx.state.errorCode,
+          rc: ctx.state.errorCode, reason: ctx.state.reason,
         }, 'request');
       }
     }
   });
   app.use(answerErrors);
+  if (checkHost) app.use(checkHost);
   if (deps.dashboard) app.use(deps.dashboard);
   app.use(async (ctx) => {
     if (files && isFilesPath(ctx.path)) return files(ctx);
@@ -95,7 +107,7 @@ export function createApp(deps: AppDeps): Koa {
           if (metrics) return adminOnly(ctx, () => metrics.serve(ctx));
       }
       if (ctx.path.includes('/DATA/')) return get(ctx);
-      if (ctx.path === NAMESPACE_PREFIX || ctx.path.startsWith(`${NAMESPACE_PREFIX}/`)) return browse(ctx);
+      if (ctx.path === NAMESPACE_PREFIX || ctx.path.startsWith(`${NAMESPACE_PREFIX}/`)) return mayBrowse(ctx, () => browse(ctx));
     } else if (ctx.method === 'POST') {
       return post(ctx);
     }

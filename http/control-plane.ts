@@ -1,26 +1,24 @@
-// POST /: a signed Request in the control plane, chunks in the data plane. Read top to bottom:
-// parse multipart -> decode -> verify signature -> check volume, user, caps -> check the nonce
-// and the chunk hashes (at once) -> dispatch. Each step rejects with a status or passes on;
-// nothing reaches a driver before every check has passed, and the nonce of a refused request
-// is forgotten again.
+// POST /: a signed Request in the control plane, chunks in the data plane. Checked before it is
+// read, top to bottom: a share of the body budget (503) -> the body's envelope (413, 400) -> the
+// control-plane part, which comes first and is bounded (413) -> decode (400) -> signature (401) ->
+// volume, user, caps, coordinator (403, 503, 501) -> paths and blocks (400, 413) -> the data
+// plane's bytes from the budget (503) -> the nonce (401) while the data plane is read and hashed
+// (400) -> dispatch. Nothing reaches a driver before every check has passed; a request refused
+// before its body was read is answered at once and its connection closed (refusal.ts).
 import type { Context } from 'koa';
 import type { KeyObject } from 'node:crypto';
-import {
-  Caps, ChunkType, DriverRequestType, IoType, RequestCodec, RequestType, ReplyCodec, SignatureField,
-  GatewayTypeNumber, type DriverRequest, type ManifestBlock, type Request,
-} from '../proto/messages.js';
-import { signMessage, verifyRawMessage } from '../proto/signature.js';
-import type { GatewayConfig, PeerGateway } from '../proto/config/config.js';
-import type { GatewayType } from '../queues/names.js';
-import { Errno } from '../drivers/errno.js';
-
-const GATEWAY_NAMES: Record<GatewayType, string> = { RG: 'replica gateway', AG: 'acquisition gateway', UG: 'user gateway' };
-import { chunkCacheKeyOfDriverRequest } from './data-url.js';
+import { GatewayTypeNumber, RequestType, ReplyCodec, type Request } from '../proto/messages.js';
+import { signMessage } from '../proto/signature.js';
+import type { GatewayConfig } from '../proto/config/config.js';
 import { AuthRejection, HttpError, unavailable } from './errors.js';
-import { readControlPlanePost } from './multipart.js';
-import { sha256 } from '../queues/chunk-hash.js';
-import { NoAnswerError } from '../queues/ask.js';
-import { randomIoContext, type ChunkCache, type ChunkResult, type DriverPipeline } from './driver-pipeline.js';
+import { BodySource } from './body-source.js';
+import { boundaryOf, MultipartReader } from './multipart.js';
+import { readChunks } from './data-plane.js';
+import { PostShare, type PostBudget } from './post-budget.js';
+import { closeAfterAnswer } from './refusal.js';
+import { checkControlPlane, controlPlaneMax, type DataLayout } from './request-checks.js';
+import { dispatch } from './post-dispatch.js';
+import type { ChunkCache, DriverPipeline, PostCalls } from './driver-pipeline.js';
 
 export interface ControlPlaneDeps {
   config: GatewayConfig;
@@ -32,171 +30,17 @@ export interface ControlPlaneDeps {
   release(sender: bigint, nonce: bigint): Promise<void>;
 }
 
-/** The requests each gateway type serves, with the capabilities the sender needs (WIRE.md). */
-const NEEDED_CAPS: Record<GatewayType, Partial<Record<number, number>>> = {
-  RG: {
-    [RequestType.PUTCHUNKS]: Caps.WRITE_DATA,
-    [RequestType.DELETECHUNKS]: Caps.WRITE_DATA,
-    [RequestType.RENAME_HINT]: Caps.WRITE_DATA | Caps.WRITE_METADATA,
-  },
-  AG: { [RequestType.REFRESH]: Caps.READ_DATA | Caps.READ_METADATA },
-  UG: {},
-};
-
-/** A verified request with its chunks cut out of the data plane. */
-interface Accepted {
-  request: Request;
-  sender: PeerGateway;
-  chunks: Buffer[];
-  /** False when the chunks' hashes are left to the actors that store them (see hashedHere). */
-  hashed: boolean;
-}
-
 /**
  * Whether the http actor checks the chunks' hashes itself. It does unless the request is a
  * PUTCHUNKS of one chunk: that chunk goes with its hash to the actor that first gets it
  * (deserialize or write), which checks it before its driver sees it, so a refusal there still
  * leaves nothing written. Hashing is the largest single cost of a 1 MiB POST in the http actor
- * (0.7 ms of ~4.5 ms), the busiest process; moved out, its CPU per 1 MiB PUTCHUNKS fell ~19%
- * and throughput rose ~4%. With several chunks one bad chunk must stop them all, and a
- * RENAME_HINT renames before it writes: both are checked here, before anything is dispatched.
+ * (0.7 ms of ~4.5 ms), the busiest process: streaming does not change that cost, only when it is
+ * paid. With several chunks one bad chunk must stop them all, and a RENAME_HINT renames before it
+ * writes: both are checked here, before anything is dispatched.
  */
 function hashedHere(request: Request): boolean {
   return !(request.request_type === RequestType.PUTCHUNKS && (request.blocks ?? []).length === 1);
-}
-
-function authenticate(raw: Buffer, request: Request, config: GatewayConfig): PeerGateway {
-  const sender = config.volume.gateways.get(request.src_gateway_id);
-  if (!sender) throw new AuthRejection(401, 'unknown_sender', `unknown sender gateway ${request.src_gateway_id}`);
-  if (!verifyRawMessage(raw, SignatureField.Request, sender.public_key)) {
-    throw new AuthRejection(401, 'bad_signature', `signature of gateway ${sender.id} does not verify`);
-  }
-  return sender;
-}
-
-function authorize(request: Request, sender: PeerGateway, config: GatewayConfig): void {
-  if (request.volume_id !== config.gateway.volume_id) throw new AuthRejection(403, 'wrong_volume', `volume ${request.volume_id} is not served here`);
-  if (request.user_id !== sender.user_id) throw new AuthRejection(403, 'wrong_user', `gateway ${sender.id} does not act for user ${request.user_id}`);
-  if (request.volume_version > config.volume.version || request.cert_version > config.volume.cert_version) {
-    throw unavailable('the sender has a newer volume or certificate version than this gateway');
-  }
-  const type = config.gateway.type;
-  const needed = NEEDED_CAPS[type][request.request_type];
-  if (needed === undefined) throw new HttpError(501, `request type ${request.request_type} is not handled by a ${GATEWAY_NAMES[type]}`);
-  if ((sender.caps & needed) !== needed) throw new AuthRejection(403, 'missing_caps', `gateway ${sender.id} lacks the capabilities for this request`);
-}
-
-/** Cuts each block's chunk out of the data plane and, with `hash`, checks it against its SHA-256. */
-async function cutChunks(request: Request, data: Buffer | null, needsData: boolean, hash: boolean): Promise<Buffer[]> {
-  const blocks = request.blocks ?? [];
-  if (blocks.length === 0) throw new HttpError(400, 'the request names no blocks');
-  if (!needsData) return [];
-  if (!data) throw new HttpError(400, 'missing data-plane part');
-  const chunks = blocks.map((b, i) => {
-    if (b.offset === undefined || b.size === undefined) throw new HttpError(400, `block ${i} has no offset/size in the data plane`);
-    const end = b.offset + b.size;
-    if (end > BigInt(data.length)) throw new HttpError(400, `block ${i} lies beyond the data plane (${end} > ${data.length})`);
-    if (!b.hash || b.hash.length !== 32) throw new HttpError(400, `block ${i} has no SHA-256 hash`);
-    return data.subarray(Number(b.offset), Number(end));
-  });
-  if (!hash) return chunks;
-  const hashes = await Promise.all(chunks.map(sha256));
-  hashes.forEach((h, i) => {
-    if (!h.equals(blocks[i]!.hash!)) throw new HttpError(400, `block ${i} does not match its hash`);
-  });
-  return chunks;
-}
-
-function checkCoordinator(request: Request): void {
-  const hasManifest = (request.blocks ?? []).some((b) => b.chunk_type === ChunkType.MANIFEST);
-  if (hasManifest && request.coordinator_id !== request.src_gateway_id) {
-    throw new AuthRejection(403, 'not_coordinator', 'a manifest may only be sent by the coordinator of its file');
-  }
-}
-
-/** The DriverRequest for one chunk of a POST (WIRE.md: "How a gateway fills it"). */
-function driverRequestFor(request: Request, b: ManifestBlock, path: string, io: number, ioContext: bigint, blockSize: number): DriverRequest {
-  const isManifest = b.chunk_type === ChunkType.MANIFEST;
-  const req: DriverRequest = {
-    volume_id: request.volume_id,
-    user_id: request.user_id,
-    coordinator_id: request.coordinator_id,
-    file_id: request.file_id,
-    file_version: BigInt.asUintN(64, request.file_version),
-    request_type: isManifest ? DriverRequestType.MANIFEST : DriverRequestType.BLOCK,
-    path,
-    io_type: io,
-    io_context: ioContext,
-    block_size: BigInt(blockSize),
-    block_vec: (request.blocks ?? []).map((x) => x.block_id),
-  };
-  if (isManifest) {
-    req.manifest_mtime_sec = BigInt.asIntN(64, b.block_id);
-    req.manifest_mtime_nsec = Number(BigInt.asIntN(32, b.block_version));
-  } else {
-    req.block_id = b.block_id;
-    req.block_version = b.block_version;
-  }
-  if (io === IoType.WRITE) {
-    req.offset = b.logical_offset ?? 0n;
-    req.len = b.logical_len ?? 0n;
-  }
-  return req;
-}
-
-/** The first failure among chunk results, or 0. */
-function firstError(results: ChunkResult[]): number {
-  return results.find((r) => r.rc !== 0)?.rc ?? 0;
-}
-
-async function dispatch(a: Accepted, deps: ControlPlaneDeps, deadline: number, rid: string): Promise<number> {
-  const { request } = a;
-  const blocks = request.blocks ?? [];
-  const ctx = randomIoContext();
-  const bs = deps.config.gateway.block_size;
-  switch (request.request_type) {
-    case RequestType.PUTCHUNKS: {
-      const results = await Promise.all(blocks.map((b, i) =>
-        deps.pipeline.store(driverRequestFor(request, b, request.fs_path, IoType.WRITE, ctx, bs), a.chunks[i]!, deadline, rid, a.hashed ? undefined : b.hash)));
-      const bad = results.findIndex((r) => r.mismatch);
-      if (bad >= 0) throw new HttpError(400, `block ${bad} does not match its hash`);
-      return firstError(results);
-    }
-    case RequestType.DELETECHUNKS: {
-      const results = await Promise.all(blocks.map(async (b) => {
-        const req = driverRequestFor(request, b, request.fs_path, IoType.DELETE, ctx, bs);
-        const r = await deps.pipeline.delete(req, deadline, rid);
-        if (r.rc === 0) await deps.cache.delete(chunkCacheKeyOfDriverRequest(req));
-        return r;
-      }));
-      return firstError(results);
-    }
-    case RequestType.RENAME_HINT: {
-      const newPath = request.new_fs_path;
-      if (!newPath) throw new HttpError(400, 'RENAME_HINT without new_fs_path');
-      const manifest = blocks[0]!;
-      const hint = driverRequestFor(request, manifest, request.fs_path, IoType.NONE, ctx, bs);
-      hint.request_type = DriverRequestType.RENAME_HINT;
-      hint.new_path = newPath;
-      const renamed = await deps.pipeline.rename(hint, request.fs_path, newPath, deadline, rid);
-      if (renamed.rc !== 0) return renamed.rc;
-      const write = driverRequestFor(request, manifest, newPath, IoType.WRITE, ctx, bs);
-      return (await deps.pipeline.store(write, a.chunks[0]!, deadline, rid)).rc;
-    }
-    case RequestType.REFRESH: {
-      // The crawl actor's driver re-checks the path and publishes what it finds; a driver
-      // without refresh() answers ENOSYS in the signed reply (its crawl goes on regardless).
-      if (!deps.pipeline.has('refresh')) return -Errno.ENOSYS;
-      const req: DriverRequest = {
-        volume_id: request.volume_id, user_id: request.user_id, coordinator_id: request.coordinator_id,
-        file_id: request.file_id, file_version: BigInt.asUintN(64, request.file_version),
-        request_type: DriverRequestType.MANIFEST, path: request.fs_path, io_type: IoType.NONE, io_context: ctx, block_size: BigInt(bs),
-      };
-      return (await deps.pipeline.call('refresh', req, deadline, rid)).rc;
-    }
-    default:
-      throw new HttpError(501, `request type ${request.request_type} is not handled`);
-  }
 }
 
 /** The signed Reply; inline, since an RSA-2048 signature (~0.3 ms) costs less than a thread-pool trip. */
@@ -213,48 +57,98 @@ function signedReply(request: Request, errorCode: number, config: GatewayConfig,
   }, ReplyCodec.encode, key).bytes;
 }
 
-export function postControlPlane(deps: ControlPlaneDeps) {
+/** The first part, which must be the control plane, read whole (at most `max` bytes). */
+async function readControlPart(body: MultipartReader, max: number): Promise<Buffer> {
+  const name = await body.nextPart();
+  if (name !== 'control-plane') {
+    throw new HttpError(400, name === null ? 'missing control-plane part' : `missing control-plane part: the first part is ${JSON.stringify(name.slice(0, 40))}`);
+  }
+  const pieces: Buffer[] = [];
+  let got = 0;
+  const length = await body.readContent((piece) => {
+    got += piece.length;
+    if (got > max) throw new HttpError(413, `the control-plane part exceeds its size limit (${max} bytes)`);
+    pieces.push(piece);
+  });
+  if (length === 0) throw new HttpError(400, 'empty control-plane part');
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length);
+}
+
+/** The data plane, cut into the layout's chunks (hashed here or not), and the end of the body. */
+async function readDataPart(body: MultipartReader, layout: DataLayout, request: Request, hash: boolean): Promise<Buffer[]> {
+  const name = await body.nextPart();
+  let chunks: Buffer[] = [];
+  if (name === 'control-plane') throw new HttpError(400, 'duplicate control-plane part');
+  if (name !== null) {
+    if (name !== 'data-plane') throw new HttpError(400, `unexpected part ${JSON.stringify(name.slice(0, 40))} after the control plane`);
+    chunks = await readChunks(body, layout, hash ? (request.blocks ?? []).map((b) => b.hash!) : null);
+    const after = await body.nextPart();
+    if (after === 'data-plane') throw new HttpError(400, 'duplicate data-plane part');
+    if (after !== null) throw new HttpError(400, `unexpected part ${JSON.stringify(after.slice(0, 40))} after the data plane`);
+  } else if (layout.total > 0) {
+    throw new HttpError(400, 'missing data-plane part');
+  }
+  await body.finish();
+  return chunks;
+}
+
+export function postControlPlane(deps: ControlPlaneDeps, budget: PostBudget) {
   const { config } = deps;
+  const { limits } = config;
+  const controlMax = controlPlaneMax(config);
+
   return async (ctx: Context): Promise<void> => {
-    const { control, data } = await readControlPlanePost(ctx.req, config.limits.max_upload_bytes);
-    const request = RequestCodec.decode(control);
-    const sender = authenticate(control, request, config);
-    authorize(request, sender, config);
-    if (request.request_type === RequestType.RENAME_HINT && (request.blocks ?? []).length !== 1) {
-      throw new HttpError(400, 'RENAME_HINT carries exactly one manifest chunk');
-    }
-    checkCoordinator(request);
-    // The nonce goes to Redis first and the chunks are hashed while it travels: one wait on a
-    // busy event loop instead of two. A REFRESH names a path, not chunks.
-    const hashed = hashedHere(request);
-    const [nonce, cut] = await Promise.allSettled([
-      deps.firstUse(sender.id, request.message_nonce),
-      request.request_type === RequestType.REFRESH ? Promise.resolve([]) : cutChunks(request, data, request.request_type !== RequestType.DELETECHUNKS, hashed),
-    ]);
-    if (cut.status === 'rejected') {
-      // Refused requests change nothing: a nonce recorded meanwhile is forgotten again.
-      if (nonce.status === 'fulfilled' && nonce.value) await deps.release(sender.id, request.message_nonce).catch(() => undefined);
-      throw cut.reason;
-    }
-    if (nonce.status === 'rejected') throw unavailable(`cannot check the nonce: ${(nonce.reason as Error).message}`);
-    if (!nonce.value) throw new AuthRejection(401, 'replay', `nonce ${request.message_nonce} of gateway ${sender.id} was already used (replay)`);
-    const chunks = cut.value;
-    let rc: number;
+    const share = new PostShare(budget);
+    ctx.res.once('close', () => share.release());
+    const { req } = ctx;
+    let source: BodySource | null = null;
     try {
-      rc = await dispatch({ request, sender, chunks, hashed }, deps, ctx.state.deadline as number, ctx.state.requestId as string);
-    } catch (err) {
-      // A 503 invites the sender to retry the same signed bytes; chunks are immutable and
-      // driver calls idempotent, so a retry after a partial attempt is safe. dispatch throws a
-      // 400 only before any driver ran (a chunk refused by the actor that got it, a RENAME_HINT
-      // without a new path): nothing was carried out.
-      if (err instanceof NoAnswerError || (err instanceof HttpError && (err.status === 503 || err.status === 400))) {
-        await deps.release(sender.id, request.message_nonce).catch(() => undefined);
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > limits.max_upload_bytes) {
+        throw new HttpError(413, `body of ${declared} bytes exceeds limits.max_upload_bytes (${limits.max_upload_bytes})`);
       }
+      // Before anything is read: room for what the control plane may need.
+      const full = () => unavailable(`this gateway holds ${budget.inFlight} bytes of POST bodies (limits.post_bytes_in_flight): try again`);
+      if (!share.grow(Math.min(Number.isFinite(declared) ? declared : controlMax, controlMax))) throw full();
+      const body = new MultipartReader(source = new BodySource(req, { maxBytes: limits.max_upload_bytes, idleTimeoutMs: limits.body_idle_timeout_ms }), boundaryOf(req.headers['content-type']));
+
+      const { request, sender, layout } = checkControlPlane(await readControlPart(body, controlMax), config);
+      if (!share.grow(layout.total)) throw full();
+
+      // The nonce travels to Redis while the data plane arrives; a replay stops the reading.
+      const hashed = hashedHere(request);
+      const replay = () => new AuthRejection(401, 'replay', `nonce ${request.message_nonce} of gateway ${sender.id} was already used (replay)`);
+      const nonce = deps.firstUse(sender.id, request.message_nonce).then((fresh) => {
+        if (!fresh) source!.fail(replay());
+        return fresh;
+      });
+      const [fresh, read] = await Promise.allSettled([nonce, readDataPart(body, layout, request, hashed)]);
+      if (fresh.status === 'rejected') throw unavailable(`cannot check the nonce: ${(fresh.reason as Error).message}`);
+      if (!fresh.value) throw replay();
+      if (read.status === 'rejected') {
+        // Refused requests change nothing: the nonce recorded meanwhile is forgotten again.
+        await deps.release(sender.id, request.message_nonce).catch(() => undefined);
+        throw read.reason;
+      }
+
+      const post: PostCalls = { deadline: ctx.state.deadline as number, rid: ctx.state.requestId as string, changed: false };
+      let rc: number;
+      try {
+        rc = await dispatch({ request, chunks: read.value, hashed }, { pipeline: deps.pipeline, cache: deps.cache, blockSize: config.gateway.block_size }, post);
+      } catch (err) {
+        // The sender may send the same signed bytes again only if nothing at all was done: once a
+        // call that may change the back-end was sent, the request may have had an effect.
+        if (!post.changed) await deps.release(sender.id, request.message_nonce).catch(() => undefined);
+        throw err;
+      }
+      ctx.state.errorCode = rc;
+      ctx.status = 200;
+      ctx.type = 'application/octet-stream';
+      ctx.body = Buffer.from(signedReply(request, rc, config, config.gateway.private_key));
+    } catch (err) {
+      source?.detach();
+      closeAfterAnswer(ctx);
       throw err;
     }
-    ctx.state.errorCode = rc;
-    ctx.status = 200;
-    ctx.type = 'application/octet-stream';
-    ctx.body = Buffer.from(signedReply(request, rc, config, config.gateway.private_key));
   };
 }

@@ -90,9 +90,41 @@ function decodeSegment(raw: string): string {
   return decoded;
 }
 
+function dotSegmentProblem(segment: string, what: string): string | null {
+  if (segment === '..') return `'..' is not allowed as a ${what}`;
+  if (segment === '.') return `'.' is not allowed as a ${what}`;
+  return null;
+}
+
 function checkNotDotSegment(segment: string, what: string): void {
-  if (segment === '..') throw bad(`'..' is not allowed as a ${what}`);
-  if (segment === '.') throw bad(`'.' is not allowed as a ${what}`);
+  const problem = dotSegmentProblem(segment, what);
+  if (problem) throw bad(problem);
+}
+
+/** Longest fs_path accepted, in UTF-8 bytes (Linux's PATH_MAX), and longest name in it (NAME_MAX). */
+export const FS_PATH_MAX_BYTES = 4096;
+export const FS_NAME_MAX_BYTES = 255;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * What is wrong with an fs_path, or null: the rules a path parsed out of a data URL obeys, for
+ * paths that arrive otherwise (a POST's signed Request). Absolute; no empty, `.` or `..` segment;
+ * no NUL or other control character; well-formed Unicode; at most FS_PATH_MAX_BYTES, and
+ * FS_NAME_MAX_BYTES per segment. `/` itself only with allowRoot (a directory, never a file).
+ */
+export function fsPathProblem(fsPath: string, allowRoot = false): string | null {
+  if (typeof fsPath !== 'string' || fsPath[0] !== '/') return 'is not absolute (must start with \'/\')';
+  if (fsPath === '/') return allowRoot ? null : 'names no file';
+  if (fsPath.length > FS_PATH_MAX_BYTES || Buffer.byteLength(fsPath) > FS_PATH_MAX_BYTES) return `is longer than ${FS_PATH_MAX_BYTES} bytes`;
+  if (CONTROL.test(fsPath)) return 'contains NUL or a control character';
+  if (LONE_SURROGATE.test(fsPath)) return 'is not well-formed Unicode';
+  for (const segment of fsPath.slice(1).split('/')) {
+    if (segment === '') return 'has an empty segment';
+    const dots = dotSegmentProblem(segment, 'path segment');
+    if (dots) return dots;
+    if (Buffer.byteLength(segment) > FS_NAME_MAX_BYTES) return `has a segment longer than ${FS_NAME_MAX_BYTES} bytes`;
+  }
+  return null;
 }
 
 // Numbers are scanned by hand: BigInt(string) costs ~10x BigInt(number), and most ids and
@@ -183,6 +215,8 @@ export function parseDataUrl(pathname: string): ChunkAddress {
 
   const dirs = segments.slice(first + 1, segments.length - 2);
   const fs_path = dirs.length === 0 ? `/${name}` : `/${dirs.join('/')}/${name}`;
+  const pathProblem = fsPathProblem(fs_path);
+  if (pathProblem) throw bad(`fs_path ${quote(fs_path)} ${pathProblem}`);
 
   const chunk = segments[segments.length - 1]!;
   if (chunk.startsWith('manifest.')) {
@@ -220,15 +254,10 @@ function encodeSegment(segment: string): string {
 }
 
 function encodeFsPath(fsPath: string): string {
-  if (typeof fsPath !== 'string' || fsPath[0] !== '/') throw new RangeError(`fs_path must start with '/', got ${quote(String(fsPath))}`);
-  const parts = fsPath.slice(1).split('/');
+  const problem = fsPathProblem(fsPath);
+  if (problem) throw new RangeError(`fs_path ${quote(String(fsPath))} ${problem}`);
   let out = '';
-  for (const part of parts) {
-    if (part === '' || part === '.' || part === '..' || CONTROL.test(part)) {
-      throw new RangeError(`fs_path ${quote(fsPath)} has an empty, '.', '..' or control-character segment`);
-    }
-    out += `/${encodeSegment(part)}`;
-  }
+  for (const part of fsPath.slice(1).split('/')) out += `/${encodeSegment(part)}`;
   return out;
 }
 

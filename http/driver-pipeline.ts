@@ -3,7 +3,7 @@
 // Methods the driver lacks are short-circuited here: no queue, no actor, bytes passed through.
 import { randomBytes } from 'node:crypto';
 import { DriverRequestCodec, type DriverRequest } from '../proto/messages.js';
-import { NoAnswerError, type Asker, type Call, type CallResult } from '../queues/ask.js';
+import { NoAnswerError, type Asker, type Call, type CallResult, type SharedRef } from '../queues/ask.js';
 import type { DriverMode } from '../queues/names.js';
 import { unavailable } from './errors.js';
 import type { Readiness } from './readiness.js';
@@ -47,6 +47,19 @@ export interface ChunkResult {
   mismatch?: true;
 }
 
+/** What the driver calls made for one POST share. */
+export interface PostCalls {
+  deadline: number;
+  rid: string;
+  /** The POST's block_vec, stored once for all its calls (absent: each DriverRequest carries its own). */
+  blockVec?: SharedRef;
+  /** Set just before the first call that may change the back-end is sent: from then on the POST may have had an effect. */
+  changed: boolean;
+}
+
+/** Modes whose calls may change what the back-end holds (a refresh publishes to the namespace). */
+const CHANGING: ReadonlySet<DriverMode> = new Set(['write', 'delete', 'rename', 'refresh']);
+
 // io_context values come from a pool of random bytes: one randomBytes() call per 1024 of them.
 let pool = Buffer.alloc(0);
 let poolAt = 0;
@@ -68,8 +81,12 @@ export class DriverPipeline {
     return this.deps.methods().has(mode);
   }
 
-  /** One call to one mode; 503 when no actor is alive or none answers before the deadline. */
-  async call(mode: DriverMode, req: DriverRequest, deadline: number, rid: string | undefined, extra: Omit<Call, 'request'> = {}): Promise<CallResult> {
+  /**
+   * One call to one mode; 503 when no actor is alive or none answers before the deadline. With
+   * `post`, the call is one of a POST's: it shares the POST's block_vec, and marks the POST changed
+   * when it is sent to a mode that may change the back-end.
+   */
+  async call(mode: DriverMode, req: DriverRequest, deadline: number, rid: string | undefined, extra: Omit<Call, 'request'> = {}, post?: PostCalls): Promise<CallResult> {
     if (!this.has(mode)) throw unavailable(`the driver has no ${mode} method`);
     const readiness = this.deps.readiness;
     if (readiness && !readiness.ready) await readiness.require();
@@ -78,7 +95,21 @@ export class DriverPipeline {
     }
     const left = Math.min(this.deps.callTimeoutMs, deadline - Date.now());
     if (left <= 0) throw new NoAnswerError(`request deadline passed before the ${mode} call`);
-    return this.deps.asker.ask(mode, { request: DriverRequestCodec.encode(req), ...extra }, left, rid);
+    const call: Call = { request: DriverRequestCodec.encode(req), ...extra };
+    if (post) {
+      if (post.blockVec) call.blockVec = post.blockVec;
+      if (CHANGING.has(mode)) post.changed = true;
+    }
+    return this.deps.asker.ask(mode, call, left, rid);
+  }
+
+  /** Stores a POST's block_vec once for all its calls (see queues/ask.ts). */
+  shareBlockVec(encoded: Buffer, deadline: number): Promise<SharedRef> {
+    return this.deps.asker.share(encoded, deadline);
+  }
+
+  unshareBlockVec(ref: SharedRef): void {
+    this.deps.asker.unshare(ref);
   }
 
   /** read_chunk (an AG's read), then serialize when the driver has it; `wrap` goes in between (an AG signs blocks). */
@@ -98,27 +129,29 @@ export class DriverPipeline {
    * deserialize when the driver has it, then write_chunk. With `sha256`, the first actor to get
    * the serialized chunk checks it before its driver sees it (a `mismatch` result: nothing ran).
    */
-  async store(req: DriverRequest, serialized: Buffer, deadline: number, rid?: string, sha256?: Uint8Array): Promise<ChunkResult> {
+  async store(req: DriverRequest, serialized: Buffer, post: PostCalls, sha256?: Uint8Array): Promise<ChunkResult> {
     const checked = sha256 ? { sha256 } : {};
-    if (!this.has('deserialize')) return this.call('write', req, deadline, rid, { chunk: serialized, ...checked });
-    const d = await this.transform('deserialize', req, serialized, deadline, rid, checked);
+    if (!this.has('deserialize')) return this.call('write', req, post.deadline, post.rid, { chunk: serialized, ...checked }, post);
+    const d = await this.transform('deserialize', req, serialized, post.deadline, post.rid, checked, post);
     if (d.rc !== 0) return d;
-    return this.call('write', req, deadline, rid, { chunk: d.chunk! });
+    return this.call('write', req, post.deadline, post.rid, { chunk: d.chunk! }, post);
   }
 
-  async delete(req: DriverRequest, deadline: number, rid?: string): Promise<ChunkResult> {
-    return this.call('delete', req, deadline, rid);
+  async delete(req: DriverRequest, post: PostCalls): Promise<ChunkResult> {
+    return this.call('delete', req, post.deadline, post.rid, {}, post);
   }
 
   /** rename_file; a driver without it has nothing to do on rename (the S3 case in the seed). */
-  async rename(req: DriverRequest, oldPath: string, newPath: string, deadline: number, rid?: string): Promise<ChunkResult> {
+  async rename(req: DriverRequest, oldPath: string, newPath: string, post: PostCalls): Promise<ChunkResult> {
     if (!this.has('rename')) return { rc: 0 };
-    return this.call('rename', req, deadline, rid, { args: [oldPath, newPath] });
+    return this.call('rename', req, post.deadline, post.rid, { args: [oldPath, newPath] }, post);
   }
 
-  private async transform(mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer, deadline: number, rid?: string, extra: Pick<Call, 'sha256'> = {}): Promise<ChunkResult> {
+  private async transform(
+    mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer, deadline: number, rid?: string, extra: Pick<Call, 'sha256'> = {}, post?: PostCalls,
+  ): Promise<ChunkResult> {
     if (!this.has(mode)) return { rc: 0, chunk };
-    const r = await this.call(mode, req, deadline, rid, { chunk, ...extra });
+    const r = await this.call(mode, req, deadline, rid, { chunk, ...extra }, post);
     return r.rc === 0 ? { rc: 0, chunk: r.chunk ?? Buffer.alloc(0) } : r;
   }
 }

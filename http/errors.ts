@@ -32,7 +32,21 @@ export function unavailable(message: string): HttpError {
   return new HttpError(503, message, { 'Retry-After': RETRY_AFTER_S });
 }
 
-/** Outermost middleware: maps thrown errors to a status and a one-line text body. */
+/**
+ * Whether an error is a client that went away mid-request (reset, closed, aborted upload): part of
+ * serving the internet, not a fault of sgw.
+ */
+export function isClientGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
+/**
+ * Outermost middleware: maps thrown errors to a status and a one-line text body. An expected
+ * refusal (an HttpError, a bad URL or message, no driver answer) is not logged here: the request
+ * line carries its status and, in `ctx.state.reason`, why. Anything else is a fault of sgw or its
+ * driver and goes to the app's 'error' handler, which logs it with its stack.
+ */
 export async function answerErrors(ctx: Context, next: Next): Promise<void> {
   try {
     await next();
@@ -40,13 +54,15 @@ export async function answerErrors(ctx: Context, next: Next): Promise<void> {
     let status = 500;
     let message = 'internal error';
     let headers: Record<string, string> = {};
-    if (err instanceof HttpError) ({ status, message, headers } = err);
-    if (err instanceof AuthRejection) ctx.state.authRejection = err.reason;
-    else if (err instanceof BadUrlError || err instanceof MessageError) [status, message] = [400, err.message];
+    if (err instanceof HttpError) {
+      ({ status, message, headers } = err);
+      if (err instanceof AuthRejection) ctx.state.authRejection = err.reason;
+    } else if (err instanceof BadUrlError || err instanceof MessageError) [status, message] = [400, err.message];
     else if (err instanceof NoAnswerError || err instanceof NotReplicatedError) [status, message, headers] = [503, err.message, { 'Retry-After': RETRY_AFTER_S }];
     // Redis away or failing over: the request may be sent again shortly, not a server bug.
     else if (isRedisUnavailable(err)) [status, message, headers] = [503, `Redis is unavailable: ${(err as Error).message}`, { 'Retry-After': RETRY_AFTER_S }];
     else ctx.app.emit('error', err, ctx);
+    ctx.state.reason = message;
     ctx.status = status;
     ctx.set(headers);
     ctx.type = 'text/plain';

@@ -23,6 +23,8 @@ export interface MetricsSources {
   cacheStats(): ChunkStoreStats | null;
   /** Chunks too large to ride in a job, by the way they went to the serving actor. */
   chunkTransfers(): { host: number; redis: number };
+  /** Bytes of POST bodies held now (limits.post_bytes_in_flight). */
+  postBytesInFlight(): number;
 }
 
 const JOB_STATES = ['waiting', 'active', 'failed', 'delayed'] as const;
@@ -94,6 +96,10 @@ export class GatewayMetrics {
       new Gauge({ name: 'sgw_cache_memory_bytes', help: 'Bytes of chunks held in the in-memory tier', registers, collect() { const s = self.sources.cacheStats(); if (s) this.set(s.memoryBytes); } });
       new Gauge({ name: 'sgw_cache_entries', help: 'Chunks in the cache', registers, collect() { const s = self.sources.cacheStats(); if (s) this.set(s.entries); } });
     }
+    new Gauge({
+      name: 'sgw_post_bytes_in_flight', help: 'Bytes of POST bodies this http actor holds (or has room reserved for) now; limits.post_bytes_in_flight bounds it', registers,
+      collect() { this.set(self.sources.postBytesInFlight()); },
+    });
     new Gauge({
       name: 'sgw_queue_jobs', help: 'Jobs in a driver-mode queue by state (read on scrape, cached 1 s)', labelNames: ['queue', 'state'], registers,
       async collect() {

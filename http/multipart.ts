@@ -1,24 +1,22 @@
-// Reads a control-plane POST: multipart/form-data with a `control-plane` part (the signed Request)
-// and an optional `data-plane` part (chunks back to back). The body must be held whole anyway
-// (every chunk's hash is checked before anything is written), so it is collected under the
-// upload limit and split on its boundary with Buffer.indexOf: no per-part copies, no string
-// round trips. Parts are matched by name whether or not they carry a filename or a
-// Content-Type (the original client sends neither filename; multer would drop such parts).
-import type { IncomingMessage } from 'node:http';
+// A multipart/form-data body (RFC 7578, framing of RFC 2046 §5.1.1), read as it arrives: one part
+// at a time, its content handed on in the pieces the socket delivered, so the caller decides what
+// to keep and can stop (and refuse) before the rest is read. Boundaries are found with
+// Buffer.indexOf (native; a JavaScript search cost ~3x as much CPU per MiB here, and the http
+// actor is the busiest process of a PUTCHUNKS). Every part is bytes, whatever its headers say: the
+// original client sends parts without a filename, as application/octet-stream (WIRE.md).
 import { HttpError } from './errors.js';
+import { partName } from './part-headers.js';
+import type { BodySource } from './body-source.js';
 
-export interface ControlPlanePost {
-  control: Buffer;
-  data: Buffer | null;
-}
-
-const PARTS = new Set(['control-plane', 'data-plane']);
-const MAX_PARTS = 8;
-const CONTROL_PLANE_MAX = 16 << 20;
-const DRAIN_MS = 2000;
+/** Limits on what is read to find the parts (not the parts' content, which the caller bounds). */
+const PREAMBLE_MAX = 1024;
+const HEADERS_MAX = 16 << 10;
+const PADDING_MAX = 128;
+const EPILOGUE_MAX = 1024;
+const CR = 0x0d;
+const DASH = 0x2d;
 const CRLF = Buffer.from('\r\n');
 const HEADER_END = Buffer.from('\r\n\r\n');
-const NAME = /^content-disposition:[ \t]*form-data\b[^\r\n]*?;[ \t]*name=(?:"([^"]*)"|([^;\s]+))/im;
 
 function bad(message: string): HttpError {
   return new HttpError(400, `bad multipart body: ${message}`);
@@ -29,95 +27,156 @@ export function boundaryOf(contentType: string | undefined): string {
   if (!/^multipart\/form-data\s*(;|$)/i.test(contentType ?? '')) {
     throw new HttpError(400, 'expected multipart/form-data with control-plane and data-plane parts');
   }
-  const m = /;\s*boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))/i.exec(contentType!);
-  if (!m) throw bad('no boundary in Content-Type');
+  const m = /;\s*boundary=(?:"([^"]{1,70})"|([^;\s"]{1,70}))\s*(?:;|$)/i.exec(contentType!);
+  if (!m) throw bad('no usable boundary in Content-Type (1 to 70 characters)');
   return (m[1] ?? m[2])!;
 }
 
-/** Splits a whole multipart body into its named parts (the control-plane ones only). */
-export function splitMultipart(body: Buffer, boundary: string): Map<string, Buffer> {
-  const delimiter = Buffer.from(`--${boundary}`);
-  const next = Buffer.from(`\r\n--${boundary}`);
-  const parts = new Map<string, Buffer>();
-  let pos = body.indexOf(delimiter);
-  if (pos < 0 || (pos > 0 && body.lastIndexOf(CRLF, pos) !== pos - 2)) throw bad('no opening boundary');
-  for (let count = 0; ; count++) {
-    pos += delimiter.length;
-    if (body[pos] === 0x2d && body[pos + 1] === 0x2d) return parts; // closing "--boundary--"
-    if (count >= MAX_PARTS) throw bad('too many parts');
-    while (body[pos] === 0x20 || body[pos] === 0x09) pos++; // transport padding
-    if (body[pos] !== 0x0d || body[pos + 1] !== 0x0a) throw bad('boundary not followed by CRLF');
-    const headerEnd = body.indexOf(HEADER_END, pos);
-    if (headerEnd < 0) throw bad('part headers never end');
-    const headers = body.subarray(pos + 2, headerEnd).toString('latin1');
-    const contentStart = headerEnd + 4;
-    const end = body.indexOf(next, contentStart);
-    if (end < 0) throw bad('part is not terminated by a boundary');
-    const m = NAME.exec(headers);
-    if (!m) throw bad('part without a form-data name');
-    const name = (m[1] ?? m[2])!;
-    if (PARTS.has(name)) {
-      if (parts.has(name)) throw new HttpError(400, `duplicate ${name} part`);
-      parts.set(name, body.subarray(contentStart, end));
+/** Length of the longest end of `piece` that begins `delimiter` (a delimiter cut by the piece's end). */
+function cutDelimiter(piece: Buffer, delimiter: Buffer): number {
+  let at = piece.indexOf(CR, Math.max(0, piece.length - delimiter.length + 1));
+  while (at >= 0) {
+    const rest = piece.length - at;
+    if (piece.compare(delimiter, 0, rest, at) === 0) return rest;
+    at = piece.indexOf(CR, at + 1);
+  }
+  return 0;
+}
+
+export class MultipartReader {
+  /** `--boundary`, as it opens the body. */
+  private readonly dashBoundary: Buffer;
+  /** CRLF `--boundary`: how every part ends. */
+  private readonly delimiter: Buffer;
+  private state: 'start' | 'between' | 'content' | 'closed' = 'start';
+
+  constructor(private readonly source: BodySource, boundary: string) {
+    this.dashBoundary = Buffer.from(`--${boundary}`, 'latin1');
+    this.delimiter = Buffer.from(`\r\n--${boundary}`, 'latin1');
+  }
+
+  /**
+   * Reads up to the next part's content: its form-data name, or null when the body's closing
+   * delimiter came instead. The previous part's content must have been read.
+   */
+  async nextPart(): Promise<string | null> {
+    if (this.state === 'content') throw new Error('read the content of the current part first');
+    if (this.state === 'closed') return null;
+    if (this.state === 'start') await this.skipPreamble();
+    // Just after a `--boundary`: `--` closes the body; else padding, CRLF, headers, blank line.
+    let acc = await this.gather(2, HEADERS_MAX);
+    if (acc[0] === DASH && acc[1] === DASH) {
+      this.source.unshift(acc.subarray(2));
+      this.state = 'closed';
+      return null;
     }
-    pos = end + 2;
+    let lineEnd = acc.indexOf(CRLF);
+    while (lineEnd < 0 && acc.length <= PADDING_MAX) {
+      acc = await this.more(acc, HEADERS_MAX);
+      lineEnd = acc.indexOf(CRLF);
+    }
+    if (lineEnd < 0 || lineEnd > PADDING_MAX || !/^[ \t]*$/.test(acc.toString('latin1', 0, lineEnd))) {
+      throw bad('a boundary is not followed by CRLF');
+    }
+    let end = acc.indexOf(HEADER_END, lineEnd);
+    while (end < 0) {
+      acc = await this.more(acc, HEADERS_MAX);
+      end = acc.indexOf(HEADER_END, lineEnd);
+    }
+    const name = partName(acc.toString('latin1', lineEnd + 2, end));
+    this.source.unshift(acc.subarray(end + 4));
+    this.state = 'content';
+    return name;
   }
-}
 
-/**
- * Discards the rest of a refused body (never buffering it), for at most DRAIN_MS, so that the
- * client can read the refusal instead of failing its write with EPIPE when we close.
- */
-function refuseAfterDrain(req: IncomingMessage, err: HttpError): Promise<never> {
-  return new Promise((_, reject) => {
-    const done = () => { clearTimeout(timer); reject(err); };
-    const timer = setTimeout(done, DRAIN_MS);
-    if (req.readableEnded) return done();
-    req.once('end', done);
-    req.once('close', done);
-    req.resume();
-  });
-}
-
-/** Collects the body under maxBytes (413 beyond it, before it is buffered whole). */
-function collectBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+  /**
+   * Hands the current part's content to `onPiece` as it arrives (each piece once, in order; a
+   * throw stops the reading) and resolves with its length once the part's delimiter came.
+   */
+  async readContent(onPiece: (piece: Buffer) => void): Promise<number> {
+    if (this.state !== 'content') throw new Error('no part is open');
+    const d = this.delimiter;
     let total = 0;
-    let failed = false;
-    const fail = (e: HttpError) => {
-      if (failed) return;
-      failed = true;
-      chunks.length = 0;
-      req.removeListener('data', onData);
-      refuseAfterDrain(req, e).catch(reject);
+    const emit = (b: Buffer) => {
+      if (b.length === 0) return;
+      total += b.length;
+      onPiece(b);
     };
-    const onData = (d: Buffer) => {
-      total += d.length;
-      if (total > maxBytes) return fail(new HttpError(413, `body exceeds limits.max_upload_bytes (${maxBytes})`));
-      chunks.push(d);
-    };
-    req.on('data', onData);
-    req.on('end', () => { if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total)); });
-    req.on('aborted', () => fail(new HttpError(400, 'client aborted the upload')));
-    req.on('error', (err) => fail(new HttpError(400, `upload failed: ${err.message}`)));
-  });
-}
+    let carry: Buffer | null = null; // the end of the last piece, which might begin a delimiter
+    for (;;) {
+      let piece = await this.source.next();
+      if (piece === null) throw bad('the body ends inside a part');
+      if (carry) {
+        if (piece.length < d.length) {
+          piece = Buffer.concat([carry, piece]);
+        } else {
+          const head = Buffer.concat([carry, piece.subarray(0, d.length)]);
+          const at = head.indexOf(d);
+          if (at >= 0 && at < carry.length) {
+            emit(carry.subarray(0, at));
+            this.source.unshift(piece.subarray(at + d.length - carry.length));
+            break;
+          }
+          emit(carry);
+        }
+        carry = null;
+      }
+      const at = piece.indexOf(d);
+      if (at >= 0) {
+        emit(piece.subarray(0, at));
+        this.source.unshift(piece.subarray(at + d.length));
+        break;
+      }
+      const cut = cutDelimiter(piece, d);
+      emit(piece.subarray(0, piece.length - cut));
+      if (cut > 0) carry = piece.subarray(piece.length - cut);
+    }
+    this.state = 'between';
+    return total;
+  }
 
-export async function readControlPlanePost(req: IncomingMessage, maxBytes: number): Promise<ControlPlanePost> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    return refuseAfterDrain(req, new HttpError(413, `body of ${declared} bytes exceeds limits.max_upload_bytes (${maxBytes})`));
+  /** After the closing delimiter: reads the (short) epilogue to the end of the body. */
+  async finish(): Promise<void> {
+    if (this.state !== 'closed') throw new Error('the body is not closed yet');
+    let epilogue = 0;
+    for (let piece = await this.source.next(); piece !== null; piece = await this.source.next()) {
+      epilogue += piece.length;
+      if (epilogue > EPILOGUE_MAX) throw bad(`more than ${EPILOGUE_MAX} bytes follow the closing boundary`);
+    }
   }
-  let boundary: string;
-  try {
-    boundary = boundaryOf(req.headers['content-type']);
-  } catch (err) {
-    return refuseAfterDrain(req, err as HttpError);
+
+  /** Skips what precedes the first `--boundary`: nothing, or a short preamble ending in CRLF. */
+  private async skipPreamble(): Promise<void> {
+    const dash = this.dashBoundary;
+    let acc = await this.gather(dash.length, PREAMBLE_MAX + this.delimiter.length);
+    for (;;) {
+      if (acc.subarray(0, dash.length).equals(dash)) {
+        this.source.unshift(acc.subarray(dash.length));
+        break;
+      }
+      const at = acc.indexOf(this.delimiter);
+      if (at >= 0) {
+        this.source.unshift(acc.subarray(at + this.delimiter.length));
+        break;
+      }
+      if (acc.length > PREAMBLE_MAX + this.delimiter.length) throw bad('no opening boundary');
+      acc = await this.more(acc, PREAMBLE_MAX + this.delimiter.length, 'no opening boundary');
+    }
+    this.state = 'between';
   }
-  const parts = splitMultipart(await collectBody(req, maxBytes), boundary);
-  const control = parts.get('control-plane');
-  if (!control || control.length === 0) throw new HttpError(400, 'missing control-plane part');
-  if (control.length > CONTROL_PLANE_MAX) throw new HttpError(413, 'control-plane part too large');
-  return { control, data: parts.get('data-plane') ?? null };
+
+  /** At least `min` bytes (fewer only if the body ends: then 400). */
+  private async gather(min: number, max: number): Promise<Buffer> {
+    let acc: Buffer = Buffer.alloc(0);
+    while (acc.length < min) acc = await this.more(acc, max);
+    return acc;
+  }
+
+  /** acc with the next piece appended; 400 when the body ends or acc would grow past max. */
+  private async more(acc: Buffer, max: number, problem = 'part headers never end'): Promise<Buffer> {
+    if (acc.length > max) throw bad(problem);
+    const piece = await this.source.next();
+    if (piece === null) throw bad(this.state === 'start' ? 'no opening boundary' : 'the body ends before its closing boundary');
+    return acc.length === 0 ? piece : Buffer.concat([acc, piece]);
+  }
 }

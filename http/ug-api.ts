@@ -34,6 +34,12 @@ export async function ugServesNoChunks(): Promise<void> {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/** The check of a UG's application token, for /FILES and /NAMESPACE. */
+export function ugTokenCheck(token: string | null): (ctx: Context) => void {
+  const expected = digest(token ?? '');
+  return (ctx) => checkToken(ctx, expected);
+}
+
 /** Bearer token (or ?token= for a browser form); compared in constant time. */
 function checkToken(ctx: Context, expected: Buffer): void {
   const header = ctx.get('Authorization');
@@ -95,7 +101,7 @@ export function ugFilesApi(deps: UgDeps) {
   const volume = new UgVolume(deps);
   const reader = new UgReader(volume);
   const writer = new UgWriter(volume);
-  const token = digest(deps.config.ug.token ?? '');
+  const checkToken = ugTokenCheck(deps.config.ug.token);
   // Browser uploads land on disk first (bounded by max_upload_bytes each), then stream into the volume.
   const uploadDir = join(deps.config.actors.work_dir, 'uploads');
   mkdirSync(uploadDir, { recursive: true });
@@ -165,7 +171,7 @@ export function ugFilesApi(deps: UgDeps) {
   };
 
   return async (ctx: Context): Promise<void> => {
-    checkToken(ctx, token);
+    checkToken(ctx);
     return byDeadline(ctx, route(ctx));
   };
 }

@@ -12,6 +12,7 @@ import { ChunkType, IoType, ManifestCodec, type Manifest, type ManifestBlock } f
 import { signMessage } from '../proto/signature.js';
 import { chunkCacheKey } from './data-url.js';
 import { HttpError, unavailable } from './errors.js';
+import { mapLimit } from './map-limit.js';
 import {
   deleteChunksFields, layOutChunks, putChunksFields, randomNonce, renameHintFields, sendControlPlane,
   type ChunkUpload, type FileRef, type RequestFields,
@@ -57,20 +58,6 @@ async function* blocksOf(body: AsyncIterable<Uint8Array>, size: number): AsyncGe
     }
   }
   if (have > 0) yield Buffer.concat(parts);
-}
-
-/** Runs fn over items with at most `limit` running at once, results in order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** PUTCHUNKS batches of one write on their way at once (the replicas fsync each chunk: overlap hides it). */
@@ -184,7 +171,7 @@ export class UgWriter {
         const req = this.v.driverRequest(file, { kind: 'block', block_id: block.block_id, block_version: block.block_version, offset: id * bs, len: bytes.length }, IoType.WRITE);
         return { block, bytes: await this.v.transform('serialize', req, bytes) };
       });
-      const laid = layOutChunks(uploads);
+      const laid = layOutChunks(uploads as ChunkUpload[]); // no stop: every item ran
       sent.push(...laid.blocks);
       if (posting.length >= POSTS_IN_FLIGHT) await posting.shift();
       const post = this.toEveryReplica(`PUTCHUNKS of ${path}`, putChunksFields(this.fileRef(file), laid.blocks), laid.data);

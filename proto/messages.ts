@@ -231,3 +231,67 @@ export const DriverRequestCodec = codec<DriverRequest>('DriverRequest');
 
 /** Field number of `signature` in each signed message (used to splice raw bytes). */
 export const SignatureField = { Request: 16, Reply: 8, Manifest: 10, SignedBlockHeader: 8 } as const;
+
+/** DriverRequest.block_vec's field number. */
+const BLOCK_VEC_FIELD = 19;
+
+/**
+ * block_vec alone, encoded as a DriverRequest encodes it (repeated uint64, unpacked: proto2).
+ * Protobuf merges concatenated encodings, so a DriverRequest encoded without block_vec followed by
+ * these bytes decodes as the request with it; the queues send it once per POST (see queues/ask.ts).
+ */
+export function encodeBlockVec(ids: readonly bigint[]): Buffer {
+  const w = protobuf.Writer.create();
+  for (const id of ids) {
+    if (id < 0n || id > U64_MAX) throw new MessageError(`DriverRequest.block_vec holds ${id}, out of range for uint64`);
+    w.uint32((BLOCK_VEC_FIELD << 3) | 0).uint64(Long.fromBigInt(id, true));
+  }
+  const bytes = w.finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The block ids encodeBlockVec wrote (packed encodings are read too). */
+export function decodeBlockVec(bytes: Uint8Array): bigint[] {
+  const r = protobuf.Reader.create(bytes);
+  const ids: bigint[] = [];
+  try {
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag >>> 3 !== BLOCK_VEC_FIELD) throw new MessageError(`field ${tag >>> 3} is not block_vec`);
+      if ((tag & 7) === 2) {
+        const end = r.uint32() + r.pos;
+        while (r.pos < end) ids.push(BigInt.asUintN(64, (r.uint64() as Long).toBigInt()));
+      } else if ((tag & 7) === 0) {
+        ids.push(BigInt.asUintN(64, (r.uint64() as Long).toBigInt()));
+      } else {
+        throw new MessageError(`block_vec has wire type ${tag & 7}`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof MessageError) throw err;
+    throw new MessageError(`malformed block_vec: ${(err as Error).message}`);
+  }
+  return ids;
+}
+
+/** Request.blocks' field number. */
+const REQUEST_BLOCKS_FIELD = 9;
+
+/**
+ * How many `blocks` an encoded Request holds, counted without decoding them, stopping at `upTo`.
+ * @throws MessageError when the bytes are not a protobuf message
+ */
+export function countRequestBlocks(bytes: Uint8Array, upTo = Infinity): number {
+  const r = protobuf.Reader.create(bytes);
+  let n = 0;
+  try {
+    while (r.pos < r.len && n < upTo) {
+      const tag = r.uint32();
+      if (tag >>> 3 === REQUEST_BLOCKS_FIELD) n++;
+      r.skipType(tag & 7);
+    }
+  } catch (err) {
+    throw new MessageError(`malformed Request: ${(err as Error).message}`);
+  }
+  return n;
+}

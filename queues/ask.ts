@@ -7,6 +7,10 @@
 // side is serve.ts.
 // Calls made in the same tick to the same mode share one job (up to MAX_BATCH): BullMQ costs
 // ~0.2 ms of Redis CPU per job, which capped one-call-per-job at ~2.5k calls/s on two cores.
+// Every DriverRequest of a PUTCHUNKS carries the block ids of the whole POST (block_vec): sent
+// with each call, a POST of n blocks would move n^2 ids. A large block_vec is therefore stored
+// once per POST as a Redis key (share()), each call names it, and the serving side fetches it once
+// and puts it back into the DriverRequest its driver sees (serve.ts, drivers/chassis.ts).
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
@@ -23,6 +27,23 @@ export interface Call {
    */
   sha256?: Uint8Array;
   args?: string[];
+  /** A block_vec stored by Asker.share(): `request` is encoded without it, the serving side adds it. */
+  blockVec?: SharedRef;
+}
+
+/** A byte string stored once in Redis for many calls (Asker.share). */
+export interface SharedRef {
+  /** Its Redis key. */
+  key: string;
+}
+
+/** A shared block_vec as the serving side hands it to the driver layer: fetched and decoded once per actor. */
+export interface SharedBlockVec {
+  key: string;
+  /** As encodeBlockVec wrote it. */
+  bytes: Buffer;
+  /** The ids, frozen: every call of the POST gets this one array. */
+  ids: readonly bigint[];
 }
 
 /** What came back: rc is 0 or a negative errno; chunk/value carry the method's output. */
@@ -40,7 +61,9 @@ export interface CallResult {
 /** Hears every answered call: round trip as the asker saw it, and the server's processing time. */
 export type CallObserver = (mode: string, roundTripMs: number, servedMs: number | undefined) => void;
 
-export interface IncomingCall extends Call {
+export interface IncomingCall extends Omit<Call, 'blockVec'> {
+  /** The shared block_vec of the call's request, when it was sent apart. */
+  blockVec?: SharedBlockVec;
   requestId: string | undefined;
   /** Epoch ms after which nobody waits for the answer. */
   deadline: number;
@@ -62,6 +85,8 @@ export interface CallData {
   size?: number;
   args?: string[];
   rid?: string;
+  /** Call.blockVec: the Redis key of the request's block_vec. */
+  vec?: string;
 }
 
 export interface JobData {
@@ -191,6 +216,7 @@ export class Asker {
     const data: CallData = { id, reply: this.replyKey, deadline, req: Buffer.from(call.request).toString('base64') };
     if (call.args) data.args = call.args;
     if (call.sha256) data.sha256 = Buffer.from(call.sha256).toString('base64');
+    if (call.blockVec) data.vec = call.blockVec.key;
     if (requestId) data.rid = requestId;
     const answer = new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -314,6 +340,20 @@ export class Asker {
         p.resolve(reply.result);
       }
     }
+  }
+
+  /**
+   * Stores bytes that many calls share (a POST's block_vec) once, until `deadline` (plus the
+   * margin chunks get); calls name them with the returned ref. unshare() drops them early.
+   */
+  async share(bytes: Buffer, deadline: number): Promise<SharedRef> {
+    const key = keys.blockVec(randomUUID());
+    await this.redis.set(key, bytes, 'PX', Math.max(1, deadline - Date.now()) + 5000);
+    return { key };
+  }
+
+  unshare(ref: SharedRef): void {
+    this.redis.unlink(ref.key).catch(() => {});
   }
 
   /** Job counts by state for one mode's queue (for status and readiness tools). */

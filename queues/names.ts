@@ -67,6 +67,8 @@ export const keys = {
   results: (instance: string) => `sgw:results:${instance}`,
   /** A binary chunk riding beside a job (too large to inline in JSON job data). */
   chunk: (id: string) => `sgw:chunk:${id}`,
+  /** The block_vec every driver call of one POST shares, sent once (see ask.ts). */
+  blockVec: (id: string) => `sgw:blockvec:${id}`,
   /** Hash of the driver bundle version a gateway runs now. */
   driverCurrent: (gateway: string) => `${gatewayTag(gateway)}:driver`,
   /** Pub/sub channel announcing a new driver version (published by the same script, so tagged too). */
@@ -79,8 +81,8 @@ export const keys = {
   actor: (gateway: string, instance: string) => `${gatewayTag(gateway)}:actor:${instance}`,
   /** Hash of actor restarts by role, counted by every supervisor of the gateway (for metrics). */
   restarts: (gateway: string) => `${gatewayTag(gateway)}:restarts`,
-  /** Seen (sender, nonce) pairs, for replay protection. */
-  nonce: (gateway: string, sender: bigint, nonce: bigint) => `sgw:${gateway}:nonce:${sender}:${nonce}`,
+  /** Key prefix of one shard of a sender's remembered nonces (nonces.lua); its hash tag keeps a call in one slot. */
+  nonces: (gateway: string, sender: bigint, shard: number) => `sgw:{${gateway}:nonce:${sender}:${shard}}`,
   /**
    * The crawl lease of an AG: the instance id of the one crawl actor allowed to crawl. In the
    * volume's slot, because namespace writes are fenced by it in one script.

@@ -15,6 +15,7 @@ export const SCRIPTS = {
   publishBundle: { file: 'publish-bundle', keys: 3 },
   leaseRenew: { file: 'lease-renew', keys: 1 },
   leaseRelease: { file: 'lease-release', keys: 1 },
+  nonces: { file: 'nonces', keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -6,6 +6,7 @@ import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs } from './blobs.js';
 import { hasSha256 } from './chunk-hash.js';
+import { BlockVecCache } from './block-vecs.js';
 import { Errno } from '../drivers/errno.js';
 import { WorkerLiveness } from './worker-liveness.js';
 import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
@@ -46,12 +47,14 @@ export class CallServer {
   private readonly slots: Semaphore;
   private readonly replies: ReplyBatcher;
   private readonly blobs = HostBlobs.get();
+  private readonly blockVecs: BlockVecCache;
 
   constructor(private readonly opts: ServeOptions) {
     this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
     this.workerRedis = connectRedis(opts.redis, 'patient');
     this.slots = new Semaphore(opts.concurrency);
     this.replies = new ReplyBatcher(this.redis);
+    this.blockVecs = new BlockVecCache(this.redis);
     this.queueName = modeQueueName(opts.gateway, opts.mode as never);
     this.current = this.newWorker();
     this.queue = new Queue(this.queueName, { connection: this.redis, prefix: queuePrefix(this.queueName) });
@@ -126,7 +129,14 @@ export class CallServer {
       const chunk = await this.redis.getBuffer(d.chunkKey);
       if (chunk) call.chunk = chunk;
     } else if (d.chunk !== undefined) call.chunk = Buffer.from(d.chunk, 'base64');
+    let vecMissing: string | null = null;
+    if (d.vec !== undefined) {
+      const vec = await this.blockVecs.get(d.vec).catch((err: Error) => err);
+      if (vec instanceof Error || vec === null) vecMissing = vec?.message ?? 'expired before the call ran';
+      else call.blockVec = vec;
+    }
     if (d.chunkKey && !call.chunk) result = { rc: -Errno.EIO, error: 'chunk expired before the call ran' };
+    else if (vecMissing !== null) result = { rc: -Errno.EIO, error: `the request's block_vec: ${vecMissing}` };
     else if (d.sha256 !== undefined && !(await hasSha256(call.chunk ?? Buffer.alloc(0), Buffer.from(d.sha256, 'base64')))) {
       result = { rc: -Errno.EBADMSG, mismatch: true, error: 'the chunk does not match its SHA-256' };
     } else {

@@ -2,6 +2,7 @@
 // appear when something else runs `sgw actor <role>` (here the test, as a service manager would).
 import test from 'ava';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
@@ -68,6 +69,16 @@ test('activation none: sgw start publishes the driver, starts no actor, and says
   t.is(await stopChild(http), 0);
   await Promise.all(others.map((p) => stopChild(p)));
   t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:read'), [], 'gone from the registry after a clean stop');
+});
+
+test('activation none: a second actor owning the same chunk store is refused, naming the folder and the first', async (t) => {
+  const f = await folder('none');
+  const first = actor(f, 'cache');
+  await waitFor('the cache actor in the registry', async () => (await liveActors(redis, f.gatewayKey, 'cache')).length > 0);
+  const second = await run(process.execPath, [CLI, 'actor', 'cache', '--config', f.configFile], { timeout: 30_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+  t.is(second?.code, 1);
+  t.true(second!.stderr.includes(`${join(f.dir, 'cache')} is in use by sgw actor cache (pid ${first.pid}`), second!.stderr);
+  t.is(await stopChild(first), 0);
 });
 
 test('activation none refuses the private redis-server with a clear message', async (t) => {

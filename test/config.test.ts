@@ -30,6 +30,8 @@ test('a minimal config gets every documented default', (t) => {
   t.is(c.driver, null);
   t.is(c.cache.dir, `${dir}/cache`);
   t.is(c.cache.max_bytes, 1 << 30);
+  t.is(c.state.dir, `${dir}/state`);
+  t.is(c.state.appendfsync, 'always');
   t.is(c.limits.request_timeout_ms, 30_000);
   t.is(c.limits.call_timeout_ms, 10_000);
   t.is(c.actors.count.read, 1);
@@ -66,13 +68,20 @@ test('64-bit ids: strings for large values, and numbers beyond 2^53 are refused 
 
 test('environment variables override their keys, and an empty one counts as unset', (t) => {
   const { dir, base } = configFolder(t);
-  const c = parseConfig({ ...base, redis: 'redis://file:1' }, dir, { SGW_PORT: '9001', SGW_REDIS_URL: 'redis://env:2', SGW_LOG_LEVEL: 'debug', SGW_CACHE_DIR: '/tmp/x' });
+  const c = parseConfig({ ...base, redis: 'redis://file:1' }, dir, { SGW_PORT: '9001', SGW_REDIS_URL: 'redis://env:2', SGW_LOG_LEVEL: 'debug', SGW_CACHE_DIR: '/tmp/x', SGW_STATE_DIR: '/tmp/y' });
   t.is(c.gateway.port, 9001);
   t.deepEqual(c.redis, { kind: 'single', url: 'redis://env:2', tls: null });
   t.is(c.log.level, 'debug');
   t.is(c.cache.dir, '/tmp/x');
+  t.is(c.state.dir, '/tmp/y');
   t.is(parseConfig({ ...base, redis: 'redis://file:1' }, dir, { SGW_REDIS_URL: '' }).redis, null);
   t.throws(() => parseConfig(base, dir, { SGW_PORT: 'x' }), { message: /gateway\.port/ });
+});
+
+test('the private Redis flushes its append-only file every second or before every answer, nothing else', (t) => {
+  const { dir, base } = configFolder(t);
+  t.is(parseConfig({ ...base, state: { appendfsync: 'always' } }, dir).state.appendfsync, 'always');
+  t.throws(() => parseConfig({ ...base, state: { appendfsync: 'no' } }, dir), { message: /^state\.appendfsync: must be one of "everysec", "always"$/m });
 });
 
 test('call_timeout_ms is capped by request_timeout_ms', (t) => {

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { DriverRequestCodec, DriverRequestType, IoType } from '../proto/messages.js';
+import { DriverRequestCodec, DriverRequestType, encodeBlockVec, IoType } from '../proto/messages.js';
 import { PythonChassis, type ChassisOptions } from '../drivers/python-chassis.js';
 import { PythonDriverPool } from '../drivers/python-pool.js';
 import { encodeBytes, encodeInt, FrameError, FrameReader } from '../drivers/pipe-frames.js';
@@ -294,4 +294,22 @@ test('the frame reader takes frames split anywhere and refuses malformed or over
   t.is(partial.readBytes(), null, 'incomplete: nothing is consumed');
   partial.push(Buffer.from('cde\n'));
   t.is(partial.readBytes()?.toString(), 'abcde');
+});
+
+test('a shared block_vec given to a Python chassis (its bytes once, then only its key) reaches every call\'s request whole, in a list of its own', async (t) => {
+  const ids = Array.from({ length: 3000 }, (_, i) => BigInt(i) * 7n + (1n << 63n));
+  const vec = { key: 'sgw:blockvec:test', bytes: encodeBlockVec(ids), ids: Object.freeze([...ids]) };
+  // serialize answers the ids it saw, after changing its own list (which must not leak into the next call).
+  const { pool: p } = pool('def serialize(request, chunk):\n    seen = ",".join(str(i) for i in request.block_vec)\n    request.block_vec.append(1)\n    return seen.encode() if request.HasField("block_vec") else b"none"\n', 'serialize', {}, { maxFrameBytes: 1 << 20 });
+  t.is(await p.start(), 'ready');
+  const sent: Buffer[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await p.call(call({ blockVec: vec, chunk: Buffer.from('x') }));
+    t.is(r.rc, 0, r.error);
+    sent.push(r.chunk!);
+  }
+  const expected = ids.join(',');
+  t.deepEqual(sent.map((b) => b.toString()), [expected, expected, expected]);
+  t.is((await p.call(call({ chunk: Buffer.from('x') }))).chunk?.toString(), 'none', 'a call without one gets none');
+  await p.close(1000);
 });

@@ -8,7 +8,7 @@ import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-clie
 import type { ReadinessReport } from '../http/readiness.js';
 import { testRedis } from './support/redis.js';
 import {
-  cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, type GatewayFolder, type RunningGateway,
+  asAnotherHost, cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, type GatewayFolder, type RunningGateway,
 } from './support/gateway.js';
 
 let f: GatewayFolder;
@@ -20,7 +20,7 @@ test.before(async () => {
   redis = new Redis((await testRedis()).url);
   f = await makeGatewayFolder();
   front = startGatewayProcess(f.configFile, 'http,cache,driver:write,driver:delete,driver:rename', f.dir);
-  readers = startGatewayProcess(f.configFile, 'driver:read', f.dir);
+  readers = startGatewayProcess(f.configFile, 'driver:read', f.dir, asAnotherHost(f, 'readers'));
   await waitForGateway(f, redis);
 });
 
@@ -73,7 +73,7 @@ test.serial('with the read actors stopped: /ready is 503 naming driver:read, and
 });
 
 test.serial('when the read actors return, /ready is 200 again and requests succeed', async (t) => {
-  readers = startGatewayProcess(f.configFile, 'driver:read', f.dir);
+  readers = startGatewayProcess(f.configFile, 'driver:read', f.dir, asAnotherHost(f, 'readers'));
   const r = await waitFor('ready again', async () => { const x = await ready(); return x.status === 200 && x; });
   t.deepEqual(r.body.missing, []);
   t.is((await putOne(0x62n, 'written once ready again')).status, 200);

@@ -60,10 +60,12 @@ test('when only the second of two chunks does not match its hash, the POST is re
 test('a block whose offset or size points beyond the data plane, or a PUTCHUNKS without a data plane, is refused with 400 and stores nothing', async (t) => {
   const file = newFile();
   const { blocks, data } = oneBlock();
+  // Blocks must tile the data plane from its first byte (issue 15): an offset anywhere else is
+  // refused as such, before the data plane is read.
   const cases: [string, ManifestBlock[], Buffer | null, RegExp][] = [
     ['size one byte too long', [{ ...blocks[0]!, size: blocks[0]!.size! + 1n }], data, /beyond the data plane/],
-    ['offset past the end', [{ ...blocks[0]!, offset: BigInt(data.length) }], data, /beyond the data plane/],
-    ['offset near 2^64', [{ ...blocks[0]!, offset: (1n << 64n) - 10n }], data, /beyond the data plane/],
+    ['offset past the end', [{ ...blocks[0]!, offset: BigInt(data.length) }], data, /must tile the data plane/],
+    ['offset near 2^64', [{ ...blocks[0]!, offset: (1n << 64n) - 10n }], data, /must tile the data plane/],
     ['no offset/size', [{ block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK, hash: blocks[0]!.hash! }], data, /offset\/size/],
     ['no data-plane part', blocks, null, /missing data-plane/],
   ];

@@ -4,12 +4,14 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
+import { runningStateRedisUrl } from '../actors/supervisor/state-redis.js';
+import { loadConfig } from '../proto/config/config.js';
 import { listActors } from '../queues/registry.js';
 import { buildSingleExecutable, type SingleExecutable } from '../actors/package/single-executable.js';
 import { request_to_storage_path } from '../drivers/helpers.js';
@@ -63,10 +65,12 @@ async function workerHost(): Promise<Host> {
   copyFileSync(file, exe);
   chmodSync(exe, 0o755);
   // The real node lives in /usr/bin beside redis-server here, so PATH holds a folder of our own:
-  // redis-server (a system package sgw may use) and a `node` that only records being called.
+  // the system programs sgw may use (redis-server; util-linux's flock and setpriv, for the folder
+  // lock and the private Redis's parent-death signal) and a `node` that only records being called.
   const bin = tempDir('bin');
   const nodeMarker = join(bin, 'node-was-run');
   writeFileSync(join(bin, 'redis-server'), `#!/bin/sh\nexec ${findOnPath('redis-server')} "$@"\n`, { mode: 0o755 });
+  for (const tool of ['flock', 'setpriv']) symlinkSync(findOnPath(tool), join(bin, tool));
   writeFileSync(join(bin, 'node'), `#!/bin/sh\necho "$@" >> ${nodeMarker}\nexit 1\n`, { mode: 0o755 });
   const home = tempDir('home');
   // A fresh environment: nothing of this test's Node (NODE_OPTIONS, NODE_PATH, npm_*) leaks in.
@@ -99,9 +103,8 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     await ping.arrayBuffer();
 
     // The summary is printed once the actors are ready, which may be after /PING first answers.
-    const redisUrl = await waitFor('the summary naming its Redis', async () => /redis\s+(redis:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]);
-    t.truthy(redisUrl, 'it says which Redis it started');
-    redis = new Redis(redisUrl!, { maxRetriesPerRequest: 1 });
+    await waitFor('the summary naming its Redis', async () => /redis\s+redis:\/\/:\*\*\*@127\.0\.0\.1:\d+/.test(out));
+    redis = new Redis(runningStateRedisUrl(loadConfig(join(host.dir, '.sgw', 'config.json'))), { maxRetriesPerRequest: 1 });
     const readers = await waitFor('a live driver:read actor', async () => {
       const found = await listActors(redis!, 'rg.20', ['driver:read']);
       return found.length > 0 ? found : null;
@@ -123,9 +126,10 @@ test('the executable, alone in an empty folder with no Node, runs the demo gatew
     t.is(missing.status, 404, 'a chunk the driver lacks is a 404');
 
     // Another subcommand of the same executable: publishing bundles the driver with the embedded
-    // esbuild; the content is what `start` published, so the version stays.
+    // esbuild; the content is what `start` published, so the version stays. It finds the private
+    // Redis through the demo's state folder.
     const published = await run(host.exe, ['driver', 'publish', '--config', join(host.dir, '.sgw', 'config.json')], {
-      cwd: host.dir, env: { ...host.env, SGW_REDIS_URL: redisUrl! }, timeout: 60_000,
+      cwd: host.dir, env: host.env, timeout: 60_000,
     });
     t.regex(published.stdout, /^[0-9a-f]{64} unchanged \(.*read_chunk.*\)$/m, 'driver publish finds the version start published');
 

@@ -10,6 +10,7 @@ import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../../drivers/secrets.js';
 import { readPublicKey } from '../../proto/signature.js';
 import { registerUgCommands } from './ug-cli.js';
+import { redisTargetOf } from '../supervisor/state-redis.js';
 
 const program = new Command('sgw')
   .description('Syndicate-style storage gateways as actors over Redis queues')
@@ -94,8 +95,7 @@ program.command('driver')
   .option('--dir <folder>', 'driver folder (default: "driver" of the config)')
   .action(async (o: { config: string; dir?: string }) => {
     const config = loadConfig(o.config);
-    if (!config.redis) throw new Error('publishing needs the shared Redis: set "redis" or SGW_REDIS_URL');
-    const target = config.redis;
+    const target = redisTargetOf(config);
     const r = await withProgress('publishing the driver', (line) => publishDriver(config, target, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });

@@ -10,6 +10,7 @@ import { credentialConfigured } from '../../http/admin-auth.js';
 import { createDashboard, DASHBOARD_PATH } from '../../http/dashboard.js';
 import { answerErrors, HttpError } from '../../http/errors.js';
 import { describeRedis } from '../../queues/redis.js';
+import { redisTargetOf } from '../supervisor/state-redis.js';
 
 export interface DashboardServerOptions {
   host: string;
@@ -40,8 +41,7 @@ export function checkDashboardAccess(config: GatewayConfig, opts: DashboardServe
 
 export async function runDashboardServer(config: GatewayConfig, opts: DashboardServerOptions): Promise<RunningDashboardServer> {
   checkDashboardAccess(config, opts);
-  if (!config.redis) throw new Error('the dashboard reads the shared Redis: set "redis" in the config file or SGW_REDIS_URL');
-  const dashboard = createDashboard({ redis: config.redis, admin: config.admin, open: opts.insecureLocal });
+  const dashboard = createDashboard({ redis: redisTargetOf(config), admin: config.admin, open: opts.insecureLocal });
   const app = new Koa();
   app.use(answerErrors);
   app.use(dashboard.middleware);
@@ -77,5 +77,5 @@ export async function serveDashboard(o: { config: string; port: string; host: st
   const running = await runDashboardServer(config, { host: o.host, port, insecureLocal: o.insecureLocal ?? false });
   onSignals(running.stop);
   const access = o.insecureLocal ? 'no credential asked (--insecure-local)' : 'admin credential required';
-  process.stderr.write(`sgw: dashboard of ${describeRedis(config.redis!)} at ${running.url}  (${access}; stop with Ctrl-C)\n`);
+  process.stderr.write(`sgw: dashboard of ${describeRedis(redisTargetOf(config))} at ${running.url}  (${access}; stop with Ctrl-C)\n`);
 }

@@ -6,6 +6,7 @@ import { listActors } from '../../queues/registry.js';
 import { withProgress } from './progress.js';
 import { connectRedis, describeRedis, whenReady, type RedisClient, type RedisTarget } from '../../queues/redis.js';
 import { MODES_OF_GATEWAY, queuePrefix, registeredQueues } from '../../queues/names.js';
+import { redisTargetOf } from '../supervisor/state-redis.js';
 
 const REDIS_WAIT_MS = 5_000;
 const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
@@ -152,8 +153,7 @@ export function formatStatus(s: GatewayStatus): string {
 
 /** The `sgw status` command. */
 export async function printStatus(config: GatewayConfig, json: boolean): Promise<void> {
-  if (!config.redis) throw new Error('status reads the shared Redis: set "redis" in the config file or SGW_REDIS_URL');
-  const target = config.redis;
+  const target = redisTargetOf(config);
   const status = await withProgress('reading status from Redis', () => readStatus(config, target));
   process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
 }

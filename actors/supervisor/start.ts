@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
 import { createLogger, type Logger } from '../logger.js';
 import { prepareDemo } from './demo.js';
-import { startRedisServer, type RedisServer } from './embedded-redis.js';
+import { lockFolders } from './folder-lock.js';
+import { StateRedis, stateRedisPaths } from './state-redis.js';
 import { parseRoles, Supervisor, type Roles } from './supervisor.js';
 import { ProgressLine, withProgress } from '../cli/progress.js';
 import { runCrawlActor } from '../crawl/crawl-actor.js';
@@ -78,20 +79,23 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   const logger = createLogger(config.log.level, 'sgw');
   const roles = parseRoles(opts.roles, config);
   if (config.actors.activation === 'none') return prepareExternalActivation(config, configFile, roles, logger);
+  // One gateway per folder, refused before anything starts; the kernel lets go when we exit.
+  const locks = lockFolders([config.state.dir, ...(roles.cache ? [config.cache.dir] : [])], { command: 'sgw start', config: configFile });
   if (roles.http) await assertPortFree(config.gateway.host, config.gateway.port, configFile);
   const progress = new ProgressLine('starting');
-  let embedded: RedisServer | null = null;
+  let embedded: StateRedis | null = null;
   let supervisor: Supervisor | null = null;
   onSignals(async () => {
     progress.done();
     logger.info('stopping: draining actors');
     await supervisor?.stop();
     await embedded?.stop();
+    locks.forEach((l) => l.release());
   });
   let target = config.redis;
   if (!target) {
     progress.update('starting the private redis-server');
-    embedded = await startRedisServer({ quiet: true });
+    embedded = await StateRedis.start(config, logger);
     target = redisAt(embedded.url);
   }
   if (config.gateway.type === 'AG') {
@@ -116,7 +120,7 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   const lines = [
     `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
     roles.http ? `  serving      http://${config.gateway.host}:${config.gateway.port}/  (try GET /PING)` : null,
-    `  redis        ${describeRedis(target)}${embedded ? '  (private redis-server, stopped with sgw)' : ''}`,
+    `  redis        ${describeRedis(target)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(config).dir}, stopped with sgw)` : ''}`,
     `  config       ${configFile}`,
     roles.http || roles.cache ? `  cache        ${config.cache.dir}` : null,
     demo ? `  storage      ${demo.storageDir}  (built-in disk driver)` : null,
@@ -182,6 +186,11 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   tuneHeapGrowth(config.actors.heap_growth_percent);
   const target = config.redis;
   if (!target) throw new Error('an actor needs a Redis: set "redis" in the config file or SGW_REDIS_URL');
+  // The owner of the chunk store holds its folder: under sgw start the supervisor does, run by a
+  // service manager the actor itself.
+  if (!process.send && (role === 'cache' || (role === 'http' && opts.withCache))) {
+    lockFolders([config.cache.dir], { command: `sgw actor ${role}`, config: config.file });
+  }
   let stop: () => Promise<void>;
   if (role === 'http') {
     const h = await runHttpActor({ config, redis: target, logger, withCache: opts.withCache ?? false });

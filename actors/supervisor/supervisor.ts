@@ -221,14 +221,25 @@ export class Supervisor {
     this.stopping = true;
     clearInterval(this.watchdog);
     this.watch?.close();
-    const grace = this.opts.config.limits.request_timeout_ms + 5_000;
-    await Promise.all([...this.actors].map((a) => new Promise<void>((resolve) => {
-      const child = a.child;
-      if (!child || child.exitCode !== null) return resolve();
-      const kill = setTimeout(() => child.kill('SIGKILL'), grace);
-      child.once('exit', () => { clearTimeout(kill); resolve(); });
-      child.kill('SIGTERM');
-    })));
+    // Front first: the http actor drains its in-flight requests while the driver actors that serve
+    // them still run; stopped together, those requests would wait for their call deadline. One
+    // deadline for the whole stop: whatever is left then is killed.
+    const killAt = Date.now() + this.opts.config.limits.request_timeout_ms + 5_000;
+    const isFront = (a: Actor) => a.role === 'http';
+    const all = [...this.actors];
+    await Promise.all(all.filter(isFront).map((a) => stopActor(a, killAt)));
+    await Promise.all(all.filter((a) => !isFront(a)).map((a) => stopActor(a, killAt)));
     this.redis.disconnect();
   }
+}
+
+/** SIGTERM, then SIGKILL at killAt; resolves when the actor's process is gone. */
+function stopActor(a: Actor, killAt: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const child = a.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+    const kill = setTimeout(() => child.kill('SIGKILL'), Math.max(0, killAt - Date.now()));
+    child.once('exit', () => { clearTimeout(kill); resolve(); });
+    child.kill('SIGTERM');
+  });
 }

@@ -6,8 +6,10 @@ whatever the driver prints to stdout or stderr only reaches the actor's log:
   start  actor sends config JSON, secrets JSON, driver source (three byte strings);
          chassis answers 0 ready, 1 failed, 2 this driver does not implement the mode.
   call   actor sends the encoded DriverRequest, the chunk (may be empty), a count of string
-         arguments and each argument; chassis answers rc (0 or a negative errno) and a byte
-         string: the output bytes (read, serialize, deserialize, cdn_url) or an error message.
+         arguments and each argument, then the key of the request's shared block_vec (empty:
+         none) and its encoding (empty: sent before under that key); chassis answers rc (0 or a
+         negative errno) and a byte string: the output bytes (read, serialize, deserialize,
+         cdn_url) or an error message.
   upcall during a call the chassis may send 3 and a JSON metadata command (crawl()); the actor
          answers one integer. Replies are never positive, so the actor tells the two apart.
   crawl  (an acquisition gateway's crawler) the request frame is empty; the chassis calls
@@ -35,6 +37,8 @@ IN_FD, OUT_FD = 3, 4
 READY, FAILED, NOT_IMPLEMENTED = 0, 1, 2
 UPCALL_CRAWL = 3
 MAX_ARGS = 8
+# Shared block_vecs kept, by key: twice as many as the actor counts on (BLOCK_VECS_SENT).
+BLOCK_VECS_KEPT = 16
 
 METHOD_OF_MODE = {
     "read": "read_chunk", "write": "write_chunk", "delete": "delete_chunk", "rename": "rename_file",
@@ -189,6 +193,19 @@ def start(mode, reader, writer):
     return module, method, config, secrets
 
 
+def shared_block_vec(kept, key, encoded):
+    """The block ids of a POST, decoded once per chassis (each call gets its own copy of the list)."""
+    if encoded:
+        holder = DriverRequest()
+        holder._merge(memoryview(encoded), 0, len(encoded))
+        kept[key] = holder.block_vec
+        while len(kept) > BLOCK_VECS_KEPT:
+            del kept[next(iter(kept))]
+    if key not in kept:
+        raise DecodeError("block_vec %r was never sent" % key)
+    return kept[key]
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) == 2 else None
     try:
@@ -218,6 +235,8 @@ def main():
             sys.stderr.write("chassis %s: no answer to crawl(): %s\n" % (mode, err))
             os._exit(3)
 
+    block_vecs = {}
+
     try:
         module, method, config, secrets = start(mode, reader, writer)
         fn = getattr(module, method)
@@ -229,8 +248,12 @@ def main():
             if not 0 <= nargs <= MAX_ARGS:
                 raise PipeError("%d arguments is out of bounds (0..%d)" % (nargs, MAX_ARGS))
             args = [reader.read_bytes().decode("utf-8", "replace") for _ in range(nargs)]
+            vec_key, vec_bytes = reader.read_bytes(), reader.read_bytes()
             try:
                 request = None if mode == "crawl" else DriverRequest.FromString(request_bytes)
+                if request is not None and vec_key:
+                    request.block_vec = list(shared_block_vec(block_vecs, vec_key, vec_bytes))
+                    request._present.add("block_vec")
             except DecodeError as err:
                 rc, out = -errno.EINVAL, ("undecodable DriverRequest: %s" % err).encode()
             else:

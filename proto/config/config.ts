@@ -47,6 +47,8 @@ export interface GatewayConfig {
   /** Driver bundle folder on this host, or null: run whatever version is published in Redis. */
   driver: string | null;
   cache: { dir: string; max_bytes: number; memory_bytes: number };
+  /** This gateway's own state on this host: the private Redis's folder and the start lock. */
+  state: { dir: string; appendfsync: AppendFsync };
   limits: {
     max_upload_bytes: number;
     replay_window_s: number;
@@ -54,7 +56,17 @@ export interface GatewayConfig {
     call_timeout_ms: number;
     /** Every HTTP request is answered within this, whatever happens behind it. */
     request_timeout_ms: number;
+    /** Chunks one POST may name (413 beyond). */
+    max_blocks_per_request: number;
+    /** POST body bytes one http actor holds at once (503 + Retry-After beyond). */
+    post_bytes_in_flight: number;
+    /** A connection's request headers must arrive within this. */
+    header_timeout_ms: number;
+    /** A POST body that stalls this long gets 408. */
+    body_idle_timeout_ms: number;
   };
+  /** Who may reach the http actor: Host names it answers to, and who may read /NAMESPACE. */
+  http: HttpAccess;
   actors: {
     /** Driver actor processes per mode on a host (default 1), by mode. */
     count: Record<DriverMode, number>;
@@ -87,7 +99,15 @@ export interface UgSettings {
   batch_bytes: number;
 }
 
+export interface HttpAccess {
+  /** Host header names accepted besides the loopback ones and gateway.host (see hostCheck). */
+  allowed_hosts: string[];
+  /** Who may read /NAMESPACE on an RG or AG (a UG always wants its token). */
+  namespace_access: 'open' | 'admin';
+}
+
 export type Activation = ConfigFile['actors']['activation'];
+export type AppendFsync = ConfigFile['state']['appendfsync'];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -221,6 +241,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     replication: { acks: c.replication.acks, timeoutMs: c.replication.timeout_ms },
     driver: c.driver === null ? null : path(c.driver),
     cache: { ...c.cache, dir: path(c.cache.dir) },
+    state: { ...c.state, dir: path(c.state.dir) },
     limits: { ...c.limits, call_timeout_ms: Math.min(c.limits.call_timeout_ms, c.limits.request_timeout_ms) },
     actors: {
       ...c.actors,
@@ -229,6 +250,9 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
       work_dir: path(c.actors.work_dir),
     },
     log: c.log,
+    // An AG's namespace is the published archive, whose blocks anyone may GET; an RG's names the
+    // files (ids and versions) of a volume that may be private: only the operator reads it.
+    http: { ...c.http, namespace_access: c.http.namespace_access ?? (g.type === 'AG' ? 'open' : 'admin') },
     admin: a,
     ug: c.ug,
     metrics: c.metrics,

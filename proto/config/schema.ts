@@ -126,11 +126,19 @@ export const configSchema = z.strictObject({
     max_bytes: doc(int(0).default(1 << 30), { doc: 'byte budget of the chunk store on disk; the least recently read chunks go first', default: '1 GiB' }),
     memory_bytes: doc(int(0).default(64 << 20), { doc: 'hot chunks kept in memory in front of the disk', default: '64 MiB' }),
   }).prefault({}),
+  state: z.strictObject({
+    dir: doc(nonEmpty().default('state'), { doc: "this gateway's own state on this host: the private redis-server's data (when `redis` is absent) and the lock that refuses a second `sgw start` of the folder", env: 'SGW_STATE_DIR' }),
+    appendfsync: doc(z.enum(['everysec', 'always']).default('always'), 'when the private redis-server flushes its append-only file to disk: `always` (before it answers: nothing acknowledged is lost, not even to a kill -9 of redis-server or a power loss) or `everysec` (faster; a power loss, or a kill -9 of redis-server while the disk lags, can lose the last second or two of acknowledged writes); see [state.md](state.md#what-can-be-lost)'),
+  }).prefault({}),
   limits: z.strictObject({
     max_upload_bytes: doc(int(1).default(256 << 20), { doc: 'larger POST bodies get 413; also bounds each Python pipe frame and each form-uploaded file', default: '256 MiB' }),
     replay_window_s: doc(int(1).default(86_400), 'how long a (sender, nonce) pair is remembered'),
     call_timeout_ms: doc(int(50).default(10_000), 'deadline of one driver call (at most request_timeout_ms)'),
     request_timeout_ms: doc(int(100).default(30_000), 'every HTTP request is answered within this'),
+    max_blocks_per_request: doc(int(1).default(16_384), 'chunks one POST may name; more get 413 before the data plane is read (a UG sends ~1,024 with 4 KiB blocks)'),
+    post_bytes_in_flight: doc(int(1).default(256 << 20), { doc: 'POST body bytes one http actor holds at once; beyond it a new POST gets 503 with Retry-After before its body is read (one POST alone is always let through, up to max_upload_bytes)', default: '256 MiB' }),
+    header_timeout_ms: doc(int(100).default(10_000), 'a connection must send the headers of its request within this, else it is closed'),
+    body_idle_timeout_ms: doc(int(100).default(10_000), 'a POST body that stalls this long gets 408 and its connection is closed'),
   }).prefault({}),
   actors: z.strictObject({
     count: doc(driverCounts.default({}), { doc: 'driver actor processes per mode on each host, e.g. `{"read": 2}`', type: 'object: mode → integer ≥ 1', default: '1 each' }),
@@ -148,6 +156,10 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   log: z.strictObject({
     level: doc(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), { doc: 'pino level', env: 'SGW_LOG_LEVEL' }),
+  }).prefault({}),
+  http: z.strictObject({
+    allowed_hosts: doc(z.array(nonEmpty()).default([]), { doc: 'names accepted in the Host header (any port), besides localhost, 127.0.0.1, [::1] and gateway.host; checked always when the http actor listens on loopback (a browser page whose name resolves to 127.0.0.1 must not reach it), elsewhere only when this list is set; others get 403', type: 'array of strings' }),
+    namespace_access: doc(z.enum(['open', 'admin']).nullable().default(null), { doc: 'who may read `/NAMESPACE` on an RG or AG: `open` anyone, `admin` the admin credential (off, 404, while none is set); a UG always asks for `ug.token`', default: '`open` on an AG, `admin` on an RG' }),
   }).prefault({}),
   metrics: z.strictObject({
     enabled: doc(z.boolean().default(true), 'serve `/metrics` and count requests for it'),

@@ -11,7 +11,7 @@ import { keys } from '../../queues/names.js';
 import { sendControlPlane } from '../../http/rg-client.js';
 import { ReplyCodec, RequestType } from '../../proto/messages.js';
 import {
-  cleanup, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, type FolderOptions, type GatewayFolder, type RunningGateway,
+  asAnotherHost, cleanup, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, type FolderOptions, type GatewayFolder, type RunningGateway,
 } from './gateway.js';
 import { stat } from './ag.js';
 import { testRedis } from './redis.js';
@@ -50,7 +50,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
 
   test.serial('REFRESH publishes an out-of-band change through the leading crawl actor', async (t) => {
     hosts.push(startGatewayProcess(f.configFile, 'http,cache,driver'));
-    hosts.push(startGatewayProcess(f.configFile, 'crawl'));
+    hosts.push(startGatewayProcess(f.configFile, 'crawl', undefined, asAnotherHost(f, `crawl-${hosts.length}`)));
     await waitFor('the initial crawl', async () => stat(f.url, '/a.txt'));
     await waitFor('refresh served', async () => (await liveActors(redis, f.gatewayKey, 'driver:refresh')).length > 0);
     writeFileSync(join(dataset, 'a.txt'), 'changed, and longer');
@@ -76,7 +76,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
   });
 
   test.serial('when the leading crawl host dies, another host takes the lease and the crawl goes on', async (t) => {
-    hosts.push(startGatewayProcess(f.configFile, 'crawl'));
+    hosts.push(startGatewayProcess(f.configFile, 'crawl', undefined, asAnotherHost(f, `crawl-${hosts.length}`)));
     await waitFor('two crawl actors', async () => (await liveActors(redis, f.gatewayKey, 'crawl')).length === 2);
     const before = await leader();
     // Kill the leader's whole host, supervisor first so nothing restarts it and the lease is not

@@ -4,11 +4,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get as httpGet } from 'node:http';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { freePort } from '../../actors/supervisor/embedded-redis.js';
+import { runningStateRedisUrl } from '../../actors/supervisor/state-redis.js';
+import { loadConfig } from '../../proto/config/config.js';
 import { Caps } from '../../proto/messages.js';
 import { keys } from '../../queues/names.js';
 import { sealSecrets } from '../../drivers/secrets.js';
@@ -56,7 +59,7 @@ export interface GatewayFolder {
   ugId: bigint;
   port: number;
   url: string;
-  /** The Redis URL of the gateway's config; '' when it uses a Sentinel set or a Cluster. */
+  /** The Redis URL of the gateway's config: the test file's, or opts.redisUrl; '' with a Sentinel set or a Cluster (or embeddedRedis: see embeddedRedis()). */
   redisUrl: string;
 }
 
@@ -85,11 +88,15 @@ export interface FolderOptions {
   driverConfig?: Record<string, unknown>;
   /** The driver's secrets, sealed for this gateway's key into driver/secrets.sealed.json. */
   driverSecrets?: Record<string, unknown>;
+  /** No `redis` in the config: `sgw start` runs the gateway's private redis-server (see embeddedRedis()). */
+  embeddedRedis?: boolean;
+  /** A Redis other than the test file's (benchmarks compare Redis settings). */
+  redisUrl?: string;
 }
 
 /** Writes a gateway's config folder: keys, config.json, driver folder, storage. */
 export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<GatewayFolder> {
-  const redis = await testRedisTarget();
+  const redis = opts.redisUrl ? { config: opts.redisUrl } : await testRedisTarget();
   const dir = mkdtempSync(join(tmpdir(), 'sgw-test-'));
   const [rg, ug] = testKeys();
   mkdirSync(join(dir, 'keys'));
@@ -127,7 +134,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
       gateways: [...(type === 'UG' ? [] : [ugPeer]), ...peers],
     },
     ...(type === 'UG' ? { ug: { token: UG_TEST_TOKEN } } : {}),
-    redis: redis.config,
+    ...(opts.embeddedRedis ? {} : { redis: redis.config }),
     ...(opts.noDriverFolder ? {} : { driver: 'driver' }),
     cache: { dir: 'cache', max_bytes: 64 << 20 },
     limits: { call_timeout_ms: 3000, request_timeout_ms: 5000, max_upload_bytes: 8 << 20 },
@@ -167,13 +174,15 @@ export interface GatewayProcessOptions {
   env?: Record<string, string | undefined>;
   /** Write the log lines (stdout) to this file descriptor instead of collecting them in output(). */
   stdoutFd?: number;
+  /** A process group of its own, so killGroup() can kill -9 every process of the gateway at once. */
+  detached?: boolean;
 }
 
 /** `sgw start --config FILE [--roles R]` as a child process (its own process tree). */
 export function startGatewayProcess(configFile: string, roles?: string, cwd?: string, opts: GatewayProcessOptions = {}): RunningGateway {
   const args = [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : [])];
   const proc = spawn(process.execPath, args, {
-    cwd, stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'],
+    cwd, stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'], detached: opts.detached ?? false,
     env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn', ...opts.env },
   });
   let out = '';
@@ -184,6 +193,11 @@ export function startGatewayProcess(configFile: string, roles?: string, cwd?: st
     output: () => out,
     stop: () => stopChild(proc, 20_000),
   };
+}
+
+/** Options to run a gateway's config as another host would: with a state folder of its own (one gateway per folder). */
+export function asAnotherHost(f: GatewayFolder, host: string): GatewayProcessOptions {
+  return { env: { SGW_STATE_DIR: join(f.dir, `host-${host}`, 'state') } };
 }
 
 /** Stops a child process: SIGTERM, SIGKILL after graceMs; its exit code (null when killed by a signal). */
@@ -255,12 +269,51 @@ export function rawGet(url: string, path: string, headers: Record<string, string
   });
 }
 
-/** Whether a process of this pid exists (signal 0 checks without signalling). */
-export function processAlive(pid: number): boolean {
+/** The URL of the running private Redis of a gateway made with embeddedRedis, as `sgw status` finds it. */
+export function embeddedRedis(f: GatewayFolder): string {
+  return runningStateRedisUrl(loadConfig(f.configFile));
+}
+
+/** waitForGateway for a gateway on its private Redis, through a client of that Redis once it runs. */
+export async function waitForEmbeddedGateway(f: GatewayFolder, roles?: string[]): Promise<void> {
+  const redis = new Redis(await waitFor('the gateway\'s private redis-server', async () => embeddedRedis(f)));
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+    await waitForGateway(f, redis, roles);
+  } finally {
+    redis.disconnect();
   }
+}
+
+/** Pids of the live processes of a process group (a detached gateway: supervisor, actors, redis-server, ...). */
+export function processGroup(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields[0] is the state (Z: a zombie, already dead), fields[2] the process group
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** kill -9 of every process of a detached gateway at once, as a crash of the whole host would; waits until all are gone. */
+export async function killGroup(gw: RunningGateway): Promise<void> {
+  const pgid = gw.proc.pid!;
+  process.kill(-pgid, 'SIGKILL');
+  await waitFor(`every process of group ${pgid} to die`, async () => processGroup(pgid).length === 0);
+}
+
+export { processAlive } from '../../actors/supervisor/processes.js';
+
+/** Every file under a folder, as paths relative to it. */
+export function walk(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => relative(dir, join(e.parentPath, e.name)));
 }

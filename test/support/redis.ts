@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { RedisClient } from '../../queues/redis.js';
 import { startRedisServer, type RedisServer } from '../../actors/supervisor/embedded-redis.js';
+import { processAlive } from '../../actors/supervisor/processes.js';
 
 let shared: Promise<RedisServer> | null = null;
 /** The server running now (a restart replaces it). */
@@ -30,15 +31,6 @@ export function testRedis(): Promise<RedisServer> {
   return shared;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Restarts the test Redis as an operator would: SHUTDOWN SAVE (its data written to dump.rdb),
  * `downMs` with nothing listening, then a new server on the same port and folder that loads the
@@ -51,7 +43,7 @@ export async function restartTestRedis(downMs = 1000): Promise<RedisServer> {
   await client.call('SHUTDOWN', 'SAVE').catch(() => undefined); // the connection closes as it answers
   client.disconnect();
   const deadline = Date.now() + 10_000;
-  while (alive(old.pid)) {
+  while (processAlive(old.pid)) {
     if (Date.now() > deadline) throw new Error('redis-server did not shut down within 10 s');
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -3,14 +3,16 @@
 // nothing of a refused request reached the back-end.
 import type { ExecutionContext } from 'ava';
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { join, relative, sep } from 'node:path';
+import { join, sep } from 'node:path';
 import { Caps, ChunkType, RequestCodec, type ManifestBlock, type Request } from '../../proto/messages.js';
 import { signMessage } from '../../proto/signature.js';
 import { formatBlockUrl, formatFileId, formatManifestUrl } from '../../http/data-url.js';
 import { layOutChunks, randomNonce, type ChunkUpload, type FileRef, type RequestFields } from '../../http/rg-client.js';
-import { fileRef, type GatewayFolder } from './gateway.js';
+import { fileRef, walk, type GatewayFolder } from './gateway.js';
+
+export { walk };
 import { gatewayPerFile, type PerFileGateway } from './gateway-per-file.js';
 import type { MessageSpec } from './hand-protobuf.js';
 
@@ -89,13 +91,6 @@ export function signed(fields: RequestFields, key: KeyObject = folder().ugKey): 
   return signMessage(request, RequestCodec.encode, key).bytes;
 }
 
-/** Every file under a folder, as paths relative to it. */
-export function walk(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => !e.isDirectory())
-    .map((e) => relative(dir, join(e.parentPath, e.name)));
-}
 
 /** Files the back-end holds for a file id (request_to_storage_path: "{volume}/{FILE_ID_HEX}/..."). */
 export function storedFiles(fileId: bigint): string[] {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { RedisClient } from '../../queues/redis.js';
 import { sealSecrets } from '../../drivers/secrets.js';
 import {
-  cleanup, makeGatewayFolder, startGatewayProcess, waitForGateway, UG_TEST_TOKEN,
+  cleanup, makeGatewayFolder, startGatewayProcess, waitForEmbeddedGateway, waitForGateway, UG_TEST_TOKEN,
   type FolderOptions, type GatewayFolder, type RunningGateway,
 } from './gateway.js';
 
@@ -33,6 +33,12 @@ export interface UgVolumeOptions {
   blockSize?: number;
   /** The UG's id (default: random); an AG listing the UG must name it. */
   ugId?: bigint;
+  /** The UG runs its own private redis-server (no `redis` in its config); the RGs use the test Redis. */
+  ugEmbeddedRedis?: boolean;
+  /** Each gateway in a process group of its own (see killGroup). */
+  detached?: boolean;
+  /** A Redis other than the test file's for every gateway (the `redis` client must be one of it). */
+  redisUrl?: string;
 }
 
 export interface RunningVolume {
@@ -54,14 +60,17 @@ export async function startUgVolume(redis: RedisClient, opts: UgVolumeOptions = 
   // Each volume's UG gets an id of its own: its driver queues and version live under it in Redis.
   const ugId = opts.ugId ?? BigInt(randomBytes(3).readUIntBE(0, 3)) + 100n;
   const rgs: GatewayFolder[] = [];
+  const redisUrl = opts.redisUrl ? { redisUrl: opts.redisUrl } : {};
   for (let i = 0; i < (opts.rgs ?? 2); i++) {
-    rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig }, ...opts.rgFolder?.(i) }));
+    rgs.push(await makeGatewayFolder({ volumeId, blockSize, ugId, config: { limits: LIMITS, ...opts.rgConfig }, ...redisUrl, ...opts.rgFolder?.(i) }));
   }
   const ug = await makeGatewayFolder({
     type: 'UG', volumeId, blockSize, ugId, peers: [...rgs, ...(opts.extraPeers ?? [])],
     ...(opts.ugDriverSource ? { driverSource: opts.ugDriverSource } : {}),
     driverConfig: opts.ugDriverConfig ?? {},
     config: { limits: LIMITS, ...opts.ugConfig },
+    embeddedRedis: opts.ugEmbeddedRedis ?? false,
+    ...redisUrl,
   });
   if (opts.ugSecrets) writeFileSync(join(ug.dir, 'driver', 'secrets.sealed.json'), sealSecrets(Buffer.from(JSON.stringify(opts.ugSecrets)), ug.ugKey));
   const all: RunningGateway[] = [];
@@ -75,13 +84,14 @@ export async function startUgVolume(redis: RedisClient, opts: UgVolumeOptions = 
   try {
     // One gateway at a time: starting a dozen processes at once starves a small machine.
     for (const f of rgs) {
-      rgProcs.push(startGatewayProcess(f.configFile));
+      rgProcs.push(startGatewayProcess(f.configFile, undefined, undefined, { detached: opts.detached ?? false }));
       all.push(rgProcs[rgProcs.length - 1]!);
       await waitForGateway(f, redis);
     }
-    ugProc = startGatewayProcess(ug.configFile);
+    ugProc = startGatewayProcess(ug.configFile, undefined, undefined, { detached: opts.detached ?? false });
     all.push(ugProc);
-    await waitForGateway(ug, redis, opts.ugRoles ?? []);
+    if (opts.ugEmbeddedRedis) await waitForEmbeddedGateway(ug, opts.ugRoles ?? []);
+    else await waitForGateway(ug, redis, opts.ugRoles ?? []);
   } catch (err) {
     const out = output();
     await stop();

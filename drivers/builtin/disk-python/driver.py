@@ -59,29 +59,58 @@ def read_chunk(request, chunk_fd, driver_config, driver_secrets):
     return 0
 
 
+def _stored(path, chunk):
+    """Whether the chunk is stored at path already: "absent", "same" (these bytes) or "different"."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size != len(chunk):
+                return "different"
+            return "same" if f.read() == bytes(chunk) else "different"
+    except FileNotFoundError:
+        return "absent"
+
+
+def _refuse_rewrite(path):
+    log_debug("disk driver: %s is stored with other bytes; refusing to replace it" % path)
+    return -errno.EEXIST
+
+
 def write_chunk(request, chunk, driver_config, driver_secrets):
-    """Stores the chunk atomically: readers see the whole chunk or none of it, never a torn file."""
+    """Stores the chunk atomically: readers see the whole chunk or none of it, never a torn file.
+
+    Chunks are immutable: a stored chunk is never replaced. A retry with the same bytes succeeds
+    without writing again; other bytes get -EEXIST. The file appears by os.link, which fails rather
+    than replace a file a concurrent writer put there first.
+    """
     path = _chunk_path(request, driver_config)
     if path is None:
         return -errno.EINVAL
     temp = None
     try:
+        before = _stored(path, chunk)
+        if before != "absent":
+            return 0 if before == "same" else _refuse_rewrite(path)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(chunk)
             f.flush()
             os.fsync(f.fileno())  # a 200 on a write promises the chunk is on disk
-        os.replace(temp, path)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            if _stored(path, chunk) != "same":
+                return _refuse_rewrite(path)
         return 0
     except OSError as err:
         log_error("disk driver: write %s: %s" % (path, err))
+        return _negative_errno(err)
+    finally:
         if temp is not None:
             try:
                 os.remove(temp)
             except OSError:
                 pass
-        return _negative_errno(err)
 
 
 def delete_chunk(request, driver_config, driver_secrets):

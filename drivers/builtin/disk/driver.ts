@@ -5,7 +5,7 @@
 // Every method returns 0 or a negative errno. Chunks are immutable and any call may be retried,
 // so each method must be safe to run twice.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsync, linkSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
@@ -75,8 +75,41 @@ function writeAll(fd: number, chunk: Buffer): void {
   for (let at = 0; at < chunk.length;) at += writeSync(fd, chunk, at, chunk.length - at, at);
 }
 
+/** Whether the chunk is stored at path already: not at all, with these bytes, or with others. */
+function stored(path: string, chunk: Buffer): 'absent' | 'same' | 'different' {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw err;
+  }
+  try {
+    if (fstatSync(fd).size !== chunk.length) return 'different';
+    const bytes = Buffer.allocUnsafe(chunk.length);
+    for (let at = 0; at < bytes.length;) {
+      const n = readSync(fd, bytes, at, bytes.length - at, at);
+      if (n === 0) return 'different';
+      at += n;
+    }
+    return bytes.equals(chunk) ? 'same' : 'different';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A write of a chunk that is stored with other bytes: chunks are immutable, the stored ones stay. */
+function refuseRewrite(path: string): number {
+  log_debug('disk driver: %s is stored with other bytes; refusing to replace it', path);
+  return -Errno.EEXIST;
+}
+
 /**
  * Stores the chunk atomically: readers see the whole chunk or none of it, never a torn file.
+ * Chunks are immutable: a chunk stored already is never replaced. A retry with the same bytes
+ * succeeds without writing again; other bytes get -EEXIST (the stored chunk is read back only
+ * then, when its file exists). The file appears by link(2), which fails rather than replace a file
+ * a concurrent writer put there first.
  * Only the fsync waits in the thread pool; the other steps are quick on a local disk and run
  * inline: each thread-pool trip costs wake-ups and context switches, and with six of them per
  * chunk those cost the write actor more than the copy into the page cache.
@@ -86,6 +119,8 @@ export async function write_chunk(request: DriverRequest, chunk: Buffer, driver_
   if (path === null) return -Errno.EINVAL;
   const temp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
   try {
+    const before = stored(path, chunk);
+    if (before !== 'absent') return before === 'same' ? 0 : refuseRewrite(path);
     const fd = createFile(temp);
     try {
       writeAll(fd, chunk);
@@ -93,12 +128,22 @@ export async function write_chunk(request: DriverRequest, chunk: Buffer, driver_
     } finally {
       closeSync(fd);
     }
-    renameSync(temp, path);
+    try {
+      linkSync(temp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (stored(path, chunk) !== 'same') return refuseRewrite(path);
+    }
     return 0;
   } catch (err) {
     log_error('disk driver: write %s: %s', path, (err as Error).message);
-    await rm(temp, { force: true }).catch(() => undefined);
     return negativeErrnoOf(err);
+  } finally {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never made, or already gone
+    }
   }
 }
 
