@@ -1,8 +1,13 @@
 // Acknowledged means replicated: with a master that has a replica, a UG's namespace change is
 // answered only once the replica holds it (WAIT), and while the replica hangs the change gets
 // 503 with Retry-After after replication.timeout_ms instead of a 2xx one failover could undo.
+// A remembered nonce likewise, and one the replica did not confirm is forgotten again.
 import test from 'ava';
+import { randomUUID } from 'node:crypto';
 import { keys } from '../queues/names.js';
+import { NonceStore } from '../queues/nonces.js';
+import { connectRedis, redisAt, whenReady } from '../queues/redis.js';
+import { NotReplicatedError } from '../queues/replicas.js';
 import { useTestRedis } from './support/redis.js';
 import { startReplicated, type ReplicatedRedis } from './support/redis-topologies.js';
 import { patternBytes } from './support/ug.js';
@@ -17,7 +22,8 @@ useTestRedis(async () => {
   return { config: redis.master.url, client: () => redis.master.admin() };
 });
 
-const vol = ugVolumePerFile({ rgs: 1, ugConfig: { replication: { acks: 1, timeout_ms: TIMEOUT_MS } } });
+// The replica gateway's nonces do not wait here: these tests are about the UG's namespace changes.
+const vol = ugVolumePerFile({ rgs: 1, ugConfig: { replication: { acks: 1, timeout_ms: TIMEOUT_MS } }, rgConfig: { replication: { acks: 0 } } });
 
 const entryOn = async (node: ReplicatedRedis['master'], path: string) =>
   node.command('HGET', keys.nsEntries(vol.v.ug.volumeId), path);
@@ -61,6 +67,24 @@ test.serial('while the replica hangs, writes, renames and deletes get 503 with R
   // With the replica back, the next change is acknowledged again.
   t.is((await client.put('/after.bin', patternBytes(100, 5))).status, 201);
   t.truthy(await entryOn(replica!, '/after.bin'));
+});
+
+test.serial('a nonce counts as remembered once the replica has it; one the stopped replica did not confirm is forgotten, so the request may come again', async (t) => {
+  const redis2 = connectRedis(redisAt(redis.master.url), 'fail-fast', 'sgw-test-nonces');
+  await whenReady(redis2);
+  t.teardown(() => redis2.disconnect());
+  const store = new NonceStore(redis2, `rg.${randomUUID()}`, 60_000, { replication: { acks: 1, timeoutMs: 1000 } });
+  t.true(await store.firstUse(7n, 1n));
+  t.false(await store.firstUse(7n, 1n), 'remembered');
+  const [replica] = redis.replicas;
+  replica!.pause();
+  try {
+    await t.throwsAsync(store.firstUse(7n, 2n), { instanceOf: NotReplicatedError });
+  } finally {
+    replica!.resume();
+  }
+  t.true(await store.firstUse(7n, 2n), 'the unconfirmed nonce was forgotten: the same request is accepted once the replica is back');
+  t.false(await store.firstUse(7n, 2n));
 });
 
 // Serial and last: after every other after hook, so the gateways stop while Redis still answers.

@@ -25,7 +25,13 @@ test('a worker that idles while jobs wait, still "running", is replaced and the 
   const wedged = server.worker;
   await wedged.pause(true); // takes nothing more, and still says it runs
   t.true(wedged.isRunning(), 'the failure mode: isRunning() stays true');
-  const answers = await Promise.all([1, 2, 3].map(() => asker.ask('read', { request: Buffer.from('r') }, 30_000)));
+  // Each call a job of its own: a fetch the worker had already started may still take the first.
+  const asks: Promise<CallResult>[] = [];
+  for (let i = 0; i < 3; i++) {
+    asks.push(asker.ask('read', { request: Buffer.from(`r${i}`) }, 30_000));
+    await new Promise((r) => setImmediate(r));
+  }
+  const answers = await Promise.all(asks);
   t.deepEqual(answers.map((a) => a.value), ['served', 'served', 'served']);
   t.is(server.recycles, 1);
   t.not(server.worker, wedged, 'a new worker serves now');
