@@ -40,7 +40,8 @@ export const MODES_OF_GATEWAY: Record<GatewayType, readonly DriverMode[]> = {
 // those keys share a hash tag (the part in {braces}). So every key of one gateway carries the
 // gateway's tag, every key of one volume's namespace the volume's, and each BullMQ queue its own
 // name: one queue, one gateway's bookkeeping, one volume each sit in one slot, and different
-// ones spread over the shards. Keys used alone (reply lists, chunks, nonces) carry no tag.
+// ones spread over the shards; a sender's nonces have 16 tags of their own. Keys used alone
+// (reply lists, chunks, block lists) carry no tag.
 
 /** "{rg.20}": the hash tag of a gateway's own keys. */
 const gatewayTag = (gateway: string) => `sgw:{${gateway}}`;

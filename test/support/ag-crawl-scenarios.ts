@@ -53,6 +53,8 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
     hosts.push(startGatewayProcess(f.configFile, 'crawl', undefined, asAnotherHost(f, `crawl-${hosts.length}`)));
     await waitFor('the initial crawl', async () => stat(f.url, '/a.txt'));
     await waitFor('refresh served', async () => (await liveActors(redis, f.gatewayKey, 'driver:refresh')).length > 0);
+    // A POST waits for the whole gateway (its read actor too), which may come up after the crawl.
+    await waitFor('the gateway ready', async () => (await fetch(`${f.url}/ready`)).status === 200);
     writeFileSync(join(dataset, 'a.txt'), 'changed, and longer');
     writeFileSync(join(dataset, 'b.txt'), 'new');
     await new Promise((r) => setTimeout(r, 500));

@@ -95,13 +95,19 @@ export class RedisNode {
     }
   }
 
-  /** Kills the process (SIGKILL by default: a crash, no chance to write anything) and waits for it to be gone. */
+  /**
+   * Kills the process (SIGKILL by default: a crash, no chance to write anything) and waits for it
+   * to be gone; a server that ignores SIGTERM for 10 s (stopped, say) gets SIGKILL.
+   */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGCONT'); // a paused server handles no signal but this one
     child.kill(signal);
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await gone;
+    clearTimeout(force);
   }
 
   /** Stops the process without letting it exit (SIGSTOP: a hung server); resume() lets it go on. */
