@@ -9,7 +9,7 @@ import { Heartbeat } from '../queues/registry.js';
 import type { CallResult, IncomingCall } from '../queues/ask.js';
 import { CallServer } from '../queues/serve.js';
 import { methodOf, type DriverMode } from '../queues/names.js';
-import { connectRedis, whenReady } from '../queues/redis.js';
+import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../queues/redis.js';
 import { currentBundleHash, isPythonBundle, loadDriverModule } from '../drivers/bundle.js';
 import { openBundle, type OpenBundle } from '../drivers/open-driver.js';
 import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../drivers/chassis.js';
@@ -21,7 +21,7 @@ export { EXIT };
 
 export interface DriverActorOptions {
   config: GatewayConfig;
-  redisUrl: string;
+  redis: RedisTarget;
   mode: DriverMode;
   /** Bundle hash to run; default: the gateway's current version. */
   version?: string;
@@ -30,7 +30,7 @@ export interface DriverActorOptions {
   exit?: (code: number) => void;
 }
 
-export async function waitForVersion(redis: ReturnType<typeof connectRedis>, gateway: string, logger: Logger): Promise<string> {
+export async function waitForVersion(redis: RedisClient, gateway: string, logger: Logger): Promise<string> {
   let warned = false;
   for (;;) {
     const hash = await currentBundleHash(redis, gateway);
@@ -47,7 +47,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   const instance = randomUUID();
   const log = opts.logger.child({ actor: `driver:${mode}`, instance });
   const exit = opts.exit ?? ((code: number) => process.exit(code));
-  const redis = connectRedis(opts.redisUrl, 'patient', `sgw-driver-${mode}-${instance}`);
+  const redis = connectRedis(opts.redis, 'patient', `sgw-driver-${mode}-${instance}`);
   await whenReady(redis, 30_000);
   /** Ends the actor before it served anything (the exit hook does not return in production). */
   const giveUp = (code: number, fields: object, msg: string): never => {
@@ -58,7 +58,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   };
 
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const opened = await openBundle(redis, hash, config.gateway.private_key);
+  const opened = await openBundle(redis, gateway, hash, config.gateway.private_key);
   if (!opened) {
     return giveUp(EXIT.CONFIG, { hash }, 'driver bundle not found in Redis');
   }
@@ -95,7 +95,8 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   };
 
   const server = new CallServer({
-    redisUrl: opts.redisUrl, gateway, mode, concurrency: config.actors.concurrency, handler: (call) => driver.call(call),
+    redis: opts.redis, gateway, mode, concurrency: config.actors.concurrency, handler: (call) => driver.call(call),
+    onRecycle: () => log.warn('the queue worker stopped taking jobs while jobs waited; replaced it'),
     onDone: (call, result, ms) => {
       heartbeat.jobs++;
       if (result.rc !== 0 && result.rc !== -Errno.ENOENT) log.warn({ rid: call.requestId, rc: result.rc, error: result.error, ms }, 'driver call failed');

@@ -14,7 +14,7 @@ import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
 import { NonceStore } from '../queues/nonces.js';
-import { connectRedis, whenReady } from '../queues/redis.js';
+import { connectRedis, whenReady, type RedisTarget } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
 import { Readiness } from '../http/readiness.js';
@@ -23,7 +23,7 @@ import { DriverVersionWatch } from '../drivers/version-watch.js';
 
 export interface HttpActorOptions {
   config: GatewayConfig;
-  redisUrl: string;
+  redis: RedisTarget;
   logger: Logger;
   /** Open the chunk store in this process (roles http + cache on one host). */
   withCache: boolean;
@@ -42,11 +42,11 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const { config, logger } = opts;
   const gateway = config.gateway.key;
   const log = logger.child({ actor: 'http' });
-  const asker = new Asker(opts.redisUrl, gateway);
+  const asker = new Asker(opts.redis, gateway);
   // Small control commands (nonces, live actors) on their own connection, so they never queue
   // behind megabyte chunks on the asker's.
-  const redis = connectRedis(opts.redisUrl, 'fail-fast', 'sgw-http-control', true);
-  const watch = new DriverVersionWatch(redis, opts.redisUrl, gateway);
+  const redis = connectRedis(opts.redis, 'fail-fast', { name: 'sgw-http-control', autoPipeline: true });
+  const watch = new DriverVersionWatch(redis, opts.redis, gateway);
   const modes = MODES_OF_GATEWAY[config.gateway.type];
   const readiness = new Readiness({
     redisUp: () => redis.status === 'ready' && asker.redis.status === 'ready',
@@ -87,9 +87,12 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;
-  const nonces = new NonceStore(redis, gateway, config.limits.replay_window_s * 1000);
-  const namespace = new Namespace(redis, config.gateway.volume_id);
-  const dashboard = createDashboard({ redisUrl: opts.redisUrl, admin: config.admin });
+  // Namespace changes and nonces wait for replicas (WAIT) on a connection of their own, holding up
+  // no read (WAIT blocks what queues behind it on its connection).
+  const replicated = connectRedis(opts.redis, 'fail-fast', 'sgw-http-replicated');
+  const nonces = new NonceStore(replicated, gateway, config.limits.replay_window_s * 1000, { replication: config.replication });
+  const namespace = new Namespace(redis, config.gateway.volume_id, { replication: config.replication, writer: replicated });
+  const dashboard = createDashboard({ redis: opts.redis, admin: config.admin });
   const app = createApp({
     config, cache, pipeline, logger: log, namespace, dashboard: dashboard.middleware, metrics, readiness, postBudget,
     firstUse: (sender, nonce) => nonces.firstUse(sender, nonce),
@@ -98,7 +101,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
 
   // Fail-fast connections refuse commands until connected: wait, then learn the driver's methods
   // and the live actors before the first request.
-  await Promise.all([whenReady(redis, 30_000), whenReady(asker.redis, 30_000)]);
+  await Promise.all([redis, asker.redis, replicated].map((r) => whenReady(r, 30_000)));
   await claimAcquisitionGateway(redis, config);
   await Promise.all([watch.check(), live.current()]);
   readiness.update();
@@ -147,6 +150,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
         watch.close();
         await asker.close();
         redis.disconnect();
+        replicated.disconnect();
         await store?.close();
       })();
       return stopping;

@@ -8,7 +8,7 @@ import { lockFolders } from './supervisor/folder-lock.js';
 import { tuneHeapGrowth } from './supervisor/heap.js';
 import { onSignals } from './signals.js';
 import { EXIT } from './exit-codes.js';
-import { connectRedis } from '../queues/redis.js';
+import { connectRedis, type RedisTarget } from '../queues/redis.js';
 import { DRIVER_MODES, type DriverMode } from '../queues/names.js';
 
 export interface ActorOptions {
@@ -17,10 +17,10 @@ export interface ActorOptions {
   withCache?: boolean;
 }
 
-async function recycleOnNewVersion(config: GatewayConfig, redisUrl: string, running: string, recycle: () => Promise<void>, logger: Logger): Promise<void> {
+async function recycleOnNewVersion(config: GatewayConfig, target: RedisTarget, running: string, recycle: () => Promise<void>, logger: Logger): Promise<void> {
   const { DriverVersionWatch } = await import('../drivers/version-watch.js');
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-actor-version');
-  const watch = new DriverVersionWatch(redis, redisUrl, config.gateway.key);
+  const redis = connectRedis(target, 'patient', 'sgw-actor-version');
+  const watch = new DriverVersionWatch(redis, target, config.gateway.key);
   watch.on('change', (v) => {
     if (v.hash === running) return;
     logger.info({ running, published: v.hash }, 'a new driver version was published: exiting so the service manager restarts this actor with it');
@@ -35,8 +35,8 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   const config = loadConfig(resolve(opts.config));
   const logger: Logger = createLogger(config.log.level, 'sgw');
   tuneHeapGrowth(config.actors.heap_growth_percent);
-  const redisUrl = config.redis;
-  if (!redisUrl) throw new Error('an actor needs a Redis URL: set "redis" in the config file or SGW_REDIS_URL');
+  const target = config.redis;
+  if (!target) throw new Error('an actor needs a Redis: set "redis" in the config file or SGW_REDIS_URL');
   // The owner of the chunk store holds its folder: under sgw start the supervisor does, run by a
   // service manager the actor itself.
   if (!process.send && (role === 'cache' || (role === 'http' && opts.withCache))) {
@@ -45,23 +45,23 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   let stop: () => Promise<void>;
   if (role === 'http') {
     const { runHttpActor } = await import('./http-actor.js');
-    const h = await runHttpActor({ config, redisUrl, logger, withCache: opts.withCache ?? false });
+    const h = await runHttpActor({ config, redis: target, logger, withCache: opts.withCache ?? false });
     stop = h.stop;
   } else if (role === 'cache') {
     const { runCacheActor } = await import('./cache/cache-actor.js');
-    stop = (await runCacheActor(config, redisUrl, logger)).stop;
+    stop = (await runCacheActor(config, target, logger)).stop;
   } else if (role.startsWith('driver:') && DRIVER_MODES.includes(role.slice(7) as DriverMode)) {
     const { runDriverActor } = await import('./driver-actor.js');
-    const d = await runDriverActor({ config, redisUrl, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
+    const d = await runDriverActor({ config, redis: target, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => d.stop(0);
     // Run by a service manager (no supervisor to swap versions): follow publishes by exiting for a
     // restart, which loads the new version.
-    if (!process.send && !opts.version) await recycleOnNewVersion(config, redisUrl, d.version, () => d.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) await recycleOnNewVersion(config, target, d.version, () => d.stop(EXIT.RECYCLE), logger);
   } else if (role === 'crawl') {
     const { runCrawlActor } = await import('./crawl/crawl-actor.js');
-    const c = await runCrawlActor({ config, redisUrl, logger, ...(opts.version ? { version: opts.version } : {}) });
+    const c = await runCrawlActor({ config, redis: target, logger, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => c.stop(0);
-    if (!process.send && !opts.version) await recycleOnNewVersion(config, redisUrl, c.version, () => c.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) await recycleOnNewVersion(config, target, c.version, () => c.stop(EXIT.RECYCLE), logger);
   } else {
     throw new Error(`unknown actor role "${role}"`);
   }

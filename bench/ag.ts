@@ -56,7 +56,7 @@ async function walk(root: string): Promise<number> {
 async function crawlRate(g: BenchGateway, expected: number): Promise<{ seconds: number; rate: number }> {
   const entriesKey = keys.nsEntries(g.f.volumeId);
   // The clock starts when a crawl actor holds the lease (the crawl's start), not at process start.
-  while (!(await g.redis.get(keys.crawlLease(g.f.gatewayKey)))) await sleep(5);
+  while (!(await g.redis.get(keys.crawlLease(g.f.volumeId, g.f.gatewayKey)))) await sleep(5);
   const t0 = performance.now();
   while ((await g.redis.hlen(entriesKey)) < expected) await sleep(10);
   const seconds = (performance.now() - t0) / 1000;

@@ -10,6 +10,7 @@ import { DriverRequestCodec } from '../proto/messages.js';
 import { testRedis } from '../test/support/redis.js';
 import { closedLoop, cpuWindow, forkBench, redisUsedMemory, type Latency } from './support.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
+import { redisAt } from '../queues/redis.js';
 
 const CHUNK = Buffer.alloc(4096, 0xa5);
 const TIMEOUT_MS = 5000;
@@ -111,7 +112,7 @@ export interface MemoryRun {
 export async function sgwEcho(redisUrl: string, seconds: number, memoryCalls = 100_000): Promise<{ trips: RoundTrips; memory: MemoryRun }> {
   const gateway = `bench.echo${process.pid}`;
   const worker = await forkBench('echo-worker', ['sgw', redisUrl, gateway, 'read', String(IN_FLIGHT)]);
-  const asker = new Asker(redisUrl, gateway);
+  const asker = new Asker(redisAt(redisUrl), gateway);
   const redis = new Redis(redisUrl);
   // A realistic request: the DriverRequest a GET of a 4 KiB block sends.
   const request = DriverRequestCodec.encode({
@@ -148,7 +149,7 @@ export async function diskDriverCalls(g: BenchGateway, seconds: number): Promise
   const blocks = 256;
   file.seedOnDisk(blocks, CHUNK);
   const requests = Array.from({ length: blocks }, (_, i) => DriverRequestCodec.encode(file.readRequest(i)));
-  const asker = new Asker(g.f.redisUrl, g.f.gatewayKey);
+  const asker = new Asker(redisAt(g.f.redisUrl), g.f.gatewayKey);
   try {
     return await roundTrips(async () => {
       const r = await asker.ask('read', { request: requests[Math.floor(Math.random() * blocks)]! }, TIMEOUT_MS);

@@ -7,6 +7,7 @@
 import { Redis } from 'ioredis';
 import { CallServer } from '../queues/serve.js';
 import { childReady } from './support.js';
+import { redisAt } from '../queues/redis.js';
 
 const [kind, redisUrl, ...rest] = process.argv.slice(2);
 if (!redisUrl) throw new Error('usage: echo-worker bare|sgw REDIS_URL ...');
@@ -39,7 +40,7 @@ async function bare(requestList: string): Promise<void> {
 
 async function sgw(gateway: string, mode: string, concurrency: number): Promise<void> {
   const server = new CallServer({
-    redisUrl: redisUrl!, gateway, mode, concurrency,
+    redis: redisAt(redisUrl!), gateway, mode, concurrency,
     handler: async (call) => (call.chunk ? { rc: 0, chunk: call.chunk } : { rc: 0 }),
   });
   await server.worker.waitUntilReady();

@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,aof,nonces,flood,idle   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,aof,nonces,flood,wait,sizing,idle   run some benchmarks only
 //   SGW_BENCH_PROFILE=DIR          the gateways' processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,8 @@ import { LOAD_PROCESSES } from './load.js';
 import { ugBenchmarks } from './ug.js';
 import { ugLargeTransfers } from './ug-large.js';
 import { idleGatewayMemory } from './idle-rss.js';
+import { waitBenchmarks } from './wait.js';
+import { redisMemoryBenchmarks } from './redis-memory.js';
 import { s3Benchmarks } from './s3.js';
 import { aofBenchmarks } from './aof.js';
 import { nonceBenchmarks } from './nonces.js';
@@ -28,7 +30,7 @@ import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
 const IDLE_SECONDS = 10;
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'aof', 'nonces', 'flood', 'idle'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'aof', 'nonces', 'flood', 'wait', 'sizing', 'idle'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -107,6 +109,15 @@ async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
   return bare;
 }
 
+/** A phase that runs on its own gateways: its rows, and its raw figures under its name. */
+function standalone(name: string, run: () => Promise<{ rows: Row[]; raw: Record<string, unknown> }>): Phase {
+  return async (_g, rows, raw) => {
+    const r = await run();
+    rows.push(...r.rows);
+    raw[name] = r.raw;
+  };
+}
+
 const phases: Record<(typeof PHASES)[number], Phase> = {
   async ag(g, rows, raw) {
     // The RG's 64 KiB hits and misses of this run, for the AG's to be held against.
@@ -136,26 +147,12 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
       note: 'each node process maps ~40 MB of the node binary that RSS counts again for every process',
     });
   },
-  async ug1g(_g, rows, raw) {
-    const big = await ugLargeTransfers();
-    rows.push(...big.rows);
-    raw.ug1g = big.raw;
-  },
-  async s3(_g, rows, raw) {
-    const s3 = await s3Benchmarks(SECONDS);
-    rows.push(...s3.rows);
-    raw.s3 = s3.raw;
-  },
-  async aof(_g, rows, raw) {
-    const aof = await aofBenchmarks();
-    rows.push(...aof.rows);
-    raw.aof = aof.raw;
-  },
-  async nonces(_g, rows, raw) {
-    const n = await nonceBenchmarks();
-    rows.push(...n.rows);
-    raw.nonces = n.raw;
-  },
+  ug1g: standalone('ug1g', () => ugLargeTransfers()),
+  s3: standalone('s3', () => s3Benchmarks(SECONDS)),
+  aof: standalone('aof', () => aofBenchmarks()),
+  nonces: standalone('nonces', () => nonceBenchmarks()),
+  sizing: standalone('sizing', () => redisMemoryBenchmarks()),
+  wait: standalone('wait', () => waitBenchmarks(SECONDS)),
   async echo(g, rows, raw) {
     await bareBaseline(g.f.redisUrl);
     log('driver call: sgw ask/reply to an echo CallServer process (first 100k calls watching Redis memory)');

@@ -4,7 +4,7 @@ import { fork, execFileSync, type ChildProcess } from 'node:child_process';
 import { get as httpGet, type Agent } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queues/redis.js';
 import { stopChild } from '../test/support/gateway.js';
 import { withMallocTuning } from '../actors/supervisor/malloc.js';
 
@@ -176,7 +176,7 @@ export class RssSampler {
 }
 
 /** Redis INFO memory used_memory, in bytes. */
-export async function redisUsedMemory(redis: Redis): Promise<number> {
+export async function redisUsedMemory(redis: RedisClient): Promise<number> {
   const info = await redis.info('memory');
   return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN);
 }

@@ -7,8 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queues/redis.js';
 import { keys } from '../queues/names.js';
+import { runScript } from '../queues/scripts.js';
 import { packageRoot, useEmbeddedEsbuild } from './packaged-files.js';
 import { driverImportsPlugin, NODE_BUILTINS } from './driver-packages.js';
 import { parseSealedSecrets } from './secrets.js';
@@ -232,34 +233,22 @@ async function buildPythonBundle(dir: string, config: Buffer, secrets: Buffer | 
   return { hash, code, config, secrets, meta: { methods, entry: 'driver.py', builtAt: new Date().toISOString() } };
 }
 
-// Stores the bundle (unless this content is already stored), points the gateway at it and
-// announces a change, all in one atomic step: a reader never sees a pointer to a missing bundle,
-// and announcements arrive in the order the pointer changed.
-const PUBLISH_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'code', ARGV[2], 'config', ARGV[3], 'meta', ARGV[4])
-  if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'secrets', ARGV[6]) end
-end
-if redis.call('GET', KEYS[2]) == ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('PUBLISH', KEYS[3], ARGV[1])
-return 1`;
-
-/** Publishes a bundle as the gateway's current driver; `changed` is false when it already was. */
-export async function publishBundle(redis: Redis, gateway: string, bundle: DriverBundle): Promise<{ hash: string; changed: boolean }> {
+/**
+ * Publishes a bundle as the gateway's current driver (stored, pointed at and announced in one
+ * step: queues/lua/publish-bundle.lua); `changed` is false when it already was.
+ */
+export async function publishBundle(redis: RedisClient, gateway: string, bundle: DriverBundle): Promise<{ hash: string; changed: boolean }> {
   if (bundleHash(bundle.code, bundle.config, bundle.secrets) !== bundle.hash) throw new BundleError(`bundle ${bundle.hash} does not match its content`);
-  const changed = await redis.eval(
-    PUBLISH_SCRIPT, 3, keys.bundle(bundle.hash), keys.driverCurrent(gateway), keys.driverChanged(gateway),
-    bundle.hash, Buffer.from(bundle.code, 'utf8'), bundle.config, JSON.stringify(bundle.meta),
-    bundle.secrets ? '1' : '0', bundle.secrets ?? '',
-  );
+  const changed = await runScript(redis, 'publishBundle', [keys.bundle(gateway, bundle.hash), keys.driverCurrent(gateway), keys.driverChanged(gateway)], [
+    bundle.hash, Buffer.from(bundle.code, 'utf8'), bundle.config, JSON.stringify(bundle.meta), bundle.secrets ? '1' : '0', bundle.secrets ?? '',
+  ]);
   return { hash: bundle.hash, changed: changed === 1 };
 }
 
-/** Reads a published bundle; null when there is none with that hash. Checks the content against the hash. */
-export async function fetchBundle(redis: Redis, hash: string): Promise<DriverBundle | null> {
+/** Reads a bundle published for the gateway; null when there is none with that hash. Checks the content against the hash. */
+export async function fetchBundle(redis: RedisClient, gateway: string, hash: string): Promise<DriverBundle | null> {
   if (!HASH_PATTERN.test(hash)) throw new BundleError(`${JSON.stringify(hash)} is not a bundle hash`);
-  const fields = await redis.hgetallBuffer(keys.bundle(hash));
+  const fields = await redis.hgetallBuffer(keys.bundle(gateway, hash));
   if (!fields.code || !fields.config || !fields.meta) return null;
   const code = fields.code.toString('utf8');
   const secrets = fields.secrets ?? null;
@@ -274,7 +263,7 @@ export async function fetchBundle(redis: Redis, hash: string): Promise<DriverBun
 }
 
 /** The hash of the bundle the gateway runs now, or null before any publish. */
-export async function currentBundleHash(redis: Redis, gateway: string): Promise<string | null> {
+export async function currentBundleHash(redis: RedisClient, gateway: string): Promise<string | null> {
   return redis.get(keys.driverCurrent(gateway));
 }
 

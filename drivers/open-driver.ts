@@ -2,7 +2,7 @@
 // and its secrets unsealed with the gateway's private key (as bytes for a Python chassis, parsed
 // for a TypeScript driver).
 import type { KeyObject } from 'node:crypto';
-import type { Redis } from '../queues/redis.js';
+import type { RedisClient } from '../queues/redis.js';
 import { fetchBundle, type DriverBundle } from './bundle.js';
 import { unsealSecrets } from './secrets.js';
 
@@ -14,8 +14,8 @@ export interface OpenBundle {
 }
 
 /** Null when the bundle is not in Redis; throws when its secrets cannot be unsealed. */
-export async function openBundle(redis: Redis, hash: string, privateKey: KeyObject): Promise<OpenBundle | null> {
-  const bundle = await fetchBundle(redis, hash);
+export async function openBundle(redis: RedisClient, gateway: string, hash: string, privateKey: KeyObject): Promise<OpenBundle | null> {
+  const bundle = await fetchBundle(redis, gateway, hash);
   if (!bundle) return null;
   const secretsJson = bundle.secrets ? unsealSecrets(bundle.secrets, privateKey) : Buffer.from('{}');
   return {

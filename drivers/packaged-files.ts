@@ -40,10 +40,10 @@ export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   { path: 'dist/drivers/builtin/s3-dataset/driver.js' },
   { path: 'dist/drivers/provided' },
   { path: ESBUILD_BINARY, executable: true },
+  // sgw's Lua scripts (queues/scripts.ts loads them by name).
+  { path: 'dist/queues/lua' },
   // The Python driver chassis and its syndicate.util.gateway module.
   { path: 'dist/drivers/python' },
-  // Lua scripts sgw runs in Redis.
-  { path: 'queues/nonces.lua' },
   // The Bull dashboard's pages and static files.
   { path: 'node_modules/@bull-board/ui' },
 ];

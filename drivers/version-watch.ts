@@ -3,7 +3,7 @@
 // disconnect. Listeners hear each new version once, with its method list.
 import { EventEmitter } from 'node:events';
 import { DRIVER_MODES, gatewayTypeOf, keys, methodOf, type DriverMode } from '../queues/names.js';
-import { connectRedis, type Redis } from '../queues/redis.js';
+import { connectRedis, type RedisClient, type RedisTarget } from '../queues/redis.js';
 
 export interface DriverVersion {
   hash: string;
@@ -15,10 +15,10 @@ export interface DriverVersion {
 
 const POLL_MS = 2000;
 
-export async function readDriverVersion(redis: Redis, gateway: string): Promise<DriverVersion | null> {
+export async function readDriverVersion(redis: RedisClient, gateway: string): Promise<DriverVersion | null> {
   const hash = await redis.get(keys.driverCurrent(gateway));
   if (!hash) return null;
-  const meta = await redis.hget(keys.bundle(hash), 'meta');
+  const meta = await redis.hget(keys.bundle(gateway, hash), 'meta');
   if (!meta) return null;
   const methods = (JSON.parse(meta) as { methods: string[] }).methods;
   const modes = new Set<DriverMode>();
@@ -29,13 +29,13 @@ export async function readDriverVersion(redis: Redis, gateway: string): Promise<
 
 export class DriverVersionWatch extends EventEmitter<{ change: [DriverVersion] }> {
   private current: DriverVersion | null = null;
-  private readonly sub: Redis;
+  private readonly sub: RedisClient;
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> = Promise.resolve();
 
-  constructor(private readonly redis: Redis, redisUrl: string, private readonly gateway: string) {
+  constructor(private readonly redis: RedisClient, target: RedisTarget, private readonly gateway: string) {
     super();
-    this.sub = connectRedis(redisUrl, 'patient', `sgw-driver-watch-${gateway}`);
+    this.sub = connectRedis(target, 'patient', `sgw-driver-watch-${gateway}`);
     this.sub.subscribe(keys.driverChanged(gateway)).catch(() => {});
     this.sub.on('message', () => this.check());
     this.sub.on('ready', () => this.check()); // after a reconnect, catch up on what was missed

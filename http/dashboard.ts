@@ -9,15 +9,15 @@ import { isSingleExecutable, packagedFile } from '../drivers/packaged-files.js';
 import type { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { requireAdmin, type AdminCredential } from './admin-auth.js';
 import { HttpError, unavailable } from './errors.js';
-import { connectRedis, whenReady, type Redis } from '../queues/redis.js';
-import { QUEUE_PREFIX, registeredQueues } from '../queues/names.js';
+import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../queues/redis.js';
+import { queuePrefix, registeredQueues } from '../queues/names.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 const DEFAULT_REFRESH_MS = 10_000;
 const REDIS_WAIT_MS = 3_000;
 
 export interface DashboardOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   admin: AdminCredential;
   /** Serve without asking for the credential (`sgw dashboard --insecure-local` only). */
   open?: boolean;
@@ -47,12 +47,12 @@ class Board {
   private listing: Promise<void> | null = null;
 
   private constructor(
-    private readonly redis: Redis, private readonly api: ReturnType<typeof createBullBoard>,
+    private readonly redis: RedisClient, private readonly api: ReturnType<typeof createBullBoard>,
     private readonly Adapter: typeof BullMQAdapter, readonly serve: Middleware,
     private readonly readOnly: boolean, private readonly refreshMs: number,
   ) {}
 
-  static async open(redisUrl: string, readOnly: boolean, refreshMs: number): Promise<Board> {
+  static async open(target: RedisTarget, readOnly: boolean, refreshMs: number): Promise<Board> {
     const [{ createBullBoard }, { BullMQAdapter }, { KoaAdapter }] = await Promise.all([
       import('@bull-board/api'), import('@bull-board/api/bullMQAdapter'), import('@bull-board/koa'),
     ]);
@@ -63,7 +63,7 @@ class Board {
     const uiBasePath = isSingleExecutable() ? packagedFile('node_modules/@bull-board/ui') : undefined;
     const api = createBullBoard({ queues: [], serverAdapter: adapter, options: { uiConfig: { boardTitle: 'sgw queues' }, ...(uiBasePath ? { uiBasePath } : {}) } });
     // Fail fast: a dashboard page must not wait on a Redis that is away (it answers 503 instead).
-    const redis = connectRedis(redisUrl, 'fail-fast', 'sgw-dashboard');
+    const redis = connectRedis(target, 'fail-fast', 'sgw-dashboard');
     return new Board(redis, api, BullMQAdapter, adapter.registerPlugin() as Middleware, readOnly, refreshMs);
   }
 
@@ -81,7 +81,7 @@ class Board {
     const names = await registeredQueues(this.redis);
     for (const name of names) {
       if (this.queues.has(name)) continue;
-      const queue = new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX });
+      const queue = new Queue(name, { connection: this.redis, prefix: queuePrefix(name) });
       queue.on('error', () => {});
       this.queues.set(name, queue);
       this.api.addQueue(new this.Adapter(queue, { readOnlyMode: this.readOnly, allowRetries: !this.readOnly }));
@@ -104,7 +104,7 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
 
   const serve = async (ctx: Context, next: Next): Promise<void> => {
     if (closed) throw new HttpError(503, 'the dashboard is stopping');
-    opening ??= Board.open(opts.redisUrl, readOnly, opts.refreshMs ?? DEFAULT_REFRESH_MS);
+    opening ??= Board.open(opts.redis, readOnly, opts.refreshMs ?? DEFAULT_REFRESH_MS);
     const board = await opening;
     await board.refresh();
     await board.serve(ctx, next);

@@ -3,6 +3,8 @@ import type { Context, Next } from 'koa';
 import { BadUrlError } from './data-url.js';
 import { MessageError } from '../proto/messages.js';
 import { NoAnswerError } from '../queues/ask.js';
+import { isRedisUnavailable } from '../queues/redis.js';
+import { NotReplicatedError } from '../queues/replicas.js';
 
 export class HttpError extends Error {
   override name = 'HttpError';
@@ -56,7 +58,9 @@ export async function answerErrors(ctx: Context, next: Next): Promise<void> {
       ({ status, message, headers } = err);
       if (err instanceof AuthRejection) ctx.state.authRejection = err.reason;
     } else if (err instanceof BadUrlError || err instanceof MessageError) [status, message] = [400, err.message];
-    else if (err instanceof NoAnswerError) [status, message, headers] = [503, err.message, { 'Retry-After': RETRY_AFTER_S }];
+    else if (err instanceof NoAnswerError || err instanceof NotReplicatedError) [status, message, headers] = [503, err.message, { 'Retry-After': RETRY_AFTER_S }];
+    // Redis away or failing over: the request may be sent again shortly, not a server bug.
+    else if (isRedisUnavailable(err)) [status, message, headers] = [503, `Redis is unavailable: ${(err as Error).message}`, { 'Retry-After': RETRY_AFTER_S }];
     else ctx.app.emit('error', err, ctx);
     ctx.state.reason = message;
     ctx.status = status;

@@ -15,7 +15,7 @@ import type { Context } from 'koa';
 import koaMulter from '@koa/multer';
 import multer from 'multer';
 import { entryJson } from '../queues/namespace/namespace.js';
-import { HttpError } from './errors.js';
+import { HttpError, unavailable } from './errors.js';
 import { answerStatOrList, pathOf } from './namespace-api.js';
 import { UgReader } from './ug-read.js';
 import { UgVolume, type UgDeps } from './ug-volume.js';
@@ -69,6 +69,27 @@ async function* resume(first: IteratorResult<Buffer>, rest: AsyncGenerator<Buffe
   if (first.done) return;
   yield first.value;
   yield* rest;
+}
+
+/**
+ * A UG operation takes several steps (driver calls, POSTs to every replica, the namespace), each
+ * bounded on its own; the request as a whole is answered by its deadline all the same, with 503.
+ * Its outcome is then unknown: the work may still complete.
+ */
+async function byDeadline(ctx: Context, work: Promise<void>): Promise<void> {
+  const deadline = ctx.state.deadline as number | undefined;
+  if (deadline === undefined) return work;
+  work.catch(() => undefined); // a failure after the deadline has nobody left to tell
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(unavailable(`${ctx.method} ${ctx.path} did not finish within limits.request_timeout_ms; it may still complete: stat the path before sending it again`)),
+      Math.max(0, deadline - Date.now()));
+  });
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function answer(ctx: Context, status: number, r: UgResult): void {
@@ -130,8 +151,7 @@ export function ugFilesApi(deps: UgDeps) {
     }
   }
 
-  return async (ctx: Context): Promise<void> => {
-    checkToken(ctx);
+  const route = async (ctx: Context): Promise<void> => {
     const path = pathOf(ctx.path, FILES_PREFIX);
     switch (ctx.method) {
       case 'GET':
@@ -153,5 +173,10 @@ export function ugFilesApi(deps: UgDeps) {
       default:
         throw new HttpError(405, `no ${ctx.method} on ${FILES_PREFIX}`);
     }
+  };
+
+  return async (ctx: Context): Promise<void> => {
+    checkToken(ctx);
+    return byDeadline(ctx, route(ctx));
   };
 }

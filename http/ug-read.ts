@@ -10,7 +10,7 @@ import {
 } from '../proto/messages.js';
 import { verifyRawMessage } from '../proto/signature.js';
 import { chunkCacheKey, formatBlockUrl, formatManifestUrl } from './data-url.js';
-import { HttpError } from './errors.js';
+import { HttpError, unavailable } from './errors.js';
 import { ChunkRejected, type ChunkSource, type FileOf, type UgVolume } from './ug-volume.js';
 
 /** A file opened for reading: its namespace entry and its verified manifest. */
@@ -33,14 +33,18 @@ function fileAddress(v: UgVolume, file: FileOf) {
 /** Tries each source in turn; the first chunk that `accept` takes wins. Every failure is named. */
 async function fromFirstGood<T>(what: string, sources: ChunkSource[], fetchOne: (s: ChunkSource) => Promise<T>): Promise<T> {
   const failures: string[] = [];
+  let busy = 0;
   for (const s of sources) {
     try {
       return await fetchOne(s);
     } catch (err) {
       if (err instanceof HttpError && err.status < 500) throw err;
+      if (err instanceof ChunkRejected && err.busy) busy++;
       failures.push(`${s.type.toLowerCase()} ${s.id}: ${(err as Error).message}`);
     }
   }
+  // Every gateway said "try again" (its Redis failing over, no driver actor yet): so do we.
+  if (busy > 0 && busy === failures.length) throw unavailable(`no gateway could serve the ${what} now (${failures.join('; ')})`);
   throw new HttpError(502, `no gateway gave a valid ${what}${failures.length ? ` (${failures.join('; ')})` : ' (the volume has no gateway to read from)'}`);
 }
 
@@ -48,7 +52,7 @@ async function fromFirstGood<T>(what: string, sources: ChunkSource[], fetchOne: 
 async function fetchChunk(v: UgVolume, url: string, req: Parameters<UgVolume['routeUrl']>[1]): Promise<Buffer> {
   const routed = await v.routeUrl(url, req);
   const r = await v.get(routed);
-  if (r.status !== 200) throw new ChunkRejected(`GET ${routed} answered ${r.status}`);
+  if (r.status !== 200) throw new ChunkRejected(`GET ${routed} answered ${r.status}`, r.status === 503);
   return r.body;
 }
 

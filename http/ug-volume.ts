@@ -132,7 +132,8 @@ const UNDECODABLE = 'the UG driver\'s deserialize refused the chunk (EBADMSG): i
 /** A chunk that is not what the manifest (or its signature) says, or that the driver could not transform: try the next gateway; 502 when none is left. */
 export class ChunkRejected extends HttpError {
   override name = 'ChunkRejected';
-  constructor(message: string) {
+  /** busy: the gateway said "try again" (503), it did not fail. */
+  constructor(message: string, readonly busy = false) {
     super(502, message);
   }
 }

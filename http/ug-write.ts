@@ -11,7 +11,7 @@ import { make_metadata_command } from '../drivers/helpers.js';
 import { ChunkType, IoType, ManifestCodec, type Manifest, type ManifestBlock } from '../proto/messages.js';
 import { signMessage } from '../proto/signature.js';
 import { chunkCacheKey } from './data-url.js';
-import { HttpError } from './errors.js';
+import { HttpError, unavailable } from './errors.js';
 import { mapLimit } from './map-limit.js';
 import {
   deleteChunksFields, layOut, putChunksFields, randomNonce, renameHintFields, sendControlPlane,
@@ -99,10 +99,12 @@ export class UgWriter {
     const { replicas, config } = this.v;
     if (replicas.length === 0) throw new HttpError(409, 'the volume lists no replica gateway (with a url) to write to');
     const failures: string[] = [];
+    let busy = 0;
     await Promise.all(replicas.map(async (rg) => {
       const nonce = randomNonce();
       try {
         const a = await sendControlPlane(rg.url, { ...fields, message_nonce: nonce }, config.gateway.private_key, data, rg.public_key, config.limits.request_timeout_ms);
+        if (a.status === 503) busy++;
         if (a.status !== 200) failures.push(`rg ${rg.id}: HTTP ${a.status} ${a.body.toString().trim().slice(0, 200)}`);
         else if (!a.replyVerified || a.reply!.message_nonce !== nonce || a.reply!.gateway_id !== rg.id) failures.push(`rg ${rg.id}: the reply is not signed by it for this request`);
         else if (a.reply!.error_code !== 0) failures.push(`rg ${rg.id}: its driver answered ${errnoName(a.reply!.error_code)}`);
@@ -110,6 +112,8 @@ export class UgWriter {
         failures.push(`rg ${rg.id}: ${(err as Error).message}`);
       }
     }));
+    // Replicas that said "try again" (their Redis failing over, no driver actor yet): so do we.
+    if (failures.length > 0 && busy === failures.length) throw unavailable(`${what} failed: ${failures.join('; ')}`);
     if (failures.length > 0) throw new HttpError(502, `${what} failed: ${failures.join('; ')}`);
   }
 

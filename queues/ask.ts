@@ -13,8 +13,8 @@
 // and puts it back into the DriverRequest its driver sees (serve.ts, drivers/chassis.ts).
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import { connectRedis, type Redis } from './redis.js';
-import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
+import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
+import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs, type BlobRef } from './blobs.js';
 
 /** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
@@ -114,6 +114,8 @@ export const INLINE_CHUNK_MAX = 64 * 1024;
 /** Most calls one job carries; small enough that a burst still spreads over several actors. */
 export const MAX_BATCH = 16;
 export const REPLY_LIST_TTL_MS = 60_000;
+/** A reply pop (blocking one second) unanswered this long means its server hangs. */
+const REPLY_POP_STUCK_MS = 10_000;
 
 // Finished jobs are kept to watch in a dashboard; serve.ts strips their chunk bytes first.
 export const JOB_RETENTION = {
@@ -172,8 +174,8 @@ export function decodeReply(frame: Buffer): { id: string; result: CallResult; un
 /** The asking side: one per process that sends calls (http actor, supervisor tools, benchmarks). */
 export class Asker {
   readonly instance: string;
-  readonly redis: Redis;
-  private readonly blocking: Redis;
+  readonly redis: RedisClient;
+  private readonly blocking: RedisClient;
   private readonly queues = new Map<string, Queue>();
   private readonly pending = new Map<string, Pending>();
   private readonly replyKey: string;
@@ -186,20 +188,19 @@ export class Asker {
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
   observe: CallObserver | null = null;
 
-  constructor(redisUrl: string, private readonly gateway: string, instance = randomUUID()) {
+  constructor(target: RedisTarget, private readonly gateway: string, instance = randomUUID()) {
     this.instance = instance;
     this.replyKey = keys.results(instance);
-    this.redis = connectRedis(redisUrl, 'fail-fast', `sgw-ask-${instance}`);
-    this.blocking = connectRedis(redisUrl, 'patient', `sgw-replies-${instance}`);
+    this.redis = connectRedis(target, 'fail-fast', `sgw-ask-${instance}`);
+    this.blocking = connectRedis(target, 'patient', { name: `sgw-replies-${instance}`, commandTimeoutMs: REPLY_POP_STUCK_MS });
     this.loop = this.drainReplies();
   }
 
   private queue(mode: string): Queue {
     let q = this.queues.get(mode);
     if (!q) {
-      q = new Queue(modeQueueName(this.gateway, mode as never), {
-        connection: this.redis, prefix: QUEUE_PREFIX, defaultJobOptions: JOB_RETENTION,
-      });
+      const name = modeQueueName(this.gateway, mode as never);
+      q = new Queue(name, { connection: this.redis, prefix: queuePrefix(name), defaultJobOptions: JOB_RETENTION });
       q.on('error', () => {});
       this.queues.set(mode, q);
       this.redis.sadd(keys.queues, q.name).catch(() => {});
@@ -315,8 +316,11 @@ export class Asker {
       let res: unknown;
       try {
         res = await this.blocking.callBuffer('BLMPOP', '1', '1', this.replyKey, 'LEFT', 'COUNT', '512');
-      } catch {
+      } catch (err) {
         if (this.closed) return;
+        // A pop that outlives its one-second block reached a server that hangs (a master that
+        // stopped without closing its connections): connect again, to wherever the master is now.
+        if ((err as Error).message === 'Command timed out') this.blocking.disconnect(true);
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }

@@ -2,7 +2,7 @@
 // actor, however many calls of its POST the actor serves, and every call gets the same frozen array.
 import { decodeBlockVec } from '../proto/messages.js';
 import type { SharedBlockVec } from './ask.js';
-import type { Redis } from './redis.js';
+import type { RedisClient } from './redis.js';
 
 /** POSTs whose block_vec an actor keeps at once: calls of a few POSTs interleave in its queue. */
 const KEPT = 16;
@@ -10,7 +10,7 @@ const KEPT = 16;
 export class BlockVecCache {
   private readonly entries = new Map<string, Promise<SharedBlockVec | null>>();
 
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   /** The block_vec stored under key, or null when it expired (its POST was answered or gave up). */
   get(key: string): Promise<SharedBlockVec | null> {

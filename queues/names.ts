@@ -1,6 +1,6 @@
 // Every Redis name sgw uses, in one place. A gateway is addressed as "<type>.<id>" (e.g. "rg.20");
 // its driver-mode queues are "<type>.<id>.<mode>" so they read naturally in a Bull dashboard.
-import type { Redis } from './redis.js';
+import type { RedisClient } from './redis.js';
 
 export const GATEWAY_TYPES = ['RG', 'AG', 'UG'] as const;
 export type GatewayType = (typeof GATEWAY_TYPES)[number];
@@ -42,8 +42,22 @@ export const MODES_OF_GATEWAY: Record<GatewayType, readonly DriverMode[]> = {
  */
 export const NEEDS_DRIVER: Record<GatewayType, boolean> = { RG: true, AG: true, UG: false };
 
-/** BullMQ key prefix for sgw's queues. */
-export const QUEUE_PREFIX = 'sgw';
+// Redis Cluster keeps what one script, MULTI or multi-key command touches in one slot only when
+// those keys share a hash tag (the part in {braces}). So every key of one gateway carries the
+// gateway's tag, every key of one volume's namespace the volume's, and each BullMQ queue its own
+// name: one queue, one gateway's bookkeeping, one volume each sit in one slot, and different
+// ones spread over the shards; a sender's nonces have 16 tags of their own. Keys used alone
+// (reply lists, chunks, block lists) carry no tag.
+
+/** "{rg.20}": the hash tag of a gateway's own keys. */
+const gatewayTag = (gateway: string) => `sgw:{${gateway}}`;
+/** "{vol.3}": the hash tag of a volume's namespace (shared by its UGs and its AG). */
+const volumeTag = (volume: bigint) => `sgw:{vol.${volume}}`;
+
+/** BullMQ key prefix of one queue: its own hash tag, so each queue's scripts stay in one slot. */
+export function queuePrefix(queueName: string): string {
+  return `sgw:{${queueName}}`;
+}
 
 export function gatewayKey(type: GatewayType, id: bigint): string {
   return `${type.toLowerCase()}.${id}`;
@@ -55,7 +69,7 @@ export function modeQueueName(gateway: string, mode: DriverMode | 'cache'): stri
 
 export const keys = {
   /** Set of every BullMQ queue name sgw created on this Redis, for dashboards and status. */
-  queues: `${QUEUE_PREFIX}:queues`,
+  queues: 'sgw:queues',
   /** List the asker instance pops its replies from. */
   results: (instance: string) => `sgw:results:${instance}`,
   /** A binary chunk riding beside a job (too large to inline in JSON job data). */
@@ -63,30 +77,33 @@ export const keys = {
   /** The block_vec every driver call of one POST shares, sent once (see ask.ts). */
   blockVec: (id: string) => `sgw:blockvec:${id}`,
   /** Hash of the driver bundle version a gateway runs now. */
-  driverCurrent: (gateway: string) => `sgw:${gateway}:driver`,
-  /** Pub/sub channel announcing a new driver version. */
-  driverChanged: (gateway: string) => `sgw:${gateway}:driver:changed`,
-  /** A published bundle, by content hash (hash fields: meta, code, config, secrets). */
-  bundle: (hash: string) => `sgw:bundle:${hash}`,
+  driverCurrent: (gateway: string) => `${gatewayTag(gateway)}:driver`,
+  /** Pub/sub channel announcing a new driver version (published by the same script, so tagged too). */
+  driverChanged: (gateway: string) => `${gatewayTag(gateway)}:driver:changed`,
+  /** A bundle published for a gateway, by content hash (hash fields: meta, code, config, secrets). */
+  bundle: (gateway: string, hash: string) => `${gatewayTag(gateway)}:bundle:${hash}`,
   /** Sorted set of live actor instances of a mode, scored by heartbeat expiry (ms). */
-  alive: (gateway: string, role: string) => `sgw:${gateway}:alive:${role}`,
+  alive: (gateway: string, role: string) => `${gatewayTag(gateway)}:alive:${role}`,
   /** Hash describing one live actor instance (host, pid, role, version, jobs). */
-  actor: (gateway: string, instance: string) => `sgw:${gateway}:actor:${instance}`,
+  actor: (gateway: string, instance: string) => `${gatewayTag(gateway)}:actor:${instance}`,
   /** Hash of actor restarts by role, counted by every supervisor of the gateway (for metrics). */
-  restarts: (gateway: string) => `sgw:${gateway}:restarts`,
+  restarts: (gateway: string) => `${gatewayTag(gateway)}:restarts`,
   /** Key prefix of one shard of a sender's remembered nonces (nonces.lua); its hash tag keeps a call in one slot. */
   nonces: (gateway: string, sender: bigint, shard: number) => `sgw:{${gateway}:nonce:${sender}:${shard}}`,
-  /** The crawl lease of an AG: the instance id of the one crawl actor allowed to crawl. */
-  crawlLease: (gateway: string) => `sgw:${gateway}:crawl:lease`,
+  /**
+   * The crawl lease of an AG: the instance id of the one crawl actor allowed to crawl. In the
+   * volume's slot, because namespace writes are fenced by it in one script.
+   */
+  crawlLease: (volume: bigint, gateway: string) => `${volumeTag(volume)}:crawl:${gateway}`,
   /** The AG of a volume (a volume may have at most one). */
-  volumeAg: (volume: bigint) => `sgw:vol:${volume}:ag`,
+  volumeAg: (volume: bigint) => `${volumeTag(volume)}:ag`,
   /** The volume namespace: hash of path -> entry JSON. */
-  nsEntries: (volume: bigint) => `sgw:vol:${volume}:ns:e`,
+  nsEntries: (volume: bigint) => `${volumeTag(volume)}:ns:e`,
   /** The volume namespace: child names of one directory (a sorted set, lexical order). */
-  nsChildren: (volume: bigint, dir: string) => `sgw:vol:${volume}:ns:d:${dir}`,
+  nsChildren: (volume: bigint, dir: string) => `${volumeTag(volume)}:ns:d:${dir}`,
 };
 
 /** Every queue sgw registered on this Redis (any gateway), sorted so a gateway's queues group together. */
-export async function registeredQueues(redis: Redis): Promise<string[]> {
+export async function registeredQueues(redis: RedisClient): Promise<string[]> {
   return (await redis.smembers(keys.queues)).sort();
 }

@@ -3,7 +3,7 @@
 // counts members whose expiry is still ahead. A dead actor simply stops being counted.
 import { hostname } from 'node:os';
 import { keys } from './names.js';
-import type { Redis } from './redis.js';
+import type { RedisClient } from './redis.js';
 
 const BEAT_MS = 1000;
 const TTL_MS = 4000;
@@ -30,7 +30,7 @@ export class Heartbeat {
 
   /** `usage` is read once per beat, so it must be cheap (counters already kept in memory). */
   constructor(
-    private readonly redis: Redis, private readonly gateway: string,
+    private readonly redis: RedisClient, private readonly gateway: string,
     readonly info: Omit<ActorInfo, 'jobs' | 'host' | 'pid' | 'started' | 'usage'>,
     private readonly usage?: () => Record<string, number>,
   ) {}
@@ -76,7 +76,7 @@ export class LiveActors {
 
   /** onRefresh: told after every recount (readiness follows it without its own Redis calls). */
   constructor(
-    private readonly redis: Redis, private readonly gateway: string, private readonly roles: () => readonly string[],
+    private readonly redis: RedisClient, private readonly gateway: string, private readonly roles: () => readonly string[],
     private readonly onRefresh?: () => void,
   ) {
     this.fresh = this.refresh();
@@ -125,7 +125,7 @@ export class LiveActors {
 }
 
 /** Every live actor of a gateway, for `sgw status`. */
-export async function listActors(redis: Redis, gateway: string, roles: readonly string[]): Promise<ActorInfo[]> {
+export async function listActors(redis: RedisClient, gateway: string, roles: readonly string[]): Promise<ActorInfo[]> {
   const now = Date.now();
   const out: ActorInfo[] = [];
   for (const role of roles) {

@@ -1,29 +1,48 @@
 // The serving side of the ask/reply protocol (ask.ts): a call server consumes one mode's queue,
-// runs each call and answers on its asker's reply list.
-import { Worker, type Job } from 'bullmq';
-import { connectRedis, type Redis } from './redis.js';
-import { keys, modeQueueName, QUEUE_PREFIX } from './names.js';
+// runs each call and answers on its asker's reply list. A worker found idle while jobs wait
+// (worker-liveness.ts) is replaced in-process by a fresh one on a fresh connection.
+import { Queue, Worker, type Job } from 'bullmq';
+import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
+import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs } from './blobs.js';
 import { hasSha256 } from './chunk-hash.js';
 import { BlockVecCache } from './block-vecs.js';
 import { Errno } from '../drivers/errno.js';
+import { WorkerLiveness } from './worker-liveness.js';
 import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
 
 export interface ServeOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   gateway: string;
   mode: string;
   concurrency: number;
   handler: (call: IncomingCall) => Promise<CallResult>;
   /** Called after each job with its outcome, for counters and logs. */
   onDone?: (call: IncomingCall, result: CallResult, ms: number) => void;
+  /** Told when the worker was found idle with jobs waiting and replaced (for logs). */
+  onRecycle?: () => void;
+  /** How long jobs may wait while the worker idles before it is replaced (worker-liveness.ts). */
+  stuckAfterMs?: number;
 }
+
+/** A replaced worker counts as healthy this long, while the new one starts. */
+const RECYCLE_GRACE_MS = 10_000;
 
 /** The serving side: consumes one mode's queue and answers each call on its asker's list. */
 export class CallServer {
-  readonly worker: Worker;
-  private readonly redis: Redis;
-  private readonly workerRedis: Redis;
+  private current: Worker;
+  private readonly redis: RedisClient;
+  private workerRedis: RedisClient;
+  private readonly queueName: string;
+  /** The same queue, for counting its waiting jobs. */
+  private readonly queue: Queue;
+  private readonly liveness: WorkerLiveness;
+  /** Jobs taken, and jobs running now. */
+  private taken = 0;
+  private running = 0;
+  /** Workers replaced because they idled while jobs waited. */
+  recycles = 0;
+  private recycledAt = 0;
   /** Driver calls run at once in this actor (jobs carry several calls each). */
   private readonly slots: Semaphore;
   private readonly replies: ReplyBatcher;
@@ -31,33 +50,74 @@ export class CallServer {
   private readonly blockVecs: BlockVecCache;
 
   constructor(private readonly opts: ServeOptions) {
-    this.redis = connectRedis(opts.redisUrl, 'patient', `sgw-serve-${opts.gateway}.${opts.mode}`, true);
-    this.workerRedis = connectRedis(opts.redisUrl, 'patient');
+    this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
+    this.workerRedis = connectRedis(opts.redis, 'patient');
     this.slots = new Semaphore(opts.concurrency);
     this.replies = new ReplyBatcher(this.redis);
     this.blockVecs = new BlockVecCache(this.redis);
-    this.worker = new Worker(modeQueueName(opts.gateway, opts.mode as never), (job: Job<JobData>) => this.process(job), {
+    this.queueName = modeQueueName(opts.gateway, opts.mode as never);
+    this.current = this.newWorker();
+    this.queue = new Queue(this.queueName, { connection: this.redis, prefix: queuePrefix(this.queueName) });
+    this.queue.on('error', () => {});
+    this.liveness = new WorkerLiveness({
+      waiting: () => this.queue.getWaitingCount(),
+      taken: () => this.taken,
+      busy: () => this.running >= opts.concurrency,
+      onStuck: () => this.replaceWorker(),
+    }, opts.stuckAfterMs);
+    // Listed for dashboards: scanning a busy Redis for BullMQ's meta keys would cost it far more.
+    this.redis.sadd(keys.queues, this.queueName).catch(() => {});
+  }
+
+  /** The queue worker serving now (a new one after a replacement). */
+  get worker(): Worker {
+    return this.current;
+  }
+
+  private newWorker(): Worker {
+    const worker = new Worker(this.queueName, (job: Job<JobData>) => this.process(job), {
       connection: this.workerRedis,
-      prefix: QUEUE_PREFIX,
-      concurrency: opts.concurrency,
+      prefix: queuePrefix(this.queueName),
+      concurrency: this.opts.concurrency,
       // A crashed actor's jobs go back to the queue within seconds, not BullMQ's default 30 s.
       lockDuration: 10_000,
       stalledInterval: 5_000,
       maxStalledCount: 3,
       autorun: true,
     });
-    this.worker.on('error', () => {});
+    worker.on('error', () => {});
     // A finished job stays a while for dashboards (JOB_RETENTION), without its chunk bytes: retained
     // write jobs of 16 inline chunks each held ~100 MiB of Redis for nothing. Only once finished: a
     // job retried after a crash must still carry its chunks.
-    this.worker.on('completed', (job) => dropChunks(job));
-    this.worker.on('failed', (job) => { if (job) dropChunks(job); });
-    // Listed for dashboards: scanning a busy Redis for BullMQ's meta keys would cost it far more.
-    this.redis.sadd(keys.queues, this.worker.name).catch(() => {});
+    worker.on('completed', (job) => dropChunks(job));
+    worker.on('failed', (job) => { if (job) dropChunks(job); });
+    return worker;
+  }
+
+  /**
+   * Replaces a worker that idles while jobs wait: a fresh connection and worker take over, the old
+   * one is closed without waiting for its jobs (they finish and answer; BullMQ hands any it cannot
+   * complete to a worker again, and the asker ignores a second answer).
+   */
+  private async replaceWorker(): Promise<void> {
+    const [old, oldRedis] = [this.current, this.workerRedis];
+    this.workerRedis = connectRedis(this.opts.redis, 'patient');
+    this.current = this.newWorker();
+    this.recycles++;
+    this.recycledAt = Date.now();
+    this.opts.onRecycle?.();
+    await Promise.race([old.close(true).catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+    oldRedis.disconnect();
   }
 
   private async process(job: Job<JobData>): Promise<void> {
-    await Promise.all((job.data.calls ?? []).map((d) => this.processCall(d, job.id)));
+    this.taken++;
+    this.running++;
+    try {
+      await Promise.all((job.data.calls ?? []).map((d) => this.processCall(d, job.id)));
+    } finally {
+      this.running--;
+    }
   }
 
   private async processCall(d: CallData, jobId: string | undefined): Promise<void> {
@@ -105,12 +165,15 @@ export class CallServer {
    * gave up reconnecting. A dropped connection that is still retrying counts as healthy.
    */
   healthy(): boolean {
-    return this.worker.isRunning() && this.workerRedis.status !== 'end' && this.redis.status !== 'end';
+    if (Date.now() - this.recycledAt < RECYCLE_GRACE_MS) return this.redis.status !== 'end';
+    return this.current.isRunning() && this.workerRedis.status !== 'end' && this.redis.status !== 'end';
   }
 
   /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */
   async close(graceMs = 30_000): Promise<void> {
-    await Promise.race([this.worker.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.liveness.stop();
+    await Promise.race([this.current.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    await this.queue.close().catch(() => {});
     this.redis.disconnect();
     this.workerRedis.disconnect();
   }
@@ -128,15 +191,17 @@ function dropChunks(job: Job<JobData>): void {
 }
 
 /**
- * Sends the replies finished in the same tick as one pipeline: one RPUSH per reply list and one
- * socket write in all. On loopback every write costs the writer the receiver's TCP work too;
- * measured, one write per reply was the read actor's largest cost on cache-miss GETs.
+ * Sends the replies finished in the same tick together: one RPUSH per reply list, and through the
+ * connection's auto-pipelining one socket write in all (one per node in a Cluster, where reply
+ * lists of different askers live on different nodes and no single pipeline may span them). On
+ * loopback every write costs the writer the receiver's TCP work too; measured, one write per
+ * reply was the read actor's largest cost on cache-miss GETs.
  */
 class ReplyBatcher {
   private batch = new Map<string, Buffer[]>();
   private sent: Promise<void> | null = null;
 
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   /** Resolves once the reply is on its list; rejects if Redis refused it. */
   send(list: string, frame: Buffer): Promise<void> {
@@ -151,11 +216,7 @@ class ReplyBatcher {
     const batch = this.batch;
     this.batch = new Map();
     this.sent = null;
-    const pipeline = this.redis.pipeline();
-    for (const [list, frames] of batch) pipeline.rpush(list, ...frames).pexpire(list, REPLY_LIST_TTL_MS);
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err !== null)?.[0];
-    if (failed) throw failed;
+    await Promise.all([...batch].flatMap(([list, frames]) => [this.redis.rpush(list, ...frames), this.redis.pexpire(list, REPLY_LIST_TTL_MS)]));
   }
 }
 

@@ -220,17 +220,18 @@ test('publish then fetch gives back the same bundle, and the gateway points at i
   t.deepEqual(await publishBundle(redis, gateway, bundle), { hash: bundle.hash, changed: true });
   t.is(await currentBundleHash(redis, gateway), bundle.hash);
 
-  const fetched = await fetchBundle(redis, bundle.hash);
+  const fetched = await fetchBundle(redis, gateway, bundle.hash);
   t.deepEqual(fetched, bundle);
   t.true(fetched!.config.equals(bundle.config));
   t.true(fetched!.secrets!.equals(sealed));
-  t.deepEqual(Object.keys(await redis.hgetall(keys.bundle(bundle.hash))).sort(), ['code', 'config', 'meta', 'secrets']);
+  t.deepEqual(Object.keys(await redis.hgetall(keys.bundle(gateway, bundle.hash))).sort(), ['code', 'config', 'meta', 'secrets']);
 
   const noSecrets = await buildBundle(driverFolder(t, { 'driver.cjs': CJS_DRIVER }));
   await publishBundle(redis, 'rg.102', noSecrets);
-  t.is((await fetchBundle(redis, noSecrets.hash))!.secrets, null);
-  t.is(await fetchBundle(redis, 'f'.repeat(64)), null);
-  await t.throwsAsync(fetchBundle(redis, 'not-a-hash'), { instanceOf: BundleError });
+  t.is((await fetchBundle(redis, 'rg.102', noSecrets.hash))!.secrets, null);
+  t.is(await fetchBundle(redis, gateway, noSecrets.hash), null, 'a bundle is kept with the gateway it was published for');
+  t.is(await fetchBundle(redis, gateway, 'f'.repeat(64)), null);
+  await t.throwsAsync(fetchBundle(redis, gateway, 'not-a-hash'), { instanceOf: BundleError });
 });
 
 test('a new version is announced once on the gateway channel; republishing the same is not', async (t) => {
@@ -247,17 +248,16 @@ test('a new version is announced once on the gateway channel; republishing the s
   await new Promise((r) => setTimeout(r, 100)); // room for a stray extra announcement to show up
   t.deepEqual(heard, [v1.hash, v2.hash]);
   t.is(await currentBundleHash(redis, gateway), v2.hash);
-  t.is((await fetchBundle(redis, v1.hash))!.meta.builtAt, v1.meta.builtAt, 'a stored version is never rewritten');
+  t.is((await fetchBundle(redis, gateway, v1.hash))!.meta.builtAt, v1.meta.builtAt, 'a stored version is never rewritten');
   t.true((await publishBundle(redis, gateway, v1)).changed, 'rolling back is a change too');
 });
 
 test('a bundle whose content does not match its hash is refused, in Redis and on publish', async (t) => {
-  // Its own content, hence its own key: bundles are shared by every gateway publishing the same.
   const bundle = await buildBundle(driverFolder(t, { 'driver.cjs': `${CJS_DRIVER}module.exports.note = 'corrupted in Redis below';\n` }));
   await t.throwsAsync(publishBundle(redis, 'rg.104', { ...bundle, code: bundle.code + '\n' }), { instanceOf: BundleError });
   await publishBundle(redis, 'rg.104', bundle);
-  await redis.hset(keys.bundle(bundle.hash), 'code', bundle.code.replace('gzip', 'gunzip'));
-  await t.throwsAsync(fetchBundle(redis, bundle.hash), { instanceOf: BundleError, message: /does not match its hash/ });
+  await redis.hset(keys.bundle('rg.104', bundle.hash), 'code', bundle.code.replace('gzip', 'gunzip'));
+  await t.throwsAsync(fetchBundle(redis, 'rg.104', bundle.hash), { instanceOf: BundleError, message: /does not match its hash/ });
 });
 
 test('the built-in disk driver bundles, travels through Redis and stores chunks from the loaded copy', async (t) => {
@@ -265,7 +265,7 @@ test('the built-in disk driver bundles, travels through Redis and stores chunks 
   t.deepEqual(bundle.meta.methods, ['delete_chunk', 'driver_init', 'read_chunk', 'rename_file', 'write_chunk']);
   t.deepEqual(JSON.parse(bundle.config.toString()), { STORAGE_DIR: path.join(DISK_DRIVER_FOLDER, 'storage') }, 'a relative *_DIR is taken from the driver folder');
   await publishBundle(redis, 'rg.105', bundle);
-  const fetched = (await fetchBundle(redis, (await currentBundleHash(redis, 'rg.105'))!)) as DriverBundle;
+  const fetched = (await fetchBundle(redis, 'rg.105', (await currentBundleHash(redis, 'rg.105'))!)) as DriverBundle;
   const { methods } = loadDriverModule(fetched, freshDir(t));
   const config = { STORAGE_DIR: path.join(freshDir(t), 'store') };
   const call = (name: string, ...args: unknown[]) => methods.get(name)!(...args) as Promise<number>;

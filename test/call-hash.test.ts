@@ -10,6 +10,7 @@ import { Asker, INLINE_CHUNK_MAX, type CallResult, type IncomingCall } from '../
 import { CallServer } from '../queues/serve.js';
 import { Errno } from '../drivers/errno.js';
 import { testRedis } from './support/redis.js';
+import { redisAt } from '../queues/redis.js';
 
 // Own shared-memory folder, so the large chunk travels by host file without meeting other tests.
 const HOST_DIR = mkdtempSync(join(tmpdir(), 'sgw-shm-'));
@@ -23,10 +24,10 @@ test('a chunk is checked against the call\'s SHA-256 before the handler runs, in
   const gateway = `rg.${randomUUID()}`;
   const handled: IncomingCall[] = [];
   const server = new CallServer({
-    redisUrl: redis.url, gateway, mode: 'write', concurrency: 4,
+    redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async (call): Promise<CallResult> => { handled.push(call); return { rc: 0 }; },
   });
-  const asker = new Asker(redis.url, gateway);
+  const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
 
   for (const [how, size] of [['inline', 1000], ['host file', 1 << 20]] as const) {

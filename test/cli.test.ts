@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { formatBlockUrl } from '../http/data-url.js';
 import { testRedis } from './support/redis.js';
+import { keys } from '../queues/names.js';
 import {
   CLI, cleanup, DISK_DRIVER_JS, makeGatewayFolder, startGatewayProcess, waitForGateway, writeDriver,
 } from './support/gateway.js';
@@ -78,7 +79,7 @@ test('sealed secrets reach the driver actors, which alone can open them', async 
   const gw = startGatewayProcess(f.configFile);
   try {
     await waitForGateway(f, redis, ['driver:read']);
-    const bundle = await redis.hget(`sgw:bundle:${await redis.get(`sgw:${f.gatewayKey}:driver`)}`, 'secrets');
+    const bundle = await redis.hget(keys.bundle(f.gatewayKey, (await redis.get(keys.driverCurrent(f.gatewayKey)))!), 'secrets');
     t.false((bundle ?? '').includes('open sesame'), 'Redis holds only the sealed form');
     const res = await fetch(formatBlockUrl(f.url, { volume_id: 3n, fs_path: '/s', file_id: 5n, file_version: 1n, block_id: 0n, block_version: 0n }));
     t.is(await res.text(), 'token=open sesame');

@@ -1,7 +1,8 @@
 // The configuration file: its schema's defaults, the messages of its refusals, environment
 // overrides, and the key table of docs/configuration.md, which must be the one the schema writes.
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, parseConfig } from '../proto/config/config.js';
 import { configKeysMarkdown, BEGIN_MARKER, END_MARKER } from '../proto/config/docs.js';
@@ -69,7 +70,7 @@ test('environment variables override their keys, and an empty one counts as unse
   const { dir, base } = configFolder(t);
   const c = parseConfig({ ...base, redis: 'redis://file:1' }, dir, { SGW_PORT: '9001', SGW_REDIS_URL: 'redis://env:2', SGW_LOG_LEVEL: 'debug', SGW_CACHE_DIR: '/tmp/x', SGW_STATE_DIR: '/tmp/y' });
   t.is(c.gateway.port, 9001);
-  t.is(c.redis, 'redis://env:2');
+  t.deepEqual(c.redis, { kind: 'single', url: 'redis://env:2', tls: null });
   t.is(c.log.level, 'debug');
   t.is(c.cache.dir, '/tmp/x');
   t.is(c.state.dir, '/tmp/y');
@@ -86,4 +87,33 @@ test('the private Redis flushes its append-only file every second or before ever
 test('call_timeout_ms is capped by request_timeout_ms', (t) => {
   const { dir, base } = configFolder(t);
   t.is(parseConfig({ ...base, limits: { request_timeout_ms: 2000, call_timeout_ms: 5000 } }, dir).limits.call_timeout_ms, 2000);
+});
+
+test('redis: a URL, or an object for TLS files, Sentinel or Cluster; files relative to the config; SGW_REDIS_URL replaces any of them', (t) => {
+  const { dir, base } = configFolder(t);
+  writeFileSync(join(dir, 'ca.pem'), 'the CA');
+  t.deepEqual(parseConfig({ ...base, redis: 'rediss://u:p@db.example:6380/2' }, dir).redis, { kind: 'single', url: 'rediss://u:p@db.example:6380/2', tls: null });
+  t.deepEqual(parseConfig({ ...base, redis: { url: 'rediss://db.example:6380', tls: { ca: 'ca.pem' } } }, dir).redis,
+    { kind: 'single', url: 'rediss://db.example:6380', tls: { ca: Buffer.from('the CA'), cert: null, key: null } });
+  const sentinel = { sentinels: ['10.0.0.1:26379', '[::1]:26380'], name: 'mymaster', password: 'pw', sentinel_password: 'spw' };
+  t.deepEqual(parseConfig({ ...base, redis: sentinel }, dir).redis, {
+    kind: 'sentinel', sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], name: 'mymaster',
+    user: null, password: 'pw', sentinelPassword: 'spw', tls: null,
+  });
+  t.deepEqual(parseConfig({ ...base, redis: { cluster: ['n1:7000'], user: 'sgw', password: 'pw' } }, dir).redis,
+    { kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }], user: 'sgw', password: 'pw', tls: null });
+  t.deepEqual(parseConfig({ ...base, redis: sentinel }, dir, { SGW_REDIS_URL: 'redis://env:2' }).redis, { kind: 'single', url: 'redis://env:2', tls: null });
+  t.is(parseConfig(base, dir).replication.acks, 1);
+});
+
+test('redis: a form that is ambiguous, incomplete or unreadable is refused by key', (t) => {
+  const { dir, base } = configFolder(t);
+  const refused = (redis: unknown, message: RegExp) => t.throws(() => parseConfig({ ...base, redis }, dir), { instanceOf: ConfigError, message });
+  refused({ url: 'redis://a:1', cluster: ['b:2'] }, /^redis: give exactly one of "url", "sentinels" or "cluster"$/m);
+  refused({ sentinels: ['a:1'] }, /^redis\.name: the master group name is needed with "sentinels"$/m);
+  refused({ cluster: ['no-port'] }, /^redis\.cluster\.0: must be "host:port"$/m);
+  refused('http://a:1', /^redis\.url: must start with redis:\/\/ or rediss:\/\/$/m);
+  refused({ url: 'redis://a:1', password: 'x' }, /a URL carries its own user and password/);
+  refused({ url: 'rediss://a:1', tls: { ca: 'missing.pem' } }, /^redis\.tls\.ca: cannot read .*missing\.pem/m);
+  refused({ url: 'redis://a:1', tsl: {} }, /unknown key "tsl"/);
 });

@@ -14,9 +14,10 @@ import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-clie
 import { createDashboard, DASHBOARD_PATH } from '../http/dashboard.js';
 import { answerErrors } from '../http/errors.js';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
-import { keys, QUEUE_PREFIX } from '../queues/names.js';
+import { keys, queuePrefix } from '../queues/names.js';
 import { CLI, fileRef, waitFor, type GatewayFolder, stopChild } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
+import { redisAt } from '../queues/redis.js';
 
 const ADMIN = { user: 'ops', password: 'dash s3cret' };
 const gateway = gatewayPerFile({ config: { admin: ADMIN } });
@@ -39,7 +40,7 @@ test.serial.before('traffic through the gateway so its queues hold jobs', async 
     const res = await fetch(formatBlockUrl(f.url, { ...addr, block_id: id, block_version: 1n }));
     if (res.status !== 404) throw new Error(`GET of a missing block answered ${res.status}`);
   }
-  const scratch = new Queue(SCRATCH, { connection: redis, prefix: QUEUE_PREFIX });
+  const scratch = new Queue(SCRATCH, { connection: redis, prefix: queuePrefix(SCRATCH) });
   await scratch.add('x', { n: 1 });
   await scratch.add('x', { n: 2 });
   await scratch.close();
@@ -47,7 +48,7 @@ test.serial.before('traffic through the gateway so its queues hold jobs', async 
 });
 
 async function jobTotal(f: GatewayFolder, name: string): Promise<number> {
-  const q = new Queue(name, { connection: gateway.redis, prefix: QUEUE_PREFIX });
+  const q = new Queue(name, { connection: gateway.redis, prefix: queuePrefix(name) });
   try {
     return Object.values(await q.getJobCounts()).reduce((a, b) => a + b, 0);
   } finally {
@@ -131,7 +132,7 @@ test.serial('read-only by default: every write action answers 405 and changes no
     t.regex(await res.text(), /read-only/);
   }
   t.is(await jobTotal(f, SCRATCH), before, 'no job was added, cleaned or removed');
-  const q = new Queue(SCRATCH, { connection: gateway.redis, prefix: QUEUE_PREFIX });
+  const q = new Queue(SCRATCH, { connection: gateway.redis, prefix: queuePrefix(SCRATCH) });
   t.false(await q.isPaused(), 'the queue was not paused');
   await q.close();
 });
@@ -164,7 +165,7 @@ test.serial('sgw dashboard with allow_writes: the same actions work, and it is s
   const file = configVariant(f, 'dash-writes.json', { token: 'ops-token', allow_writes: true });
   const dash = await startDashboardCli(['--config', file, '--port', String(await freePort())]);
   const bearer = { Authorization: 'Bearer ops-token', 'Content-Type': 'application/json' };
-  const q = new Queue(SCRATCH, { connection: gateway.redis, prefix: QUEUE_PREFIX });
+  const q = new Queue(SCRATCH, { connection: gateway.redis, prefix: queuePrefix(SCRATCH) });
   try {
     t.is((await fetch(`${dash.url}/api/queues`)).status, 401);
     t.is((await fetch(`${dash.url}/api/queues/${SCRATCH}/pause`, { method: 'PUT' })).status, 401, 'a write without the credential');
@@ -210,7 +211,7 @@ test('sgw dashboard refuses to start without a credential, and --insecure-local 
 });
 
 test('with no credential configured the dashboard of an http actor is off: 404 everywhere', async (t) => {
-  const dashboard = createDashboard({ redisUrl: gateway.f.redisUrl, admin: { token: null, user: null, password: null, allow_writes: false } });
+  const dashboard = createDashboard({ redis: redisAt(gateway.f.redisUrl), admin: { token: null, user: null, password: null, allow_writes: false } });
   const app = new Koa();
   app.use(answerErrors);
   app.use(dashboard.middleware);

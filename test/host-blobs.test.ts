@@ -13,10 +13,11 @@ import { Redis } from 'ioredis';
 import { Asker, decodeReply, type CallResult, type IncomingCall } from '../queues/ask.js';
 import { CallServer } from '../queues/serve.js';
 import { HostBlobs } from '../queues/blobs.js';
-import { keys, modeQueueName, QUEUE_PREFIX } from '../queues/names.js';
+import { keys, modeQueueName, queuePrefix } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
 import { whenReady } from '../queues/redis.js';
 import { stopChild } from './support/gateway.js';
+import { redisAt } from '../queues/redis.js';
 
 const ECHO_SERVER = fileURLToPath(new URL('./support/echo-server.js', import.meta.url));
 const BLOBS = fileURLToPath(new URL('../queues/blobs.js', import.meta.url));
@@ -47,13 +48,13 @@ test.serial('large chunks reach a worker of the same host through a reused slot 
   const gateway = `rg.${randomUUID()}`;
   const seen: IncomingCall[] = [];
   const server = new CallServer({
-    redisUrl: redis.url, gateway, mode: 'write', concurrency: 4,
+    redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async (call): Promise<CallResult> => {
       seen.push(call);
       return { rc: 0, value: sha(call.chunk!) };
     },
   });
-  const asker = new Asker(redis.url, gateway);
+  const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
   const chunks = [randomBytes(1 << 20), randomBytes(70_000)];
 
@@ -72,7 +73,7 @@ test.serial('a worker on another host cannot read the file: the chunk is sent ag
   const gateway = `rg.${randomUUID()}`;
   const otherHost = mkdtempSync(join(tmpdir(), 'sgw-shm-other-'));
   const server = await startEchoServer(redis.url, gateway, otherHost);
-  const asker = new Asker(redis.url, gateway);
+  const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => {
     await asker.close();
     server.disconnect();
@@ -96,11 +97,11 @@ test.serial('a job naming a file outside the side channel is refused, and its dr
   const gateway = `rg.${randomUUID()}`;
   let called = 0;
   const server = new CallServer({
-    redisUrl: redis.url, gateway, mode: 'write', concurrency: 4,
+    redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async () => { called++; return { rc: 0 }; },
   });
   const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-  const queue = new Queue(modeQueueName(gateway, 'write'), { connection, prefix: QUEUE_PREFIX });
+  const queue = new Queue(modeQueueName(gateway, 'write'), { connection, prefix: queuePrefix(modeQueueName(gateway, 'write')) });
   const probe = new Redis(redis.url);
   t.teardown(async () => { await server.close(1000); await queue.close(); connection.disconnect(); probe.disconnect(); });
   const reply = `sgw:results:${randomUUID()}`;
@@ -144,10 +145,10 @@ test.serial('a host channel that cannot take a chunk never fails the call: it go
   const redis = await testRedis();
   const gateway = `rg.${randomUUID()}`;
   const server = new CallServer({
-    redisUrl: redis.url, gateway, mode: 'write', concurrency: 4,
+    redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async (call): Promise<CallResult> => ({ rc: 0, value: sha(call.chunk!) }),
   });
-  const asker = new Asker(redis.url, gateway);
+  const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
   await whenReady(asker.redis, 10_000);
   // More chunks at once than the process has slot files, with its folder gone: new slots and

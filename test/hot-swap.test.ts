@@ -9,6 +9,7 @@ import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-clie
 import { listActors } from '../queues/registry.js';
 import { CLI, DISK_DRIVER_JS, DISK_DRIVER_PY, fileRef, waitFor, writeDriver } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
+import { keys } from '../queues/names.js';
 
 const run = promisify(execFile);
 const ROLES = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename'];
@@ -26,7 +27,7 @@ for (const { language, file: DRIVER_FILE, source: DRIVER } of DRIVERS) {
 
   test.serial(`a new ${language} driver version replaces every driver actor under load with zero failed requests`, async (t) => {
     const { f, redis } = gateway;
-    const v1 = await redis.get(`sgw:${f.gatewayKey}:driver`);
+    const v1 = await redis.get(keys.driverCurrent(f.gatewayKey));
     let stop = false;
     let done = 0;
     const failures: string[] = [];

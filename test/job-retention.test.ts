@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { ChunkType } from '../proto/messages.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { INLINE_CHUNK_MAX, type JobData } from '../queues/ask.js';
-import { modeQueueName, QUEUE_PREFIX } from '../queues/names.js';
+import { modeQueueName, queuePrefix } from '../queues/names.js';
 import { cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway } from './support/gateway.js';
 import { testRedis } from './support/redis.js';
 
@@ -15,7 +15,8 @@ test('after 10 MB of writes the retained write jobs keep no chunk bytes in Redis
   const redis = new Redis((await testRedis()).url);
   const f = await makeGatewayFolder();
   const gw = startGatewayProcess(f.configFile);
-  const queue = new Queue(modeQueueName(f.gatewayKey, 'write'), { connection: redis, prefix: QUEUE_PREFIX });
+  const name = modeQueueName(f.gatewayKey, 'write');
+  const queue = new Queue(name, { connection: redis, prefix: queuePrefix(name) });
   t.teardown(async () => {
     await queue.close();
     await gw.stop();
@@ -44,7 +45,7 @@ test('after 10 MB of writes the retained write jobs keep no chunk bytes in Redis
     return calls >= posts * 16 && done.every((j) => (j.data as JobData).calls.every((c) => c.chunk === undefined)) && done;
   });
   let bytes = 0;
-  for (const job of jobs) bytes += (await redis.memory('USAGE', `${QUEUE_PREFIX}:${queue.name}:${job.id}`)) ?? 0;
+  for (const job of jobs) bytes += (await redis.memory('USAGE', `${queuePrefix(name)}:${queue.name}:${job.id}`)) ?? 0;
   const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   t.log(`${(written / 2 ** 20).toFixed(1)} MiB written in ${jobs.length} jobs: they keep ${(bytes / 1024).toFixed(1)} KiB in Redis (whole Redis: ${(used / 2 ** 20).toFixed(1)} MiB)`);
   t.true(jobs.length > 0, 'the finished jobs are still there to look at');

@@ -18,7 +18,7 @@ const file = (path: string, version: bigint, size = 10): NamespaceEntry => ({
   path, type: 'file', file_id: 0xABCDEF0123456789n, file_version: version, size, mode: 0o644, mtime_sec: 1n, mtime_nsec: 2,
   manifest_mtime_sec: 3n, manifest_mtime_nsec: 4, coordinator_id: 10n, read_ttl: 5000, write_ttl: 0,
 });
-const dump = async (ns: Namespace) => JSON.stringify(await Promise.all((await redis.keys(`sgw:vol:${ns.volumeId}:*`)).sort()
+const dump = async (ns: Namespace) => JSON.stringify(await Promise.all((await redis.keys(`sgw:{vol.${ns.volumeId}}:*`)).sort()
   .map(async (k) => [k, (await redis.type(k)) === 'hash' ? await redis.hgetall(k) : await redis.zrange(k, '0', '-1')])));
 
 test('publish creates a file only where none is, and replaces only the version it names', async (t) => {

@@ -6,6 +6,7 @@ import { Lease } from '../actors/crawl/lease.js';
 import { Namespace, UNCHANGED, checkPath } from '../queues/namespace/namespace.js';
 import { checkMetadataCommand, Errno, make_metadata_command, type MetadataCommand } from '../drivers/helpers.js';
 import { testRedis } from './support/redis.js';
+import { keys } from '../queues/names.js';
 
 let redis: Redis;
 let volume = 1000n;
@@ -21,7 +22,7 @@ const cmd = (c: string, ftype: string | null, path: string, size: number | null 
 
 /** Everything in the namespace's keys, to show that a refused command changed nothing. */
 async function dump(ns: Namespace): Promise<string> {
-  const ks = (await redis.keys(`sgw:vol:${ns.volumeId}:*`)).sort();
+  const ks = (await redis.keys(`sgw:{vol.${ns.volumeId}}:*`)).sort();
   const parts = await Promise.all(ks.map(async (k) => `${k}=${JSON.stringify((await redis.type(k)) === 'hash' ? await redis.hgetall(k) : await redis.zrange(k, '0', '-1'))}`));
   return parts.join('\n');
 }
@@ -81,7 +82,7 @@ test('listing is in name order and paged', async (t) => {
 
 test('a write fenced by a lease it no longer holds is refused with ESTALE', async (t) => {
   const ns = fresh();
-  const key = `sgw:test:lease:${ns.volumeId}`;
+  const key = keys.crawlLease(ns.volumeId, 'ag.1');
   const a = new Lease(redis, key, 'a', 5000);
   const b = new Lease(redis, key, 'b', 5000);
   t.true(await a.acquire());

@@ -8,6 +8,7 @@ import { ChunkType } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { testRedis } from './support/redis.js';
+import { modeQueueName, queuePrefix } from '../queues/names.js';
 import {
   cleanup, DISK_DRIVER_JS, DISK_DRIVER_PY, DISK_DRIVERS, fileRef, liveActors, makeGatewayFolder, startGatewayProcess, waitForGateway,
   type FolderOptions,
@@ -84,9 +85,9 @@ for (const { language, options } of DISK_DRIVERS) {
       t.is((await putAndGet(f, Buffer.from('abc'))).toString(), 'abc');
       t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:serialize'), []);
       t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:deserialize'), []);
-      t.deepEqual(await redis.keys(`sgw:${f.gatewayKey}.serialize*`), []);
-      t.deepEqual(await redis.keys(`sgw:${f.gatewayKey}.deserialize*`), []);
-      t.true((await redis.keys(`sgw:${f.gatewayKey}.read*`)).length > 0, 'the read queue exists (the check can fail)');
+      t.deepEqual(await redis.keys(`${queuePrefix(modeQueueName(f.gatewayKey, 'serialize'))}*`), []);
+      t.deepEqual(await redis.keys(`${queuePrefix(modeQueueName(f.gatewayKey, 'deserialize'))}*`), []);
+      t.true((await redis.keys(`${queuePrefix(modeQueueName(f.gatewayKey, 'read'))}*`)).length > 0, 'the read queue exists (the check can fail)');
     } finally {
       await gw.stop();
       redis.disconnect();

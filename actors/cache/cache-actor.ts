@@ -7,7 +7,7 @@ import { ChunkStore } from './chunk-store.js';
 import { Heartbeat } from '../../queues/registry.js';
 import type { Asker, CallResult, IncomingCall } from '../../queues/ask.js';
 import { CallServer } from '../../queues/serve.js';
-import { connectRedis, whenReady } from '../../queues/redis.js';
+import { connectRedis, whenReady, type RedisTarget } from '../../queues/redis.js';
 import type { ChunkCache } from '../../http/driver-pipeline.js';
 import { Errno } from '../../drivers/errno.js';
 
@@ -44,16 +44,17 @@ export function cacheUsage(store: ChunkStore): () => Record<string, number> {
 }
 
 /** Runs a stand-alone cache actor serving its queue. */
-export async function runCacheActor(config: GatewayConfig, redisUrl: string, logger: Logger): Promise<{ stop(): Promise<void> }> {
+export async function runCacheActor(config: GatewayConfig, target: RedisTarget, logger: Logger): Promise<{ stop(): Promise<void> }> {
   const store = await openChunkStore(config);
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-cache-actor');
+  const redis = connectRedis(target, 'patient', 'sgw-cache-actor');
   await whenReady(redis, 30_000);
   const instance = randomUUID();
   const heartbeat = new Heartbeat(redis, config.gateway.key, { instance, role: 'cache', version: '' }, cacheUsage(store));
   const server = new CallServer({
-    redisUrl, gateway: config.gateway.key, mode: 'cache', concurrency: 64,
+    redis: target, gateway: config.gateway.key, mode: 'cache', concurrency: 64,
     handler: (call) => answer(store, call),
     onDone: () => { heartbeat.jobs++; },
+    onRecycle: () => logger.warn({ actor: 'cache' }, 'the queue worker stopped taking jobs while jobs waited; replaced it'),
   });
   await server.worker.waitUntilReady();
   heartbeat.start();

@@ -9,7 +9,7 @@ import { withProgress } from './progress.js';
 import { generateKeyPair, sealSecrets } from '../../drivers/secrets.js';
 import { readPublicKey } from '../../proto/signature.js';
 import { registerUgCommands } from './ug-cli.js';
-import { redisUrlOf } from '../supervisor/state-redis.js';
+import { redisTargetOf } from '../supervisor/state-redis.js';
 import { configOrDemo, demoRgConfig } from '../supervisor/demo.js';
 
 const program = new Command('sgw')
@@ -98,9 +98,9 @@ program.command('driver')
   .option('--dir <folder>', 'driver folder (default: "driver" of the config)')
   .action(async (o: { config: string; dir?: string }) => {
     const config = loadConfig(o.config);
-    const redisUrl = redisUrlOf(config);
+    const target = redisTargetOf(config);
     const { publishDriver } = await import('../supervisor/driver-publishing.js');
-    const r = await withProgress('publishing the driver', (line) => publishDriver(config, redisUrl, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
+    const r = await withProgress('publishing the driver', (line) => publishDriver(config, target, o.dir ? resolve(o.dir) : config.driver, (step) => line.update(step)));
     process.stdout.write(`${r.hash} ${r.changed ? 'published' : 'unchanged'} (${r.methods.join(', ')})\n`);
   });
 

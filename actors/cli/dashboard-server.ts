@@ -9,8 +9,8 @@ import { onSignals } from '../signals.js';
 import { credentialConfigured } from '../../http/admin-auth.js';
 import { createDashboard, DASHBOARD_PATH } from '../../http/dashboard.js';
 import { answerErrors, HttpError } from '../../http/errors.js';
-import { redisUrlOf } from '../supervisor/state-redis.js';
-import { redactUrl } from '../supervisor/state-redis.js';
+import { describeRedis } from '../../queues/redis.js';
+import { redisTargetOf } from '../supervisor/state-redis.js';
 
 export interface DashboardServerOptions {
   host: string;
@@ -41,8 +41,7 @@ export function checkDashboardAccess(config: GatewayConfig, opts: DashboardServe
 
 export async function runDashboardServer(config: GatewayConfig, opts: DashboardServerOptions): Promise<RunningDashboardServer> {
   checkDashboardAccess(config, opts);
-  const redisUrl = redisUrlOf(config);
-  const dashboard = createDashboard({ redisUrl, admin: config.admin, open: opts.insecureLocal });
+  const dashboard = createDashboard({ redis: redisTargetOf(config), admin: config.admin, open: opts.insecureLocal });
   const app = new Koa();
   app.use(answerErrors);
   app.use(dashboard.middleware);
@@ -78,5 +77,5 @@ export async function serveDashboard(o: { config: string; port: string; host: st
   const running = await runDashboardServer(config, { host: o.host, port, insecureLocal: o.insecureLocal ?? false });
   onSignals(running.stop);
   const access = o.insecureLocal ? 'no credential asked (--insecure-local)' : 'admin credential required';
-  process.stderr.write(`sgw: dashboard of ${redactUrl(redisUrlOf(config))} at ${running.url}  (${access}; stop with Ctrl-C)\n`);
+  process.stderr.write(`sgw: dashboard of ${describeRedis(redisTargetOf(config))} at ${running.url}  (${access}; stop with Ctrl-C)\n`);
 }

@@ -4,9 +4,9 @@ import { Queue } from 'bullmq';
 import type { GatewayConfig } from '../../proto/config/config.js';
 import { listActors } from '../../queues/registry.js';
 import { withProgress } from './progress.js';
-import { connectRedis, whenReady, type Redis } from '../../queues/redis.js';
-import { MODES_OF_GATEWAY, QUEUE_PREFIX, registeredQueues } from '../../queues/names.js';
-import { redactUrl, redisUrlOf } from '../supervisor/state-redis.js';
+import { connectRedis, describeRedis, whenReady, type RedisClient, type RedisTarget } from '../../queues/redis.js';
+import { MODES_OF_GATEWAY, queuePrefix, registeredQueues } from '../../queues/names.js';
+import { redisTargetOf } from '../supervisor/state-redis.js';
 
 const REDIS_WAIT_MS = 5_000;
 const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
@@ -46,14 +46,13 @@ export interface GatewayStatus {
   redis_memory: { used_bytes: number; peak_bytes: number; max_bytes: number; policy: string };
 }
 
-
 function infoField(info: string, name: string): string {
   return new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
 }
 
-async function queueCounts(redis: Redis, names: string[]): Promise<QueueStatus[]> {
+async function queueCounts(redis: RedisClient, names: string[]): Promise<QueueStatus[]> {
   return Promise.all(names.map(async (name) => {
-    const q = new Queue(name, { connection: redis, prefix: QUEUE_PREFIX });
+    const q = new Queue(name, { connection: redis, prefix: queuePrefix(name) });
     q.on('error', () => {});
     try {
       const c = await q.getJobCounts(...COUNTED);
@@ -64,12 +63,12 @@ async function queueCounts(redis: Redis, names: string[]): Promise<QueueStatus[]
   }));
 }
 
-export async function readStatus(config: GatewayConfig, redisUrl: string, now = Date.now()): Promise<GatewayStatus> {
+export async function readStatus(config: GatewayConfig, target: RedisTarget, now = Date.now()): Promise<GatewayStatus> {
   const gateway = config.gateway.key;
-  const redis = connectRedis(redisUrl, 'fail-fast', 'sgw-status');
+  const redis = connectRedis(target, 'fail-fast', 'sgw-status');
   try {
-    await whenReady(redis, REDIS_WAIT_MS).catch(() => {
-      throw new Error(`Redis at ${redactUrl(redisUrl)} is not reachable (waited ${REDIS_WAIT_MS / 1000} s)`);
+    await whenReady(redis, REDIS_WAIT_MS).catch((err: Error) => {
+      throw new Error(`Redis at ${describeRedis(target)} is not reachable (waited ${REDIS_WAIT_MS / 1000} s: ${err.message})`);
     });
     const roles = ['http', 'cache', ...MODES_OF_GATEWAY[config.gateway.type].map((m) => `driver:${m}`)];
     const [actors, queueNames, info] = await Promise.all([
@@ -79,7 +78,7 @@ export async function readStatus(config: GatewayConfig, redisUrl: string, now = 
     ]);
     const queues = await queueCounts(redis, queueNames);
     return {
-      gateway, redis: redactUrl(redisUrl), at: new Date(now).toISOString(),
+      gateway, redis: describeRedis(target), at: new Date(now).toISOString(),
       actors: actors
         .map((a) => ({
           role: a.role, host: a.host, pid: a.pid, version: a.version.slice(0, 12),
@@ -154,7 +153,7 @@ export function formatStatus(s: GatewayStatus): string {
 
 /** The `sgw status` command. */
 export async function printStatus(config: GatewayConfig, json: boolean): Promise<void> {
-  const redisUrl = redisUrlOf(config);
-  const status = await withProgress('reading status from Redis', () => readStatus(config, redisUrl));
+  const target = redisTargetOf(config);
+  const status = await withProgress('reading status from Redis', () => readStatus(config, target));
   process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
 }

@@ -15,7 +15,7 @@ import { Heartbeat } from '../../queues/registry.js';
 import type { CallResult, IncomingCall } from '../../queues/ask.js';
 import { CallServer } from '../../queues/serve.js';
 import { keys } from '../../queues/names.js';
-import { connectRedis, whenReady } from '../../queues/redis.js';
+import { connectRedis, whenReady, type RedisTarget } from '../../queues/redis.js';
 import { Errno, errnoName } from '../../drivers/errno.js';
 import type { MetadataCommand } from '../../drivers/helpers.js';
 import { openBundle } from '../../drivers/open-driver.js';
@@ -25,7 +25,7 @@ const RETRY_MS = 1000;
 
 export interface CrawlActorOptions {
   config: GatewayConfig;
-  redisUrl: string;
+  redis: RedisTarget;
   version?: string;
   logger: Logger;
   exit?: (code: number) => void;
@@ -46,21 +46,23 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
   const log = opts.logger.child({ actor: 'crawl', instance });
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   // Auto-pipelined: a driver's crawl commands issued together go out in one write.
-  const redis = connectRedis(opts.redisUrl, 'patient', `sgw-crawl-${instance}`, true);
+  const redis = connectRedis(opts.redis, 'patient', { name: `sgw-crawl-${instance}`, autoPipeline: true });
   await whenReady(redis, 30_000);
   await claimAcquisitionGateway(redis, config);
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const opened = await openBundle(redis, hash, config.gateway.private_key);
+  const opened = await openBundle(redis, gateway, hash, config.gateway.private_key);
   if (!opened) {
     log.error({ hash }, 'driver bundle not found in Redis');
     redis.disconnect();
     exit(EXIT.CONFIG);
     throw new Error('driver bundle not found');
   }
-  const namespace = new Namespace(redis, config.gateway.volume_id);
+  // Its writes wait for replicas on a connection of their own: lease renewals never queue behind a WAIT.
+  const nsWriter = connectRedis(opts.redis, 'patient', `sgw-crawl-namespace-${instance}`);
+  const namespace = new Namespace(redis, config.gateway.volume_id, { replication: config.replication, writer: nsWriter });
   // apply() is defined below; the driver calls it only once this actor leads the crawl.
   const driver = crawlDriver(config, opened, (cmd) => apply(cmd), log);
-  const lease = new Lease(redis, keys.crawlLease(gateway), instance, LEASE_TTL_MS);
+  const lease = new Lease(redis, keys.crawlLease(config.gateway.volume_id, gateway), instance, LEASE_TTL_MS);
   const beats = [new Heartbeat(redis, gateway, { instance, role: 'crawl', version: hash })];
   beats[0]!.start();
   const stats: CrawlStats = { applied: 0, unchanged: 0, refused: 0 };
@@ -83,6 +85,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
       // Freeing the lease lets a standby take over at once instead of after the TTL.
       if (leading) await lease.release().catch(() => {});
       redis.disconnect();
+      nsWriter.disconnect();
       exit(code);
     })();
     return stopping;
@@ -122,8 +125,9 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
     }
     if (driver.hasRefresh) {
       refreshServer = new CallServer({
-        redisUrl: opts.redisUrl, gateway, mode: 'refresh', concurrency: 1,
+        redis: opts.redis, gateway, mode: 'refresh', concurrency: 1,
         handler: (call: IncomingCall): Promise<CallResult> => driver.refresh(call),
+        onRecycle: () => log.warn('the refresh worker stopped taking jobs while jobs waited; replaced it'),
         onDone: (call, result) => {
           if (result.rc !== 0) log.warn({ rid: call.requestId, rc: result.rc, error: result.error }, 'refresh failed');
         },

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import type { GatewayConfig } from '../../proto/config/config.js';
 import type { DriverBundle } from '../../drivers/bundle.js';
-import { connectRedis, whenReady } from '../../queues/redis.js';
+import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../../queues/redis.js';
 
 export interface PublishResult {
   hash: string;
@@ -65,8 +65,8 @@ async function bundleOf(config: GatewayConfig, folder: string, onStep: (step: st
   return bundle;
 }
 
-async function withRedis<T>(redisUrl: string, onStep: (step: string) => void, use: (redis: ReturnType<typeof connectRedis>) => Promise<T>): Promise<T> {
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-publish');
+async function withRedis<T>(target: RedisTarget, onStep: (step: string) => void, use: (redis: RedisClient) => Promise<T>): Promise<T> {
+  const redis = connectRedis(target, 'patient', 'sgw-publish');
   try {
     onStep('waiting for Redis');
     await whenReady(redis);
@@ -78,12 +78,12 @@ async function withRedis<T>(redisUrl: string, onStep: (step: string) => void, us
 
 /** Publishes a driver folder as the gateway's current version (`sgw driver publish`). */
 export async function publishDriver(
-  config: GatewayConfig, redisUrl: string, folder = config.driver, onStep: (step: string) => void = () => {},
+  config: GatewayConfig, target: RedisTarget, folder = config.driver, onStep: (step: string) => void = () => {},
 ): Promise<PublishResult> {
   if (!folder) throw new Error('no driver folder: set "driver" in the config file or pass --dir');
   const bundle = await bundleOf(config, folder, onStep);
   const { publishBundle } = await import('../../drivers/bundle.js');
-  const r = await withRedis(redisUrl, onStep, (redis) => {
+  const r = await withRedis(target, onStep, (redis) => {
     onStep('uploading the driver bundle');
     return publishBundle(redis, config.gateway.key, bundle);
   });
@@ -95,12 +95,12 @@ const short = (hash: string | null | undefined) => (hash ? hash.slice(0, 12) : '
 
 /** The start-time rule (see the top of this file): publishes the config's folder or leaves the current version. */
 export async function driverOnStart(
-  config: GatewayConfig, redisUrl: string, front: boolean, onStep: (step: string) => void = () => {},
+  config: GatewayConfig, target: RedisTarget, front: boolean, onStep: (step: string) => void = () => {},
 ): Promise<DriverDecision | null> {
   const folder = config.driver;
   if (!folder) return null;
   const { currentBundleHash, publishBundle } = await import('../../drivers/bundle.js');
-  const current = await withRedis(redisUrl, onStep, (redis) => currentBundleHash(redis, config.gateway.key));
+  const current = await withRedis(target, onStep, (redis) => currentBundleHash(redis, config.gateway.key));
   if (!existsSync(folder)) {
     return {
       version: current, published: false,
@@ -113,7 +113,7 @@ export async function driverOnStart(
   const bundle = await bundleOf(config, folder, onStep);
   const record = readRecord(config);
   const publish = async (reason: string): Promise<DriverDecision> => {
-    await withRedis(redisUrl, onStep, (redis) => {
+    await withRedis(target, onStep, (redis) => {
       onStep('uploading the driver bundle');
       return publishBundle(redis, config.gateway.key, bundle);
     });

@@ -8,12 +8,12 @@ import { createLogger, type Logger } from '../logger.js';
 import { demoBanner, PER_GATEWAY_ENV, prepareDemo, shownPath } from './demo.js';
 import { driverOnStart, type DriverDecision } from './driver-publishing.js';
 import { lockFolders } from './folder-lock.js';
-import { redactUrl, StateRedis, stateRedisPaths } from './state-redis.js';
+import { StateRedis, stateRedisPaths } from './state-redis.js';
 import { parseRoles, Supervisor, type Roles } from './supervisor.js';
 import { ProgressLine, withProgress } from '../cli/progress.js';
 import { onSignals } from '../signals.js';
 import { claimAcquisitionGateway } from '../../queues/namespace/namespace.js';
-import { connectRedis, whenReady } from '../../queues/redis.js';
+import { connectRedis, describeRedis, redisAt, whenReady, type RedisTarget } from '../../queues/redis.js';
 
 /** Fails at once with a clear message instead of an http actor crash-looping on EADDRINUSE. */
 function assertPortFree(host: string, port: number, hint: string): Promise<void> {
@@ -119,21 +119,21 @@ async function runGateways(gateways: HostedGateway[], logger: Logger, style: Run
     process.stderr.write(`sgw: stopped: ${what}, every process of it has exited\n`);
   });
   const first = gateways[0]!.config; // the demo's gateways share one state folder, so one private Redis
-  let redisUrl = first.redis;
-  if (!redisUrl) {
+  let target = first.redis;
+  if (!target) {
     progress.update('starting the private redis-server');
     embedded = await StateRedis.start(first, logger);
-    redisUrl = embedded.url;
+    target = redisAt(embedded.url);
   }
   const decisions: (DriverDecision | null)[] = [];
   for (const g of gateways) {
     const label = gateways.length > 1 ? `${g.config.gateway.key}: ` : '';
-    if (g.config.gateway.type === 'AG') await claimVolume(g.config, redisUrl);
-    const decision = await driverOnStart(g.config, redisUrl, g.roles.http, (step) => progress.update(`${label}${step}`));
+    if (g.config.gateway.type === 'AG') await claimVolume(g.config, target);
+    const decision = await driverOnStart(g.config, target, g.roles.http, (step) => progress.update(`${label}${step}`));
     if (decision) logger.info({ gateway: g.config.gateway.key, version: decision.version, published: decision.published }, decision.reason);
     decisions.push(decision);
     progress.update(`${label}waiting for Redis and the driver version`);
-    const supervisor = new Supervisor({ config: g.config, configFile: g.configFile, redisUrl, roles: g.roles, logger });
+    const supervisor = new Supervisor({ config: g.config, configFile: g.configFile, redis: target, ...(embedded ? { embeddedUrl: embedded.url } : {}), roles: g.roles, logger });
     running.push({ g, supervisor });
     await supervisor.start();
   }
@@ -143,13 +143,13 @@ async function runGateways(gateways: HostedGateway[], logger: Logger, style: Run
     progress.update('waiting for the actors', `${counts.reduce((n, c) => n + c.ready, 0)}/${counts.reduce((n, c) => n + c.total, 0)} ready`);
   })));
   progress.done();
-  const redisLine = `${redactUrl(redisUrl)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(first).dir}, stopped with sgw)` : ''}`;
+  const redisLine = `${describeRedis(target)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(first).dir}, stopped with sgw)` : ''}`;
   process.stderr.write(style.summary(redisLine, decisions));
 }
 
 /** Refuses a second AG for the volume here, with the reason, rather than in crash-looping actors. */
-async function claimVolume(config: GatewayConfig, redisUrl: string): Promise<void> {
-  const redis = connectRedis(redisUrl, 'patient', 'sgw-start');
+async function claimVolume(config: GatewayConfig, target: RedisTarget): Promise<void> {
+  const redis = connectRedis(target, 'patient', 'sgw-start');
   try {
     await whenReady(redis, 30_000);
     await claimAcquisitionGateway(redis, config);
@@ -177,8 +177,8 @@ async function prepareExternalActivation(config: GatewayConfig, configFile: stri
   if (!config.redis) {
     throw new Error(`actors.activation is "none" in ${configFile}: set "redis" (or SGW_REDIS_URL) to the shared Redis the actors connect to; the private redis-server is only for activation "fork"`);
   }
-  const redisUrl = config.redis;
-  const decision = await withProgress('checking the driver', (line) => driverOnStart(config, redisUrl, roles.http, (step) => line.update(step)));
+  const target = config.redis;
+  const decision = await withProgress('checking the driver', (line) => driverOnStart(config, target, roles.http, (step) => line.update(step)));
   if (decision) logger.info({ version: decision.version, published: decision.published }, decision.reason);
   process.stderr.write([
     `sgw: ${config.gateway.type} gateway ${config.gateway.id}: actors.activation is "none", so no actor is started here.`,

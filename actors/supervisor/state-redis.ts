@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../proto/config/config.js';
+import { redisAt, type RedisTarget } from '../../queues/redis.js';
 import { processAlive } from './processes.js';
 import { startRedisServer, type RedisServer, type StartRedisOptions } from './embedded-redis.js';
 
@@ -158,17 +159,6 @@ export function runningStateRedisUrl(config: GatewayConfig): string {
 }
 
 /** The Redis a command of this config talks to: the configured one, else the gateway's private one. */
-export function redisUrlOf(config: GatewayConfig): string {
-  return config.redis ?? runningStateRedisUrl(config);
-}
-
-/** The URL without its password (status output ends up in tickets and chat). */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
+export function redisTargetOf(config: GatewayConfig): RedisTarget {
+  return config.redis ?? redisAt(runningStateRedisUrl(config));
 }

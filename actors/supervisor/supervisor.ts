@@ -9,7 +9,7 @@ import { isSingleExecutable, packagedFile } from '../../drivers/packaged-files.j
 import { withMallocTuning } from './malloc.js';
 import { withHeapFlags } from './heap.js';
 import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../../queues/names.js';
-import { connectRedis, whenReady, type Redis } from '../../queues/redis.js';
+import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../../drivers/version-watch.js';
 
 const BACKOFF_MIN_MS = 200;
@@ -66,21 +66,23 @@ interface Actor {
 export interface SupervisorOptions {
   config: GatewayConfig;
   configFile: string;
-  redisUrl: string;
+  redis: RedisTarget;
+  /** Set for the private redis-server: its URL reaches the actors through SGW_REDIS_URL. */
+  embeddedUrl?: string;
   roles: Roles;
   logger: Logger;
 }
 
 export class Supervisor {
   private readonly actors = new Set<Actor>();
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private watch: DriverVersionWatch | null = null;
   private stopping = false;
   private swapping: Promise<void> = Promise.resolve();
   private readonly watchdog: NodeJS.Timeout;
 
   constructor(private readonly opts: SupervisorOptions) {
-    this.redis = connectRedis(opts.redisUrl, 'patient', 'sgw-supervisor');
+    this.redis = connectRedis(opts.redis, 'patient', 'sgw-supervisor');
     // A driver may legitimately block its loop for a whole call; beyond that it is stuck.
     const stuckMs = opts.config.limits.call_timeout_ms + 5_000;
     this.watchdog = setInterval(() => {
@@ -102,7 +104,7 @@ export class Supervisor {
     if (roles.http) this.spawn('http', roles.cache ? ['--with-cache'] : []);
     else if (roles.cache) this.spawn('cache', []);
     if (roles.drivers.size > 0 || roles.crawl) {
-      this.watch = new DriverVersionWatch(this.redis, this.opts.redisUrl, this.opts.config.gateway.key);
+      this.watch = new DriverVersionWatch(this.redis, this.opts.redis, this.opts.config.gateway.key);
       // A gateway that serves without a driver (a UG) starts now and picks one up when published.
       const first = NEEDS_DRIVER[this.opts.config.gateway.type] ? await this.watch.first() : (await this.watch.check(), this.watch.version);
       if (first) this.startDrivers(first);
@@ -159,7 +161,7 @@ export class Supervisor {
 
   private launch(a: Actor): void {
     const options: SpawnOptions = {
-      env: withHeapFlags(withMallocTuning({ ...process.env, SGW_REDIS_URL: this.opts.redisUrl }), a.role),
+      env: withHeapFlags(withMallocTuning({ ...process.env, ...(this.opts.embeddedUrl ? { SGW_REDIS_URL: this.opts.embeddedUrl } : {}) }), a.role),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'], // ipc: ready and heartbeat messages
     };
     // The single executable is its own command line: it runs no script file.

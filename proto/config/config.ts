@@ -8,6 +8,8 @@ import type { z } from 'zod';
 import { parsePrivateKey, parsePublicKey } from '../signature.js';
 import type { AdminCredential } from '../../http/admin-auth.js';
 import { DRIVER_MODES, gatewayKey, type DriverMode, type GatewayType } from '../../queues/names.js';
+import type { HostPort, RedisTarget, RedisTls } from '../../queues/redis.js';
+import type { ReplicationPolicy } from '../../queues/replicas.js';
 import { configSchema, envOverrides, type ConfigFile } from './schema.js';
 
 export interface PeerGateway {
@@ -38,8 +40,10 @@ export interface GatewayConfig {
   };
   /** archive: a read-only volume whose data an acquisition gateway publishes. */
   volume: { version: bigint; cert_version: bigint; archive: boolean; gateways: Map<bigint, PeerGateway> };
-  /** Redis URL, or null: start a private redis-server. */
-  redis: string | null;
+  /** The shared Redis, or null: `sgw start` runs a private redis-server. */
+  redis: RedisTarget | null;
+  /** Acknowledged means replicated: how many replicas, and how long to wait for them. */
+  replication: ReplicationPolicy;
   /** Driver bundle folder on this host, or null: run whatever version is published in Redis. */
   driver: string | null;
   cache: { dir: string; max_bytes: number; memory_bytes: number };
@@ -132,13 +136,33 @@ function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
   }).join('\n');
 }
 
-function readKey<T>(path: string, what: string, parse: (pem: Buffer) => T): T {
-  let pem: Buffer;
+function readFileOf(path: string, what: string): Buffer {
   try {
-    pem = readFileSync(path);
+    return readFileSync(path);
   } catch (err) {
     throw new ConfigError(`${what}: cannot read ${path} (${(err as Error).message})`);
   }
+}
+
+function hostPortOf(s: string): HostPort {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+}
+
+/** The `redis` key as a connection target, its TLS files read (paths relative to the config). */
+function redisTargetOf(r: ConfigFile['redis'], path: (p: string) => string): RedisTarget | null {
+  if (r === null) return null;
+  const file = (p: string | null, key: string) => (p === null ? null : readFileOf(path(p), `redis.tls.${key}`));
+  const tls: RedisTls | null = r.tls ? { ca: file(r.tls.ca, 'ca'), cert: file(r.tls.cert, 'cert'), key: file(r.tls.key, 'key') } : null;
+  if (r.url !== null) return { kind: 'single', url: r.url, tls };
+  if (r.sentinels) {
+    return { kind: 'sentinel', sentinels: r.sentinels.map(hostPortOf), name: r.name!, user: r.user, password: r.password, sentinelPassword: r.sentinel_password, tls };
+  }
+  return { kind: 'cluster', nodes: r.cluster!.map(hostPortOf), user: r.user, password: r.password, tls };
+}
+
+function readKey<T>(path: string, what: string, parse: (pem: Buffer) => T): T {
+  const pem = readFileOf(path, what);
   try {
     return parse(pem);
   } catch (err) {
@@ -215,7 +239,8 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
   return {
     baseDir, file, gateway,
     volume: { ...c.volume, gateways: peers },
-    redis: c.redis,
+    redis: redisTargetOf(c.redis, path),
+    replication: { acks: c.replication.acks, timeoutMs: c.replication.timeout_ms },
     driver: c.driver === null ? null : path(c.driver),
     cache: { ...c.cache, dir: path(c.cache.dir) },
     state: { ...c.state, dir: path(c.state.dir) },

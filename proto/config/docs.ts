@@ -1,7 +1,7 @@
 // The key table of docs/configuration.md, written from the schema: `npm run docs:config` rewrites
 // the section between the markers, and a test fails when the committed page differs.
 import type { z } from 'zod';
-import { configSchema, keyDocs, unwrap, walkKeys, type KeyDoc } from './schema.js';
+import { configSchema, keyDocs, redisObjectSchema, unwrap, walkKeys, type KeyDoc } from './schema.js';
 
 export const BEGIN_MARKER = '<!-- keys: generated from proto/config/schema.ts by `npm run docs:config` -->';
 export const END_MARKER = '<!-- end of generated keys -->';
@@ -47,7 +47,7 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-/** The generated section: a table of every key (peers of volume.gateways in a table of their own). */
+/** The generated section: a table of every key (peers of volume.gateways and the object form of redis in tables of their own). */
 export function configKeysMarkdown(): string {
   const rows = (schema: z.ZodType, prefix: string[]) => {
     const out: string[] = [];
@@ -69,6 +69,11 @@ export function configKeysMarkdown(): string {
     '',
     ...head,
     ...(peers.element ? rows(peers.element, ['volume', 'gateways[]']) : []),
+    '',
+    'The object form of `redis` (one of `url`, `sentinels` or `cluster`; see [redis.md](redis.md)):',
+    '',
+    ...head,
+    ...rows(redisObjectSchema, ['redis']),
     '',
     END_MARKER,
   ].join('\n');

@@ -64,6 +64,35 @@ const peer = z.strictObject({
   url: doc(optionalString(), 'where its http actor is reached (a UG fetches from and writes to it)'),
 });
 
+/** "host:port" of a Sentinel or a Cluster node. */
+const hostPort = () => z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'must be "host:port"');
+
+// Paths relative to the config file; read at start.
+const redisTls = z.strictObject({
+  ca: doc(optionalString(), { doc: 'PEM file of the CA that signed the servers\' certificates (default: the system\'s CAs)', default: 'system CAs' }),
+  cert: doc(optionalString(), { doc: 'PEM file of a client certificate, when the servers ask for one (`tls-auth-clients`)', default: 'none' }),
+  key: doc(optionalString(), { doc: 'PEM file of its private key', default: 'none' }),
+});
+
+/** The object form of `redis`; a plain string is its `url`. */
+export const redisObjectSchema = z.strictObject({
+  url: doc(optionalString(), { doc: '`redis://[user:password@]host:port[/db]` of one Redis; `rediss://` for TLS', default: 'none' }),
+  sentinels: doc(z.array(hostPort()).min(1).optional(), { doc: 'Sentinels that watch the master (`["host:port", ...]`); sgw asks them where the master is, and follows a failover', type: 'array of "host:port"', default: 'none' }),
+  name: doc(optionalString(), { doc: 'the master group name the sentinels watch (with `sentinels`)', default: 'none' }),
+  cluster: doc(z.array(hostPort()).min(1).optional(), { doc: 'some nodes of a Redis Cluster (`["host:port", ...]`); the others are discovered', type: 'array of "host:port"', default: 'none' }),
+  user: doc(optionalString(), { doc: 'ACL user (with `sentinels` or `cluster`; a URL carries its own)', default: 'default' }),
+  password: doc(optionalString(), { doc: 'its password (with `sentinels` or `cluster`)', default: 'none' }),
+  sentinel_password: doc(optionalString(), { doc: 'password of the sentinels themselves, when they have one', default: 'none' }),
+  tls: redisTls.optional(),
+}).superRefine((r, ctx) => {
+  const forms = [r.url !== null, r.sentinels !== undefined, r.cluster !== undefined].filter(Boolean).length;
+  if (forms !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of "url", "sentinels" or "cluster"' });
+  if (r.sentinels !== undefined && r.name === null) ctx.addIssue({ code: 'custom', path: ['name'], message: 'the master group name is needed with "sentinels"' });
+  if (r.sentinels === undefined && (r.name !== null || r.sentinel_password !== null)) ctx.addIssue({ code: 'custom', message: '"name" and "sentinel_password" go with "sentinels"' });
+  if (r.url !== null && (r.user !== null || r.password !== null)) ctx.addIssue({ code: 'custom', message: 'a URL carries its own user and password: redis://user:password@host:port' });
+  if (r.url !== null && !/^rediss?:\/\/[^/]/.test(r.url)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'must start with redis:// or rediss://' });
+});
+
 const driverCounts = z.strictObject(Object.fromEntries(DRIVER_MODES.map((m) => [m, int(1).optional()])) as Record<(typeof DRIVER_MODES)[number], z.ZodOptional<ReturnType<typeof int>>>);
 
 export const configSchema = z.strictObject({
@@ -83,7 +112,14 @@ export const configSchema = z.strictObject({
     archive: doc(z.boolean().default(false), 'a read-only volume whose data an AG publishes; required for an AG'),
     gateways: doc(z.array(peer).default([]), { doc: 'the peer gateways: who may send requests here (RG, AG) or whom a UG reads from and writes to', type: 'array of peers (below)' }),
   }).prefault({}),
-  redis: doc(optionalString(), { doc: 'shared Redis URL; absent: `sgw start` runs a private redis-server ([redis.md](redis.md))', env: 'SGW_REDIS_URL', default: 'embedded' }),
+  redis: doc(
+    z.preprocess((v) => (v === '' ? null : typeof v === 'string' ? { url: v } : v), redisObjectSchema.nullable().default(null)),
+    { doc: 'the shared Redis: a URL, or an object (below) for TLS files, Sentinel or Cluster; absent: `sgw start` runs a private redis-server ([redis.md](redis.md))', env: 'SGW_REDIS_URL', type: 'URL or object', default: 'embedded' },
+  ),
+  replication: z.strictObject({
+    acks: doc(int(0).default(1), 'replicas that must hold a namespace change or a remembered nonce before it is acknowledged, when the master has replicas (0: never wait)'),
+    timeout_ms: doc(int(1).default(2000), 'how long to wait for them; past it the request gets 503 with Retry-After instead of an acknowledgement one failure could undo'),
+  }).prefault({}),
   driver: doc(optionalString(), { doc: 'driver bundle folder; `sgw start` publishes it when no version is published yet, or on a host with the `http` role when it changed since that host published it; absent or missing on this host: run the version published in Redis ([drivers.md](drivers.md#which-version-runs))', env: 'SGW_DRIVER', default: 'none' }),
   cache: z.strictObject({
     dir: doc(nonEmpty().default('cache'), { doc: 'chunk store folder (segment files)', env: 'SGW_CACHE_DIR' }),

@@ -1,16 +1,19 @@
 // The volume namespace: files and directories by path, shared in Redis by every gateway of a
-// volume (the role of Syndicate's metadata service). The AG's crawl actor writes it; http actors
-// read it. Every write is one Lua script, so parents, children and entries never disagree, and a
-// write may be fenced by the crawl lease so a deposed crawler can change nothing.
+// volume (the role of Syndicate's metadata service). The AG's crawl actor and user gateways write
+// it; http actors read it. Every write is one Lua script (queues/lua/namespace-*.lua), so parents,
+// children and entries never disagree, and a write may be fenced by the crawl lease so a deposed
+// crawler can change nothing. A write is acknowledged once the replicas the policy asks for have
+// it (replicas.ts).
 //
-// Layout (volume v; the names are built in queues/names.ts):
-//   sgw:vol:v:ns:e    hash  path -> entry JSON (64-bit values as strings)
-//   sgw:vol:v:ns:d:P  zset  child names of directory P (score 0, lexical order)
+// Layout (volume v, all in the slot of the tag {vol.v}; the names are built in queues/names.ts):
+//   sgw:{vol.v}:ns:e    hash  path -> entry JSON (64-bit values as strings)
+//   sgw:{vol.v}:ns:d:P  zset  child names of directory P (score 0, lexical order)
 import { randomBytes } from 'node:crypto';
 import { Errno } from '../../drivers/errno.js';
 import type { MetadataCommand } from '../../drivers/helpers.js';
-import type { Redis } from '../redis.js';
+import type { RedisClient } from '../redis.js';
 import { keys } from '../names.js';
+import { NO_WAIT, replicatedScript, type ReplicationPolicy } from '../replicas.js';
 import { ConfigError, type GatewayConfig } from '../../proto/config/config.js';
 
 export type EntryType = 'file' | 'directory';
@@ -72,99 +75,8 @@ function nameOf(path: string): string {
 }
 
 
-// KEYS: entries, parent's children, own children, lease (or a dummy)
-// ARGV: op, path, name, entry JSON, lease token ('' = unfenced), is-root, parent, mtime given ('1':
-//       a put finding another mtime changes the entry; otherwise the mtime is the time of applying)
-// Returns 0 (changed), 2 (unchanged) or a negative errno.
-const WRITE_SCRIPT = `
-local op, path, name, newJson, token, isRoot = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1'
-if token ~= '' and redis.call('GET', KEYS[4]) ~= token then return -${Errno.ESTALE} end
-local oldJson = redis.call('HGET', KEYS[1], path)
-if isRoot and not oldJson then
-  oldJson = cjson.encode({type='directory', id='0', ver='0', size='4096', mode='493', mt_s='0', mt_ns='0', mm_s='0', mm_ns='0', coord='0', rttl='5000', wttl='0'})
-end
-if op == 'delete' then
-  if not oldJson then return -${Errno.ENOENT} end
-  if isRoot then return -${Errno.EINVAL} end
-  if redis.call('ZCARD', KEYS[3]) > 0 then return -${Errno.ENOTEMPTY} end
-  redis.call('HDEL', KEYS[1], path)
-  redis.call('ZREM', KEYS[2], name)
-  return 0
-end
-local new = cjson.decode(newJson)
-if oldJson then
-  if op == 'create' then return -${Errno.EEXIST} end
-  local old = cjson.decode(oldJson)
-  if old.type ~= new.type then return -(old.type == 'directory' and ${Errno.EISDIR} or ${Errno.ENOTDIR}) end
-  local sameTime = ARGV[8] ~= '1' or (old.mt_s == new.mt_s and old.mt_ns == new.mt_ns)
-  if op == 'put' and sameTime and old.size == new.size and old.mode == new.mode and old.rttl == new.rttl and old.wttl == new.wttl then return 2 end
-  new.id = old.id
-  if new.type == 'directory' then new.ver = old.ver end
-  redis.call('HSET', KEYS[1], path, cjson.encode(new))
-  return 0
-end
-if op == 'update' then return -${Errno.ENOENT} end
-local parentJson = redis.call('HGET', KEYS[1], ARGV[7])
-if ARGV[7] == '/' and not parentJson then parentJson = '{"type":"directory"}' end
-if not parentJson then return -${Errno.ENOENT} end
-if cjson.decode(parentJson).type ~= 'directory' then return -${Errno.ENOTDIR} end
-redis.call('HSET', KEYS[1], path, newJson)
-redis.call('ZADD', KEYS[2], 0, name)
-return 0
-`;
-
+/** What a crawl `put` returns when it found the entry as described (namespace-write.lua). */
 export const UNCHANGED = 2;
-
-// The user gateway's file operations, compare-and-set on the version the writer saw, so two
-// writers of one path cannot both win: the second finds a version it did not expect.
-// KEYS: entries, children of path's parent, children of new path's parent (or the same)
-// ARGV: op (publish | remove | rename), path, name, parent, expected version ('' = must be
-//       absent), entry JSON, new path, new name, new parent
-// Returns 0 or a negative errno (-ESTALE: the version changed; -EEXIST: the path appeared).
-const FILE_SCRIPT = `
-local op, path, name, parent, expected, newJson = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local function checkDir(p)
-  if p == '/' then return 0 end
-  local pj = redis.call('HGET', KEYS[1], p)
-  if not pj then return -${Errno.ENOENT} end
-  if cjson.decode(pj).type ~= 'directory' then return -${Errno.ENOTDIR} end
-  return 0
-end
-local oldJson = redis.call('HGET', KEYS[1], path)
-if oldJson then
-  local old = cjson.decode(oldJson)
-  if old.type ~= 'file' then return -${Errno.EISDIR} end
-  if expected == '' then return -${Errno.EEXIST} end
-  if old.ver ~= expected then return -${Errno.ESTALE} end
-elseif expected ~= '' then
-  return -${Errno.ESTALE}
-end
-if op == 'publish' then
-  local rc = checkDir(parent)
-  if rc ~= 0 then return rc end
-  redis.call('HSET', KEYS[1], path, newJson)
-  redis.call('ZADD', KEYS[2], 0, name)
-  return 0
-end
-if not oldJson then return -${Errno.ENOENT} end
-if op == 'remove' then
-  redis.call('HDEL', KEYS[1], path)
-  redis.call('ZREM', KEYS[2], name)
-  return 0
-end
-if op == 'rename' then
-  local newPath, newName, newParent = ARGV[7], ARGV[8], ARGV[9]
-  if redis.call('HEXISTS', KEYS[1], newPath) == 1 then return -${Errno.EEXIST} end
-  local rc = checkDir(newParent)
-  if rc ~= 0 then return rc end
-  redis.call('HDEL', KEYS[1], path)
-  redis.call('ZREM', KEYS[2], name)
-  redis.call('HSET', KEYS[1], newPath, newJson)
-  redis.call('ZADD', KEYS[3], 0, newName)
-  return 0
-end
-return -${Errno.EINVAL}
-`;
 
 function stored(e: Omit<NamespaceEntry, 'path'>): StoredEntry {
   return {
@@ -205,16 +117,29 @@ export interface Fence {
   token: string;
 }
 
+export interface NamespaceWrites {
+  /** How many replicas must have a change before it is acknowledged (default: none). */
+  replication?: ReplicationPolicy;
+  /**
+   * The connection changes go through (default: the reading one). WAIT holds up everything
+   * behind it on its connection, so a writer that waits for replicas should have its own.
+   */
+  writer?: RedisClient;
+}
+
 export class Namespace {
-  constructor(private readonly redis: Redis, readonly volumeId: bigint) {
-    redis.defineCommand('sgwNamespaceWrite', { numberOfKeys: 4, lua: WRITE_SCRIPT });
-    redis.defineCommand('sgwNamespaceFile', { numberOfKeys: 3, lua: FILE_SCRIPT });
+  private readonly writer: RedisClient;
+  private readonly replication: ReplicationPolicy;
+
+  constructor(private readonly redis: RedisClient, readonly volumeId: bigint, writes: NamespaceWrites = {}) {
+    this.writer = writes.writer ?? redis;
+    this.replication = writes.replication ?? NO_WAIT;
   }
 
-  private runFileScript(path: string, newParentPath: string, args: string[]): Promise<number> {
-    const run = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).sgwNamespaceFile!;
-    return run.call(this.redis, keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parentOf(path)),
-      keys.nsChildren(this.volumeId, newParentPath), ...args);
+  private async runFileScript(path: string, newParentPath: string, args: string[]): Promise<number> {
+    return Number(await replicatedScript(this.writer, this.replication, 'namespaceFile', [
+      keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parentOf(path)), keys.nsChildren(this.volumeId, newParentPath),
+    ], args));
   }
 
   /**
@@ -280,13 +205,10 @@ export class Namespace {
       coordinator_id: coordinatorId, read_ttl: cmd.read_ttl, write_ttl: cmd.write_ttl,
     });
     const parent = parentOf(path);
-    const run = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).sgwNamespaceWrite!;
-    return run.call(
-      this.redis,
+    return Number(await replicatedScript(this.writer, this.replication, 'namespaceWrite', [
       keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parent), keys.nsChildren(this.volumeId, path),
       fence?.leaseKey ?? keys.nsEntries(this.volumeId),
-      cmd.cmd, path, nameOf(path), JSON.stringify(entry), fence?.token ?? '', isRoot ? '1' : '0', parent, cmd.mtime === undefined ? '0' : '1',
-    );
+    ], [cmd.cmd, path, nameOf(path), JSON.stringify(entry), fence?.token ?? '', isRoot ? '1' : '0', parent, cmd.mtime === undefined ? '0' : '1']));
   }
 }
 
@@ -304,7 +226,7 @@ export function entryJson(e: NamespaceEntry): Record<string, unknown> {
  * Records this AG as its volume's one acquisition gateway, or refuses (a volume may have at most
  * one: drivers never have to settle write conflicts between crawlers).
  */
-export async function claimAcquisitionGateway(redis: Redis, config: GatewayConfig): Promise<void> {
+export async function claimAcquisitionGateway(redis: RedisClient, config: GatewayConfig): Promise<void> {
   if (config.gateway.type !== 'AG') return;
   const key = keys.volumeAg(config.gateway.volume_id);
   const mine = String(config.gateway.id);

@@ -43,7 +43,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
   }
 
   async function leader(): Promise<{ instance: string; pid: number }> {
-    const instance = await waitFor('a crawl lease holder', async () => redis.get(keys.crawlLease(f.gatewayKey)));
+    const instance = await waitFor('a crawl lease holder', async () => redis.get(keys.crawlLease(f.volumeId, f.gatewayKey)));
     const pid = Number(await redis.hget(keys.actor(f.gatewayKey, instance), 'pid'));
     return { instance, pid };
   }
@@ -53,6 +53,8 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
     hosts.push(startGatewayProcess(f.configFile, 'crawl', undefined, asAnotherHost(f, `crawl-${hosts.length}`)));
     await waitFor('the initial crawl', async () => stat(f.url, '/a.txt'));
     await waitFor('refresh served', async () => (await liveActors(redis, f.gatewayKey, 'driver:refresh')).length > 0);
+    // A POST waits for the whole gateway (its read actor too), which may come up after the crawl.
+    await waitFor('the gateway ready', async () => (await fetch(`${f.url}/ready`)).status === 200);
     writeFileSync(join(dataset, 'a.txt'), 'changed, and longer');
     writeFileSync(join(dataset, 'b.txt'), 'new');
     await new Promise((r) => setTimeout(r, 500));
@@ -86,7 +88,7 @@ export function agCrawlScenarios(driver: Pick<FolderOptions, 'driverSource' | 'd
     process.kill(before.pid, 'SIGKILL');
     writeFileSync(join(dataset, 'c.txt'), 'written while nobody crawled');
     const after = await waitFor('a new lease holder', async () => {
-      const holder = await redis.get(keys.crawlLease(f.gatewayKey));
+      const holder = await redis.get(keys.crawlLease(f.volumeId, f.gatewayKey));
       return holder && holder !== before.instance ? holder : null;
     }, 15_000);
     t.not(after, before.instance);

@@ -4,7 +4,7 @@
 import type { KeyObject } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { sep } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../queues/redis.js';
 import { childrenOf, memoryOf } from '../../bench/support.js';
 import { keys } from '../../queues/names.js';
 import { RequestCodec, type Request } from '../../proto/messages.js';
@@ -166,7 +166,7 @@ export class PingPoller {
 }
 
 /** Actor restarts counted by the gateway's supervisors, all roles together. */
-export async function restarts(redis: Redis, gateway: string): Promise<number> {
+export async function restarts(redis: RedisClient, gateway: string): Promise<number> {
   const counts = await redis.hgetall(keys.restarts(gateway));
   return Object.values(counts).reduce((n, v) => n + Number(v), 0);
 }

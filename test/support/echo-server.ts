@@ -2,10 +2,11 @@
 // SHA-256 of the chunk it received. argv: redis URL, gateway key. SGW_SHM_DIR picks its "host".
 import { createHash } from 'node:crypto';
 import { CallServer } from '../../queues/serve.js';
+import { redisAt } from '../../queues/redis.js';
 
 const [redisUrl, gateway] = process.argv.slice(2);
 const server = new CallServer({
-  redisUrl: redisUrl!, gateway: gateway!, mode: 'write', concurrency: 4,
+  redis: redisAt(redisUrl!), gateway: gateway!, mode: 'write', concurrency: 4,
   handler: async (call) => ({ rc: 0, value: createHash('sha256').update(call.chunk ?? Buffer.alloc(0)).digest('hex') }),
 });
 await server.worker.waitUntilReady();

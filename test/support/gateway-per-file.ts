@@ -3,8 +3,8 @@
 // Kept apart from gateway.ts because that module is also imported by bench/, and importing 'ava'
 // outside the ava CLI ends the process.
 import test from 'ava';
-import { Redis } from 'ioredis';
-import { testRedis } from './redis.js';
+import type { RedisClient } from '../../queues/redis.js';
+import { testRedisTarget } from './redis.js';
 import {
   cleanup, makeGatewayFolder, startGatewayProcess, waitForGateway,
   type FolderOptions, type GatewayFolder, type RunningGateway,
@@ -14,7 +14,7 @@ export interface PerFileGateway {
   /** The gateway's config folder (available once the before hook has run). */
   readonly f: GatewayFolder;
   /** A client of the test file's private Redis. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** The running `sgw start` process. */
   readonly gw: RunningGateway;
 }
@@ -31,13 +31,12 @@ export function gatewayPerFile(
 ): PerFileGateway {
   let f: GatewayFolder | undefined;
   let gw: RunningGateway | undefined;
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
 
   // Serial, so that before hooks the test file registers after this call run once the gateway is up
   // (ava starts a file's concurrent before hooks all at once).
   test.serial.before(async () => {
-    redis = new Redis((await testRedis()).url);
-    redis.on('error', () => {}); // tests that restart Redis see this client's connection drop
+    redis = (await testRedisTarget()).client(); // it ignores errors: tests that restart Redis see its connection drop
     f = await makeGatewayFolder(typeof opts === 'function' ? await opts() : opts);
     setup?.(f);
     gw = startGatewayProcess(f.configFile);

@@ -16,7 +16,8 @@ import { Caps } from '../../proto/messages.js';
 import { keys } from '../../queues/names.js';
 import { sealSecrets } from '../../drivers/secrets.js';
 import type { FileRef } from '../../http/rg-client.js';
-import { testRedis } from './redis.js';
+import type { RedisClient } from '../../queues/redis.js';
+import { testRedisTarget } from './redis.js';
 
 export const CLI = fileURLToPath(new URL('../../actors/cli/cli.js', import.meta.url));
 export const DISK_DRIVER_JS = fileURLToPath(new URL('../../drivers/builtin/disk/driver.js', import.meta.url));
@@ -58,7 +59,7 @@ export interface GatewayFolder {
   ugId: bigint;
   port: number;
   url: string;
-  /** The test file's Redis (a gateway made with embeddedRedis uses its own: see embeddedRedis()). */
+  /** The Redis URL of the gateway's config: the test file's, or opts.redisUrl; '' with a Sentinel set or a Cluster (or embeddedRedis: see embeddedRedis()). */
   redisUrl: string;
 }
 
@@ -95,7 +96,7 @@ export interface FolderOptions {
 
 /** Writes a gateway's config folder: keys, config.json, driver folder, storage. */
 export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<GatewayFolder> {
-  const redis = opts.redisUrl ? { url: opts.redisUrl } : await testRedis();
+  const redis = opts.redisUrl ? { config: opts.redisUrl } : await testRedisTarget();
   const dir = mkdtempSync(join(tmpdir(), 'sgw-test-'));
   const [rg, ug] = testKeys();
   mkdirSync(join(dir, 'keys'));
@@ -133,7 +134,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
       gateways: [...(type === 'UG' ? [] : [ugPeer]), ...peers],
     },
     ...(type === 'UG' ? { ug: { token: UG_TEST_TOKEN } } : {}),
-    ...(opts.embeddedRedis ? {} : { redis: redis.url }),
+    ...(opts.embeddedRedis ? {} : { redis: redis.config }),
     ...(opts.noDriverFolder ? {} : { driver: 'driver' }),
     cache: { dir: 'cache', max_bytes: 64 << 20 },
     limits: { call_timeout_ms: 3000, request_timeout_ms: 5000, max_upload_bytes: 8 << 20 },
@@ -144,7 +145,7 @@ export async function makeGatewayFolder(opts: FolderOptions = {}): Promise<Gatew
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return {
     dir, configFile: join(dir, 'config.json'), storageDir, gatewayId, gatewayKey: `${type.toLowerCase()}.${gatewayId}`, volumeId,
-    rgKey: rg!.key, ugKey: ug!.key, ugId, port, url: `http://127.0.0.1:${port}`, redisUrl: redis.url,
+    rgKey: rg!.key, ugKey: ug!.key, ugId, port, url: `http://127.0.0.1:${port}`, redisUrl: typeof redis.config === 'string' ? redis.config : '',
   };
 }
 
@@ -229,7 +230,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null | u
 }
 
 /** Live actor instances of a role of a gateway, as the registry sees them. */
-export async function liveActors(redis: Redis, gateway: string, role: string): Promise<string[]> {
+export async function liveActors(redis: RedisClient, gateway: string, role: string): Promise<string[]> {
   return redis.zrangebyscore(keys.alive(gateway, role), Date.now(), '+inf');
 }
 
@@ -237,7 +238,7 @@ export async function liveActors(redis: Redis, gateway: string, role: string): P
  * Waits until the gateway answers /PING, every listed role has a live actor, and /ready says the
  * whole gateway serves (until then every driver call gets 503).
  */
-export async function waitForGateway(f: GatewayFolder, redis: Redis, roles: string[] = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename']): Promise<void> {
+export async function waitForGateway(f: GatewayFolder, redis: RedisClient, roles: string[] = ['driver:read', 'driver:write', 'driver:delete', 'driver:rename']): Promise<void> {
   await waitFor('gateway /PING', async () => (await fetch(`${f.url}/PING`)).status === 200);
   for (const role of roles) await waitFor(`a live ${role} actor`, async () => (await liveActors(redis, f.gatewayKey, role)).length > 0);
   await waitFor('gateway /ready', async () => (await fetch(`${f.url}/ready`)).status === 200);

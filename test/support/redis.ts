@@ -2,6 +2,7 @@
 // Tests never touch a Redis on 6379 that may already run on the machine.
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import type { RedisClient } from '../../queues/redis.js';
 import { startRedisServer, type RedisServer } from '../../actors/supervisor/embedded-redis.js';
 import { processAlive } from '../../actors/supervisor/processes.js';
 
@@ -51,4 +52,37 @@ export async function restartTestRedis(downMs = 1000): Promise<RedisServer> {
   current = next;
   shared = Promise.resolve(next);
   return next;
+}
+
+/** The Redis a test file's gateways use: the `redis` key of their configs, and a client of it. */
+export interface TestRedisTarget {
+  /** The value of the `redis` config key (a URL or an object). */
+  config: string | Record<string, unknown>;
+  /** A new client (the caller disconnects it). */
+  client(): RedisClient;
+}
+
+let chosen: (() => Promise<TestRedisTarget>) | null = null;
+let target: Promise<TestRedisTarget> | null = null;
+
+/**
+ * Makes this test file's gateways use another deployment (a Sentinel set, a Cluster, TLS) instead
+ * of the private server; call it at the top of the file, before any hook runs. Started once.
+ */
+export function useTestRedis(start: () => Promise<TestRedisTarget>): void {
+  chosen = start;
+  target = null;
+}
+
+/** What the file's gateways connect to (the private server unless useTestRedis chose otherwise). */
+export function testRedisTarget(): Promise<TestRedisTarget> {
+  target ??= chosen ? chosen() : testRedis().then((s) => ({
+    config: s.url,
+    client: () => {
+      const client = new Redis(s.url);
+      client.on('error', () => {});
+      return client;
+    },
+  }));
+  return target;
 }

@@ -12,6 +12,7 @@ import {
 } from '../../http/rg-client.js';
 import { fileRef, rawGet, type FolderOptions, type GatewayFolder } from './gateway.js';
 import { gatewayPerFile, type PerFileGateway } from './gateway-per-file.js';
+import { keys } from '../../queues/names.js';
 
 export interface RgBackend {
   /** Names the tests ("TypeScript", "Python", "S3"). */
@@ -101,12 +102,12 @@ export function rgScenarios({ label: language, options, stored }: RgBackend): Pe
 
   test(`${language} driver: the driver bundle travels through Redis and its version is the one the actors run`, async (t) => {
     const { f, redis } = gateway;
-    const current = await redis.get(`sgw:${f.gatewayKey}:driver`);
+    const current = await redis.get(keys.driverCurrent(f.gatewayKey));
     t.regex(current ?? '', /^[0-9a-f]{64}$/);
-    const ids = await redis.zrangebyscore(`sgw:${f.gatewayKey}:alive:driver:read`, Date.now(), '+inf');
+    const ids = await redis.zrangebyscore(keys.alive(f.gatewayKey, 'driver:read'), Date.now(), '+inf');
     t.true(ids.length > 0);
-    t.is(await redis.hget(`sgw:${f.gatewayKey}:actor:${ids[0]}`, 'version'), current);
-    const meta = JSON.parse((await redis.hget(`sgw:bundle:${current}`, 'meta')) ?? '{}') as { entry?: string };
+    t.is(await redis.hget(keys.actor(f.gatewayKey, ids[0]!), 'version'), current);
+    const meta = JSON.parse((await redis.hget(keys.bundle(f.gatewayKey, current!), 'meta')) ?? '{}') as { entry?: string };
     const { driverFile } = typeof options === 'function' ? {} : options;
     t.is(meta.entry, driverFile ?? 'driver.mjs', 'the actors run the driver under test');
   });

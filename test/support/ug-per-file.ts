@@ -1,19 +1,19 @@
 // One UG volume per test file (ava hooks); kept apart from ug.ts, which bench/ imports too.
 import test from 'ava';
-import { Redis } from 'ioredis';
-import { testRedis } from './redis.js';
+import type { RedisClient } from '../../queues/redis.js';
+import { testRedisTarget } from './redis.js';
 import { startUgVolume, type RunningVolume, type UgVolumeOptions } from './ug.js';
 
 export interface PerFileVolume {
   readonly v: RunningVolume;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
 }
 
 export function ugVolumePerFile(opts: UgVolumeOptions | (() => UgVolumeOptions) = {}): PerFileVolume {
   let v: RunningVolume | undefined;
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   test.serial.before(async () => {
-    redis = new Redis((await testRedis()).url);
+    redis = (await testRedisTarget()).client();
     v = await startUgVolume(redis, typeof opts === 'function' ? opts() : opts);
   });
   test.after.always(async () => {

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../queues/redis.js';
 import { sealSecrets } from '../../drivers/secrets.js';
 import {
   cleanup, makeGatewayFolder, startGatewayProcess, waitForEmbeddedGateway, waitForGateway, UG_TEST_TOKEN,
@@ -58,7 +58,7 @@ export interface RunningVolume {
 // Generous: the test machine is shared, and actors that start slowly must not be taken for stuck.
 const LIMITS = { call_timeout_ms: 15_000, request_timeout_ms: 60_000, max_upload_bytes: 16 << 20 };
 
-export async function startUgVolume(redis: Redis, opts: UgVolumeOptions = {}): Promise<RunningVolume> {
+export async function startUgVolume(redis: RedisClient, opts: UgVolumeOptions = {}): Promise<RunningVolume> {
   const volumeId = opts.volumeId ?? BigInt(randomBytes(3).readUIntBE(0, 3)) + 10_000n;
   const blockSize = opts.blockSize ?? 65536;
   // Each volume's UG gets an id of its own: its driver queues and version live under it in Redis.
