@@ -112,7 +112,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     requestTimeout: config.limits.request_timeout_ms,
     headersTimeout: Math.min(config.limits.header_timeout_ms, config.limits.request_timeout_ms),
     connectionsCheckingInterval: 1000,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: config.limits.keep_alive_timeout_ms,
   }, app.callback());
   server.listen(opts.port ?? config.gateway.port, config.gateway.host);
   await new Promise<void>((resolve, reject) => {

@@ -13,13 +13,19 @@ import { Cluster, type RedisClient } from './redis.js';
 import { defineScript, pipeScript, type ScriptName } from './scripts.js';
 
 export interface ReplicationPolicy {
-  /** Replicas that must hold the write (0: never wait). */
+  /** Replicas that must hold the write (0: never wait; ALL_REPLICAS: every one the master has). */
   acks: number;
   /** How long WAIT may take. */
   timeoutMs: number;
 }
 
 export const NO_WAIT: ReplicationPolicy = { acks: 0, timeoutMs: 0 };
+/**
+ * Every replica the master has when it takes the write. Sentinel promotes the replica it saw
+ * furthest ahead in its last INFO, which may be seconds old: with two replicas and one confirmation,
+ * the promoted one can be the other, and an acknowledged write is lost (seen under load).
+ */
+export const ALL_REPLICAS = Number.MAX_SAFE_INTEGER;
 
 /** The write reached its master but too few replicas confirmed it in time: answer 503, do not acknowledge. */
 export class NotReplicatedError extends Error {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, parseConfig } from '../proto/config/config.js';
 import { configKeysMarkdown, BEGIN_MARKER, END_MARKER } from '../proto/config/docs.js';
 import { configFolder } from './support/config-folder.js';
+import { ALL_REPLICAS } from '../queues/replicas.js';
 
 const DOCS = fileURLToPath(new URL('../../docs/configuration.md', import.meta.url));
 
@@ -103,7 +104,9 @@ test('redis: a URL, or an object for TLS files, Sentinel or Cluster; files relat
   t.deepEqual(parseConfig({ ...base, redis: { cluster: ['n1:7000'], user: 'sgw', password: 'pw' } }, dir).redis,
     { kind: 'cluster', nodes: [{ host: 'n1', port: 7000 }], user: 'sgw', password: 'pw', tls: null });
   t.deepEqual(parseConfig({ ...base, redis: sentinel }, dir, { SGW_REDIS_URL: 'redis://env:2' }).redis, { kind: 'single', url: 'redis://env:2', tls: null });
-  t.is(parseConfig(base, dir).replication.acks, 1);
+  t.is(parseConfig(base, dir).replication.acks, ALL_REPLICAS, 'by default every replica the master has confirms');
+  t.is(parseConfig({ ...base, replication: { acks: 1 } }, dir).replication.acks, 1);
+  t.throws(() => parseConfig({ ...base, replication: { acks: 'most' } }, dir), { instanceOf: ConfigError, message: /replication\.acks/ });
 });
 
 test('redis: a form that is ambiguous, incomplete or unreadable is refused by key', (t) => {

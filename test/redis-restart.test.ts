@@ -5,13 +5,13 @@ import { ChunkType } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { deleteChunksFields, layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { restartTestRedis } from './support/redis.js';
-import { fileRef } from './support/gateway.js';
+import { fileRef, waitFor } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 
 const REQUEST_TIMEOUT_MS = 5000;
 // An answer may take the request deadline plus connection set-up and scheduling on a busy machine.
-const ANSWER_WITHIN_MS = REQUEST_TIMEOUT_MS + 3000;
-const RESUME_WITHIN_MS = 20_000;
+const ANSWER_WITHIN_MS = REQUEST_TIMEOUT_MS + 10_000;
+const RESUME_BACKSTOP_MS = 60_000;
 const WORKERS = 3;
 
 const gateway = gatewayPerFile({ config: { limits: { call_timeout_ms: 3000, request_timeout_ms: REQUEST_TIMEOUT_MS, max_upload_bytes: 8 << 20 } } });
@@ -53,24 +53,25 @@ async function cycle(worker: number, n: number, log: Outcome[]): Promise<void> {
   }, log);
 }
 
-test('a Redis restart under load: no request hangs, and read, write and delete succeed again within seconds', async (t) => {
+test('a Redis restart under load: no request hangs, and read, write and delete succeed again', async (t) => {
   const log: Outcome[] = [];
   let running = true;
   const workers = Array.from({ length: WORKERS }, async (_, w) => {
     for (let n = 0; running; n++) await cycle(w, n, log);
   });
-  await new Promise((r) => setTimeout(r, 1500));
-  const okBefore = log.filter((o) => o.status === 200).length;
-  t.true(okBefore > 0, 'the load ran before the restart');
+  await waitFor('the load under way', async () => log.filter((o) => o.status === 200).length >= 6);
 
   await restartTestRedis(Number(process.env.SGW_TEST_REDIS_DOWN_MS ?? 1000));
   const back = Date.now();
   const resumed = new Map<Op, number>();
-  while (resumed.size < 3 && Date.now() - back < RESUME_WITHIN_MS) {
+  // Seconds on a quiet machine (logged); past the backstop the test fails as a hang.
+  await waitFor('read, write and delete to succeed again', async () => {
     for (const o of log) if (o.status === 200 && o.at >= back && !resumed.has(o.op)) resumed.set(o.op, o.at + o.ms - back);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  await new Promise((r) => setTimeout(r, 1000)); // and it keeps working
+    return resumed.size === 3;
+  }, RESUME_BACKSTOP_MS).catch(() => undefined);
+  // And it keeps working: a few more whole cycles once every mode is back.
+  const resumedAt = back + Math.max(0, ...resumed.values());
+  if (resumed.size === 3) await waitFor('more requests after resuming', async () => log.filter((o) => o.at > resumedAt + 200).length >= 6);
   running = false;
   await Promise.all(workers);
 

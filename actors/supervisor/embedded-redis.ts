@@ -67,6 +67,14 @@ function canSetPdeathsig(): boolean {
   return setprivAvailable;
 }
 
+/**
+ * The command and arguments that run `command` so that the kernel sends it `signal` when the
+ * process spawning it dies (however it dies), where setpriv is available; else unchanged.
+ */
+export function tiedToParent(command: string, args: readonly string[], signal: 'TERM' | 'KILL' = 'TERM'): [string, string[]] {
+  return canSetPdeathsig() ? ['setpriv', ['--pdeathsig', signal, '--', command, ...args]] : [command, [...args]];
+}
+
 function serverArgs(opts: StartRedisOptions, port: number, dir: string): string[] {
   return [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
@@ -86,7 +94,7 @@ export async function startRedisServer(opts: StartRedisOptions = {}): Promise<Re
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sgw-redis-'));
   // "-" reads configuration from stdin first: the password stays off the command line (ps).
   const args = [...(opts.password ? ['-'] : []), ...serverArgs(opts, port, dir)];
-  const [command, argv] = canSetPdeathsig() ? ['setpriv', ['--pdeathsig', 'TERM', '--', binary, ...args]] as const : [binary, args] as const;
+  const [command, argv] = tiedToParent(binary, args);
   const child: ChildProcess = spawn(command, argv, { stdio: [opts.password ? 'pipe' : 'ignore', opts.quiet ? 'ignore' : 'inherit', 'inherit'] });
   if (opts.password) child.stdin!.end(`requirepass "${opts.password}"\n`);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -9,7 +9,7 @@ import { parsePrivateKey, parsePublicKey } from '../signature.js';
 import type { AdminCredential } from '../../http/admin-auth.js';
 import { DRIVER_MODES, gatewayKey, type DriverMode, type GatewayType } from '../../queues/names.js';
 import type { HostPort, RedisTarget, RedisTls } from '../../queues/redis.js';
-import type { ReplicationPolicy } from '../../queues/replicas.js';
+import { ALL_REPLICAS, type ReplicationPolicy } from '../../queues/replicas.js';
 import { configSchema, envOverrides, type ConfigFile } from './schema.js';
 
 export interface PeerGateway {
@@ -64,6 +64,8 @@ export interface GatewayConfig {
     header_timeout_ms: number;
     /** A POST body that stalls this long gets 408. */
     body_idle_timeout_ms: number;
+    /** An idle kept-alive connection is closed after this. */
+    keep_alive_timeout_ms: number;
   };
   /** Who may reach the http actor: Host names it answers to, and who may read /NAMESPACE. */
   http: HttpAccess;
@@ -240,7 +242,7 @@ export function parseConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEn
     baseDir, file, gateway,
     volume: { ...c.volume, gateways: peers },
     redis: redisTargetOf(c.redis, path),
-    replication: { acks: c.replication.acks, timeoutMs: c.replication.timeout_ms },
+    replication: { acks: c.replication.acks === 'all' ? ALL_REPLICAS : c.replication.acks, timeoutMs: c.replication.timeout_ms },
     driver: c.driver === null ? null : path(c.driver),
     cache: { ...c.cache, dir: path(c.cache.dir) },
     state: { ...c.state, dir: path(c.state.dir) },

@@ -117,7 +117,7 @@ export const configSchema = z.strictObject({
     { doc: 'the shared Redis: a URL, or an object (below) for TLS files, Sentinel or Cluster; absent: `sgw start` runs a private redis-server ([redis.md](redis.md))', env: 'SGW_REDIS_URL', type: 'URL or object', default: 'embedded' },
   ),
   replication: z.strictObject({
-    acks: doc(int(0).default(1), 'replicas that must hold a namespace change or a remembered nonce before it is acknowledged, when the master has replicas (0: never wait)'),
+    acks: doc(z.union([int(0), z.literal('all')]).default('all'), { doc: 'replicas that must hold a namespace change or a remembered nonce before it is acknowledged: `all` the master has at that moment (whichever one a failover promotes has it), a number (at most that many), or 0 (never wait)', type: '`all` or integer ≥ 0' }),
     timeout_ms: doc(int(1).default(2000), 'how long to wait for them; past it the request gets 503 with Retry-After instead of an acknowledgement one failure could undo'),
   }).prefault({}),
   driver: doc(optionalString(), { doc: 'driver bundle folder; `sgw start` publishes it when no version is published yet, or on a host with the `http` role when it changed since that host published it; absent or missing on this host: run the version published in Redis ([drivers.md](drivers.md#which-version-runs))', env: 'SGW_DRIVER', default: 'none' }),
@@ -139,6 +139,7 @@ export const configSchema = z.strictObject({
     post_bytes_in_flight: doc(int(1).default(256 << 20), { doc: 'POST body bytes one http actor holds at once; beyond it a new POST gets 503 with Retry-After before its body is read (one POST alone is always let through, up to max_upload_bytes)', default: '256 MiB' }),
     header_timeout_ms: doc(int(100).default(10_000), 'a connection must send the headers of its request within this, else it is closed'),
     body_idle_timeout_ms: doc(int(100).default(10_000), 'a POST body that stalls this long gets 408 and its connection is closed'),
+    keep_alive_timeout_ms: doc(int(100).default(65_000), 'an idle kept-alive connection is closed after this; longer than the idle timeout of the load balancer in front (60 s on common ones), so it never reuses a connection the gateway is just closing'),
   }).prefault({}),
   actors: z.strictObject({
     count: doc(driverCounts.default({}), { doc: 'driver actor processes per mode on each host, e.g. `{"read": 2}`', type: 'object: mode → integer ≥ 1', default: '1 each' }),

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort } from '../../actors/supervisor/embedded-redis.js';
+import { freePort, tiedToParent } from '../../actors/supervisor/embedded-redis.js';
 import { runningStateRedisUrl } from '../../actors/supervisor/state-redis.js';
 import { loadConfig } from '../../proto/config/config.js';
 import { Caps } from '../../proto/messages.js';
@@ -180,8 +180,9 @@ export interface GatewayProcessOptions {
 
 /** `sgw start --config FILE [--roles R]` as a child process (its own process tree). */
 export function startGatewayProcess(configFile: string, roles?: string, cwd?: string, opts: GatewayProcessOptions = {}): RunningGateway {
-  const args = [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : [])];
-  const proc = spawn(process.execPath, args, {
+  // Killed with the test process, however it ends (ava kills a worker that times out).
+  const [command, args] = tiedToParent(process.execPath, [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : [])], 'KILL');
+  const proc = spawn(command, args, {
     cwd, stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'], detached: opts.detached ?? false,
     env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn', ...opts.env },
   });

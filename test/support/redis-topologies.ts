@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import { freePort } from '../../actors/supervisor/embedded-redis.js';
+import { freePort, tiedToParent } from '../../actors/supervisor/embedded-redis.js';
 import { waitFor } from './gateway.js';
 
 const running = new Set<ChildProcess>();
@@ -65,7 +65,7 @@ export class RedisNode {
 
   /** Starts the server and waits until it answers PING. */
   async start(): Promise<void> {
-    const child = spawn('redis-server', this.args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(...tiedToParent('redis-server', this.args, 'KILL'), { cwd: this.dir, stdio: ['ignore', 'ignore', 'inherit'] });
     this.child = child;
     running.add(child);
     watchServers();

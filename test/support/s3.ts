@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { freePort } from '../../actors/supervisor/embedded-redis.js';
+import { freePort, tiedToParent } from '../../actors/supervisor/embedded-redis.js';
 import type { FolderOptions } from './gateway.js';
 
 // The SDK's warning about its releases after 2026 needing Node 22 is noise in test output.
@@ -38,7 +38,7 @@ export class TestS3 {
 
   /** Starts the server (again) on its port and folder; resolves once it listens. */
   async start(): Promise<void> {
-    const proc = spawn(process.execPath, [SERVER, String(this.port), this.dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(...tiedToParent(process.execPath, [SERVER, String(this.port), this.dir], 'KILL'), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc = proc;
     let out = '';
     proc.stderr!.on('data', (d) => { out += d; });
@@ -106,8 +106,18 @@ export class TestS3 {
 
 /** A fresh server on a free port; the caller closes it. */
 export async function startTestS3(): Promise<TestS3> {
-  const s3 = new TestS3(await freePort(), mkdtempSync(join(tmpdir(), 'sgw-s3-')));
-  await s3.start();
-  process.once('exit', () => { void s3.stop(); });
-  return s3;
+  // A port free when asked may be taken by another test's process before the server binds it:
+  // then try another.
+  for (let attempt = 1; ; attempt++) {
+    const s3 = new TestS3(await freePort(), mkdtempSync(join(tmpdir(), 'sgw-s3-')));
+    try {
+      await s3.start();
+    } catch (err) {
+      await s3.close();
+      if (attempt < 5 && /EADDRINUSE/.test((err as Error).message)) continue;
+      throw err;
+    }
+    process.once('exit', () => { void s3.stop(); });
+    return s3;
+  }
 }
