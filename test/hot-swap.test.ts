@@ -47,7 +47,7 @@ for (const { language, file: DRIVER_FILE, source: DRIVER } of DRIVERS) {
       }
     };
     const clients = Array.from({ length: 8 }, client);
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor('requests flowing before the publish', async () => done >= 10);
 
     writeDriver(f.dir, DRIVER, { STORAGE_DIR: f.storageDir, TAG: 'v2' }, DRIVER_FILE);
     const { stdout } = await run(process.execPath, [CLI, 'driver', 'publish', '--config', f.configFile]);
@@ -59,14 +59,15 @@ for (const { language, file: DRIVER_FILE, source: DRIVER } of DRIVERS) {
       await waitFor('every driver actor on the new version', async () => {
         const actors = await listActors(redis, f.gatewayKey, ROLES);
         return actors.length >= 6 && actors.every((a) => a.version === v2);
-      }, 30_000);
+      });
     } catch (err) {
       t.log(gateway.gw.output().slice(-4000));
       stop = true; // let the clients finish before the gateway is stopped under them
       await Promise.allSettled(clients);
       throw err;
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    const afterSwap = done;
+    await waitFor('requests flowing after the swap', async () => done >= afterSwap + 10);
     stop = true;
     await Promise.all(clients);
 

@@ -83,7 +83,8 @@ test.serial('with the driver host gone, cached chunks are still served and misse
   const cachedUrl = formatBlockUrl(front.url, { volume_id: 3n, fs_path: '/dir/file.txt', file_id: 0x77n, file_version: -3n, block_id: 0n, block_version: 9n });
   await backGw.stop();
   await waitFor('no live read actor', async () => (await liveActors(redis, front.gatewayKey, 'driver:read')).length === 0);
-  await new Promise((r) => setTimeout(r, 1000)); // the http actor's view of live actors is at most 0.5 s old
+  // The http actor's view of live actors lags Redis's by up to 0.5 s: its /ready shows when it caught up.
+  await waitFor('the http actor to see no read actor', async () => /driver:read/.test(await (await fetch(`${front.url}/ready`)).text()));
   const hit = await fetch(cachedUrl);
   t.is(hit.status, 200, 'a cache hit needs no driver');
   t.deepEqual(Buffer.from(await hit.arrayBuffer()), Buffer.from('stored by the driver host, cached by the front host'));
