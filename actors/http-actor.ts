@@ -84,6 +84,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     },
     cacheStats: () => store?.stats() ?? null,
     chunkTransfers: () => asker.chunkTransfers,
+    chunkHostMisses: () => asker.chunkHostMisses,
     postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;

@@ -22,8 +22,10 @@ export interface MetricsSources {
   ping(): Promise<number>;
   /** The chunk store's counters when it lives in this process; null when the cache is remote. */
   cacheStats(): ChunkStoreStats | null;
-  /** Chunks too large to ride in a job, by the way they went to the serving actor. */
+  /** Chunks too large to ride in a job, by what carried them to the serving actor. */
   chunkTransfers(): { host: number; redis: number };
+  /** Host files a serving actor on another host could not read (sent again through Redis). */
+  chunkHostMisses(): number;
   /** Bytes of POST bodies held now (limits.post_bytes_in_flight). */
   postBytesInFlight(): number;
 }
@@ -127,10 +129,17 @@ export class GatewayMetrics {
       },
     });
     new Counter({
-      name: 'sgw_chunk_transfers_total', help: 'Chunks too large for a job sent to a serving actor: through a host file (same host) or Redis', labelNames: ['via'], registers,
+      name: 'sgw_chunk_transfers_total', help: 'Chunks too large for a job delivered to a serving actor, by what carried them: a host file (same host) or Redis; counted once per answered call', labelNames: ['via'], registers,
       collect() {
         this.reset();
         for (const [via, n] of Object.entries(self.sources.chunkTransfers())) this.inc({ via }, n);
+      },
+    });
+    new Counter({
+      name: 'sgw_chunk_host_misses_total', help: 'Chunks sent as a host file that a serving actor on another host could not read, then sent again through Redis', registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources.chunkHostMisses());
       },
     });
     const pingSeconds = new Histogram({ name: 'sgw_redis_ping_duration_seconds', help: 'Round trip of a Redis PING, measured on each scrape', buckets: PING_BUCKETS, registers });

@@ -2,9 +2,9 @@
 // in a Bull dashboard); its reply is one binary element pushed onto the asking instance's own
 // result list, which the asker drains with batched BLMPOP. Measured here, this beats
 // waitUntilFinished and pub/sub replies (which were lost under load). Chunks travel binary:
-// small ones inline in the job, large ones as a file in shared memory when the serving actor is
-// on this host (blobs.ts), else as a Redis key with a TTL that the job refers to. The serving
-// side is serve.ts.
+// small ones inline in the job, large ones as a file in shared memory when a serving actor of the
+// mode runs on this host (blobs.ts; registry.ts HostPeers tells), else at once as a Redis key with
+// a TTL that the job refers to. The serving side is serve.ts.
 // Calls made in the same tick to the same mode share one job (up to MAX_BATCH): BullMQ costs
 // ~0.2 ms of Redis CPU per job, which capped one-call-per-job at ~2.5k calls/s on two cores.
 // Every DriverRequest of a PUTCHUNKS carries the block ids of the whole POST (block_vec): sent
@@ -16,6 +16,7 @@ import { Queue } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs, type BlobRef } from './blobs.js';
+import { HostPeers } from './registry.js';
 
 /** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
 export interface Call {
@@ -133,6 +134,8 @@ interface Pending {
   deadline: number;
   /** Sent as a host file: kept to send again through Redis if the worker cannot read the file. */
   blob?: { ref: BlobRef; chunk: Buffer; data: CallData };
+  /** How the call's large chunk travels now (counted once its answer comes). */
+  carried?: 'host' | 'redis';
 }
 
 /** A reply frame: u32 length of a JSON header, the header, then the chunk if any. */
@@ -181,8 +184,11 @@ export class Asker {
   private readonly replyKey: string;
   private readonly batches = new Map<string, CallData[]>();
   private readonly blobs = HostBlobs.get();
-  /** Large chunks sent, by the way they went (host file or Redis key). */
+  private readonly peers: HostPeers | null;
+  /** Large chunks delivered, by what carried them (host file or Redis key), counted on the answer. */
   readonly chunkTransfers = { host: 0, redis: 0 };
+  /** Host files a worker of another host could not read (the chunk was sent again through Redis). */
+  chunkHostMisses = 0;
   private closed = false;
   private loop: Promise<void> | null = null;
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
@@ -194,6 +200,7 @@ export class Asker {
     this.redis = connectRedis(target, 'fail-fast', `sgw-ask-${instance}`);
     this.blocking = connectRedis(target, 'patient', { name: `sgw-replies-${instance}`, commandTimeoutMs: REPLY_POP_STUCK_MS });
     this.loop = this.drainReplies();
+    this.peers = this.blobs ? new HostPeers(this.redis, gateway, this.blobs.hostId) : null;
   }
 
   private queue(mode: string): Queue {
@@ -228,7 +235,8 @@ export class Asker {
     try {
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
         const p = this.pending.get(id)!;
-        if (!(await this.putOnHost(p, data, call.chunk))) await this.putInRedis(p, data, call.chunk);
+        const onHost = (await this.peers?.sameHost(mode)) && (await this.putOnHost(p, data, call.chunk));
+        if (!onHost) await this.putInRedis(p, data, call.chunk);
       } else if (call.chunk) {
         data.chunk = call.chunk.toString('base64');
       }
@@ -252,7 +260,7 @@ export class Asker {
     data.host = this.blobs.hostId;
     data.size = chunk.length;
     p.blob = { ref, chunk, data };
-    this.chunkTransfers.host++;
+    p.carried = 'host';
     if (!this.pending.has(data.id)) ref.release(); // timed out meanwhile
     return true;
   }
@@ -260,7 +268,7 @@ export class Asker {
   private async putInRedis(p: Pending, data: CallData, chunk: Buffer): Promise<void> {
     data.chunkKey = keys.chunk(data.id);
     p.chunkKey = data.chunkKey;
-    this.chunkTransfers.redis++;
+    p.carried = 'redis';
     await this.redis.set(data.chunkKey, chunk, 'PX', Math.max(1, p.deadline - Date.now()) + 5000);
   }
 
@@ -271,6 +279,7 @@ export class Asker {
     const { ref, chunk, data } = p.blob;
     delete p.blob;
     ref.release();
+    this.chunkHostMisses++;
     const again: CallData = { ...data };
     delete again.blob;
     delete again.host;
@@ -336,6 +345,7 @@ export class Asker {
         // Duplicates (a retried job answering twice) find nothing pending and are dropped.
         const p = this.settle(reply.id);
         if (!p) continue;
+        if (p.carried) this.chunkTransfers[p.carried]++;
         this.observe?.(p.mode, performance.now() - p.started, reply.result.servedMs);
         p.resolve(reply.result);
       }

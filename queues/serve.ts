@@ -1,6 +1,7 @@
 // The serving side of the ask/reply protocol (ask.ts): a call server consumes one mode's queue,
 // runs each call and answers on its asker's reply list. A worker found idle while jobs wait
 // (worker-liveness.ts) is replaced in-process by a fresh one on a fresh connection.
+import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
@@ -9,6 +10,7 @@ import { hasSha256 } from './chunk-hash.js';
 import { BlockVecCache } from './block-vecs.js';
 import { Errno } from '../drivers/errno.js';
 import { WorkerLiveness } from './worker-liveness.js';
+import { HostPresence } from './registry.js';
 import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
 
 export interface ServeOptions {
@@ -48,6 +50,8 @@ export class CallServer {
   private readonly replies: ReplyBatcher;
   private readonly blobs = HostBlobs.get();
   private readonly blockVecs: BlockVecCache;
+  /** Lets askers of this host send large chunks as host files (null without a host channel). */
+  private readonly presence: HostPresence | null;
 
   constructor(private readonly opts: ServeOptions) {
     this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
@@ -67,6 +71,12 @@ export class CallServer {
     }, opts.stuckAfterMs);
     // Listed for dashboards: scanning a busy Redis for BullMQ's meta keys would cost it far more.
     this.redis.sadd(keys.queues, this.queueName).catch(() => {});
+    this.presence = this.blobs ? new HostPresence(this.redis, opts.gateway, opts.mode, this.blobs.hostId, randomUUID()) : null;
+  }
+
+  /** Resolves once the worker can take jobs and askers of this host can find it. */
+  async ready(): Promise<void> {
+    await Promise.all([this.current.waitUntilReady(), this.presence?.first]);
   }
 
   /** The queue worker serving now (a new one after a replacement). */
@@ -172,6 +182,7 @@ export class CallServer {
   /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */
   async close(graceMs = 30_000): Promise<void> {
     this.liveness.stop();
+    await this.presence?.stop();
     await Promise.race([this.current.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await this.queue.close().catch(() => {});
     this.redis.disconnect();
