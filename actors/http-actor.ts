@@ -17,7 +17,7 @@ import { NonceStore } from '../queues/nonces.js';
 import { connectRedis, whenReady, type RedisTarget } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
-import { Readiness } from '../http/readiness.js';
+import { Readiness, REQUEST_KINDS } from '../http/readiness.js';
 import { PostBudget } from '../http/post-budget.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
@@ -52,6 +52,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     redisUp: () => redis.status === 'ready' && asker.redis.status === 'ready',
     modes: () => watch.version?.modes ?? null,
     needsDriver: NEEDS_DRIVER[config.gateway.type],
+    kinds: REQUEST_KINDS[config.gateway.type],
     liveActors: (mode) => live.count(`driver:${mode}`),
     recount: () => live.current(),
   });
