@@ -136,6 +136,8 @@ interface Pending {
   blob?: { ref: BlobRef; chunk: Buffer; data: CallData };
   /** How the call's large chunk travels now (counted once its answer comes). */
   carried?: 'host' | 'redis';
+  /** The latest attempt known to run the call's job: answers of earlier attempts are stale. */
+  attempt?: number;
 }
 
 /** A reply frame: u32 length of a JSON header, the header, then the chunk if any. */
@@ -146,29 +148,46 @@ function replyFrame(fields: Record<string, unknown>, chunk?: Buffer): Buffer {
   return Buffer.concat(chunk ? [head, header, chunk] : [head, header]);
 }
 
-export function encodeReply(id: string, r: CallResult): Buffer {
-  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs, m: r.mismatch ? 1 : undefined }, r.chunk);
+/** `attempt`: which start of the call's job answers (BullMQ's attemptsStarted). */
+export function encodeReply(id: string, r: CallResult, attempt?: number): Buffer {
+  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs, m: r.mismatch ? 1 : undefined, a: attempt }, r.chunk);
+}
+
+/** Told by a worker that took the call's job again after another lost it: earlier attempts' answers are stale. */
+export function encodeStarted(id: string, attempt: number): Buffer {
+  return replyFrame({ id, rc: 0, s: attempt });
+}
+
+interface DecodedReply {
+  id: string;
+  result: CallResult;
+  unreachable?: true;
+  /** The attempt that answered, when the worker said. */
+  attempt?: number;
+  /** Not an answer: attempt `started` of the call's job began. */
+  started?: number;
 }
 
 /** The answer of a worker that cannot read the call's host file: "send the chunk through Redis". */
-export function encodeUnreachable(id: string): Buffer {
-  return replyFrame({ id, rc: 0, u: 1 });
+export function encodeUnreachable(id: string, attempt?: number): Buffer {
+  return replyFrame({ id, rc: 0, u: 1, a: attempt });
 }
 
-export function decodeReply(frame: Buffer): { id: string; result: CallResult; unreachable?: true } | null {
+export function decodeReply(frame: Buffer): DecodedReply | null {
   if (frame.length < 4) return null;
   const n = frame.readUInt32BE(0);
   if (4 + n > frame.length) return null;
   try {
-    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number; m?: number };
-    if (h.u === 1) return { id: h.id, result: { rc: h.rc }, unreachable: true };
+    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number; m?: number; a?: number; s?: number };
+    if (typeof h.s === 'number') return { id: h.id, result: { rc: h.rc }, started: h.s };
+    if (h.u === 1) return { id: h.id, result: { rc: h.rc }, unreachable: true, ...(typeof h.a === 'number' ? { attempt: h.a } : {}) };
     const result: CallResult = { rc: h.rc };
     if (frame.length > 4 + n) result.chunk = frame.subarray(4 + n);
     if (h.e !== undefined) result.error = h.e;
     if (h.v !== undefined) result.value = h.v;
     if (typeof h.t === 'number') result.servedMs = h.t;
     if (h.m === 1) result.mismatch = true;
-    return { id: h.id, result };
+    return typeof h.a === 'number' ? { id: h.id, result, attempt: h.a } : { id: h.id, result };
   } catch {
     return null;
   }
@@ -189,6 +208,8 @@ export class Asker {
   readonly chunkTransfers = { host: 0, redis: 0 };
   /** Host files a worker of another host could not read (the chunk was sent again through Redis). */
   chunkHostMisses = 0;
+  /** Answers dropped because a later attempt of their job runs (its lock was lost meanwhile). */
+  staleAnswers = 0;
   private closed = false;
   private loop: Promise<void> | null = null;
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
@@ -337,7 +358,7 @@ export class Asker {
       const frames = (res as [Buffer, Buffer[]])[1];
       for (const frame of frames) {
         const reply = decodeReply(frame);
-        if (!reply) continue;
+        if (!reply || this.stale(reply)) continue;
         if (reply.unreachable) {
           this.resendThroughRedis(reply.id);
           continue;
@@ -350,6 +371,19 @@ export class Asker {
         p.resolve(reply.result);
       }
     }
+  }
+
+  /** Notes a started attempt; true for an answer of an attempt older than one known to run (dropped). */
+  private stale(reply: DecodedReply): boolean {
+    const p = this.pending.get(reply.id);
+    if (!p) return false; // settled or unknown: dropped as a duplicate anyway
+    if (reply.started !== undefined) {
+      p.attempt = Math.max(p.attempt ?? 0, reply.started);
+      return true;
+    }
+    if (p.attempt === undefined || (reply.attempt ?? 0) >= p.attempt) return false;
+    this.staleAnswers++;
+    return true;
   }
 
   /**

@@ -11,7 +11,8 @@ import { BlockVecCache } from './block-vecs.js';
 import { Errno } from '../drivers/errno.js';
 import { WorkerLiveness } from './worker-liveness.js';
 import { HostPresence } from './registry.js';
-import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
+import { JobLease } from './lease.js';
+import { encodeReply, encodeStarted, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
 
 export interface ServeOptions {
   redis: RedisTarget;
@@ -25,7 +26,14 @@ export interface ServeOptions {
   onRecycle?: () => void;
   /** How long jobs may wait while the worker idles before it is replaced (worker-liveness.ts). */
   stuckAfterMs?: number;
+  /** BullMQ lock of a taken job (default LOCK_MS); a lock not renewed for this long is lost. */
+  lockMs?: number;
+  /** Told when a call is dropped because its job was given to another worker (lease.ts). */
+  onStale?: (call: IncomingCall) => void;
 }
+
+/** A crashed or cut-off actor's jobs go back to the queue within seconds, not BullMQ's default 30 s. */
+const LOCK_MS = 10_000;
 
 /** A replaced worker counts as healthy this long, while the new one starts. */
 const RECYCLE_GRACE_MS = 10_000;
@@ -52,6 +60,10 @@ export class CallServer {
   private readonly blockVecs: BlockVecCache;
   /** Lets askers of this host send large chunks as host files (null without a host channel). */
   private readonly presence: HostPresence | null;
+  /** Leases of the jobs running now, by job id (BullMQ reports lost locks by id). */
+  private readonly leases = new Map<string, JobLease>();
+  /** Calls dropped because their job was given to another worker meanwhile. */
+  stale = 0;
 
   constructor(private readonly opts: ServeOptions) {
     this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
@@ -85,17 +97,18 @@ export class CallServer {
   }
 
   private newWorker(): Worker {
-    const worker = new Worker(this.queueName, (job: Job<JobData>) => this.process(job), {
+    const lockMs = this.opts.lockMs ?? LOCK_MS;
+    const worker = new Worker(this.queueName, (job: Job<JobData>, token?: string) => this.process(job, token), {
       connection: this.workerRedis,
       prefix: queuePrefix(this.queueName),
       concurrency: this.opts.concurrency,
-      // A crashed actor's jobs go back to the queue within seconds, not BullMQ's default 30 s.
-      lockDuration: 10_000,
-      stalledInterval: 5_000,
+      lockDuration: lockMs,
+      stalledInterval: lockMs / 2,
       maxStalledCount: 3,
       autorun: true,
     });
     worker.on('error', () => {});
+    worker.on('lockRenewalFailed', (ids: string[]) => { for (const id of ids) this.leases.get(id)?.lose(); });
     // A finished job stays a while for dashboards (JOB_RETENTION), without its chunk bytes: retained
     // write jobs of 16 inline chunks each held ~100 MiB of Redis for nothing. Only once finished: a
     // job retried after a crash must still carry its chunks.
@@ -120,25 +133,33 @@ export class CallServer {
     oldRedis.disconnect();
   }
 
-  private async process(job: Job<JobData>): Promise<void> {
+  private async process(job: Job<JobData>, token: string | undefined): Promise<void> {
     this.taken++;
     this.running++;
+    const lease = new JobLease(job, token, this.opts.lockMs ?? LOCK_MS);
+    if (job.id) this.leases.set(job.id, lease);
     try {
-      await Promise.all((job.data.calls ?? []).map((d) => this.processCall(d, job.id)));
+      const calls = job.data.calls ?? [];
+      // A job taken again after its lock was lost: its askers drop answers of earlier attempts.
+      if (lease.attempt > 1) for (const d of calls) void this.replies.send(d.reply, encodeStarted(d.id, lease.attempt)).catch(() => {});
+      await Promise.all(calls.map((d) => this.processCall(d, job.id, lease)));
     } finally {
+      if (job.id) this.leases.delete(job.id);
       this.running--;
     }
   }
 
-  private async processCall(d: CallData, jobId: string | undefined): Promise<void> {
+  private async processCall(d: CallData, jobId: string | undefined, lease: JobLease): Promise<void> {
     if (Date.now() > d.deadline) return; // nobody waits for this answer any more
     const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
+    // Taken before this process was paused, and given to another worker meanwhile: leave it to that one.
+    if (!(await lease.held())) return this.dropStale(call);
     if (d.args) call.args = d.args;
     let result: CallResult;
     const started = performance.now();
     if (d.blob !== undefined) {
       const chunk = await this.blobs?.read(d.host ?? '', d.blob, d.id, d.size ?? -1);
-      if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id));
+      if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id, lease.attempt));
       call.chunk = chunk;
     } else if (d.chunkKey) {
       const chunk = await this.redis.getBuffer(d.chunkKey);
@@ -166,8 +187,14 @@ export class CallServer {
     }
     const ms = performance.now() - started;
     result.servedMs = Math.round(ms * 1000) / 1000;
-    await this.replies.send(d.reply, encodeReply(d.id, result));
+    if (!(await lease.held())) return this.dropStale(call); // another worker owns the job now: its answer counts
+    await this.replies.send(d.reply, encodeReply(d.id, result, lease.attempt));
     this.opts.onDone?.(call, result, ms);
+  }
+
+  private dropStale(call: IncomingCall): void {
+    this.stale++;
+    this.opts.onStale?.(call);
   }
 
   /**
