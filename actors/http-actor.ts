@@ -13,6 +13,7 @@ import { createApp } from '../http/app.js';
 import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
+import { oldestWaiting } from '../queues/queue-age.js';
 import { NonceStore } from '../queues/nonces.js';
 import { connectRedis, whenReady, type RedisTarget } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../queues/names.js';
@@ -72,9 +73,11 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   });
   const postBudget = new PostBudget(config.limits.post_bytes_in_flight);
   const metrics = config.metrics.enabled ? new GatewayMetrics({
+    gateway,
     queues: () => [...(watch.version?.modes ?? []), ...(store ? [] : ['cache' as const])]
       .map((mode) => ({ mode, name: modeQueueName(gateway, mode) })),
     jobCounts: (mode) => asker.jobCounts(mode),
+    oldestWaiting: (queueName) => oldestWaiting(redis, queueName),
     modes: () => watch.version?.modes ?? noModes,
     liveActors: (mode) => live.count(`driver:${mode}`),
     restarts: () => redis.hgetall(keys.restarts(gateway)),
