@@ -128,7 +128,7 @@ export class GatewayMetrics {
     });
     const gateway = sources.gateway;
     new Gauge({
-      name: 'sgw_queue_depth', help: 'Driver calls of a mode (in jobs of up to 16 calls) waiting to be taken or being served, gateway-wide (read on scrape, cached 1 s)', labelNames: ['gateway', 'mode', 'state'], registers,
+      name: 'sgw_queue_depth', help: 'Jobs (each of up to 16 driver calls) of a mode waiting to be taken or being served, gateway-wide (read on scrape, cached 1 s)', labelNames: ['gateway', 'mode', 'state'], registers,
       async collect() {
         this.reset();
         for (const q of await self.queueStats()) for (const state of DEPTH_STATES) this.set({ gateway, mode: q.mode, state }, q.counts[state] ?? 0);
