@@ -6,7 +6,8 @@ import { Redis } from 'ioredis';
 import { ChunkType } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
-import type { ReadinessReport } from '../http/readiness.js';
+import { Readiness, REQUEST_KINDS, type ReadinessReport, type ReadinessSources } from '../http/readiness.js';
+import type { GatewayType } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
 import {
   asAnotherHost, cleanup, fileRef, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, type GatewayFolder, type RunningGateway,
@@ -106,4 +107,50 @@ test.serial('with no write actor anywhere: GETs succeed, a PUTCHUNKS gets 503 na
   writers = startGatewayProcess(f.configFile, 'driver:write', f.dir, asAnotherHost(f, 'writers'));
   await waitFor('ready again', async () => (await ready()).status === 200);
   t.is((await putOne(0x64n, 'written once writers are back')).status, 200);
+});
+
+/** A Readiness over plain in-memory facts: which modes the driver has and how many actors each. */
+function readinessOf(type: GatewayType, actors: Record<string, number> | null, opts: { redis?: boolean; needsDriver?: boolean } = {}) {
+  const sources: ReadinessSources = {
+    redisUp: () => opts.redis ?? true,
+    modes: () => (actors ? Object.keys(actors) : null),
+    needsDriver: opts.needsDriver ?? true,
+    kinds: REQUEST_KINDS[type],
+    liveActors: (mode) => actors?.[mode] ?? 0,
+    recount: async () => undefined,
+  };
+  const r = new Readiness(sources);
+  r.update();
+  return r;
+}
+
+test('a request kind needs only the modes it uses, among those the driver has', async (t) => {
+  // No serialize or deserialize in this driver: a GET needs read only, a PUTCHUNKS write only.
+  const rg = readinessOf('RG', { read: 1, write: 0, delete: 2, rename: 1 });
+  t.deepEqual(rg.report().serves, { read: true, write: false, delete: true, rename: false });
+  t.false(rg.ready);
+  await t.notThrowsAsync(rg.require(['read', 'serialize']));
+  await t.notThrowsAsync(rg.require(['delete']));
+  const refused = await t.throwsAsync(rg.require(['deserialize', 'write']));
+  t.regex(refused!.message, /missing driver:write$/);
+  t.like(refused, { status: 503 });
+
+  const ag = readinessOf('AG', { read: 1, serialize: 1, refresh: 0 });
+  t.deepEqual(ag.report().serves, { read: true, refresh: false });
+  await t.notThrowsAsync(ag.require(['read', 'serialize']));
+
+  const ugWithout = readinessOf('UG', null, { needsDriver: false });
+  t.true(ugWithout.ready, 'a UG without a driver passes chunks through');
+  t.deepEqual(ugWithout.report().serves, { read: true, write: true });
+  const ug = readinessOf('UG', { cdn_url: 0, serialize: 1 }, { needsDriver: false });
+  t.deepEqual(ug.report().serves, { read: false, write: true });
+});
+
+test('without Redis or without a driver version nothing is served, and a refusal says why', async (t) => {
+  const noRedis = readinessOf('RG', { read: 1, write: 1 }, { redis: false });
+  t.deepEqual(noRedis.report().serves, { read: false, write: false, delete: false, rename: false });
+  t.regex((await t.throwsAsync(noRedis.require(['read'])))!.message, /missing redis$/);
+  const noVersion = readinessOf('RG', null);
+  t.deepEqual(noVersion.report().missing, ['driver version']);
+  t.regex((await t.throwsAsync(noVersion.require(['read', 'serialize'])))!.message, /missing driver version$/);
 });
