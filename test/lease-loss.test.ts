@@ -53,7 +53,7 @@ test.serial('a worker paused past its lock drops its late answer; the asker gets
   t.teardown(async () => {
     for (const s of servers) {
       s.child.kill('SIGCONT');
-      s.child.disconnect();
+      if (s.child.connected) s.child.disconnect();
       await stopChild(s.child, 5000);
     }
     await asker.close();
@@ -81,6 +81,14 @@ test.serial('a worker paused past its lock drops its late answer; the asker gets
   t.is(first.seen.stale, 1);
   t.is(second.seen.done, 1);
   t.is(asker.staleAnswers, 0, 'no stale answer even reached the asker');
+
+  // The paused worker rejoins without a restart: alone again, it serves the next call.
+  second.child.disconnect();
+  await stopChild(second.child, 5000);
+  const next = await asker.ask('write', { request: Buffer.from('req') }, 30_000);
+  t.is(next.value, String(first.child.pid));
+  await first.next('done');
+  t.is(first.seen.done, 1);
 });
 
 test.serial('the asker drops an answer of an attempt older than one that started', async (t) => {
