@@ -25,7 +25,11 @@ test.before(async () => {
   front = startGatewayProcess(f.configFile, 'http,cache,driver:delete,driver:rename', f.dir);
   readers = startGatewayProcess(f.configFile, 'driver:read', f.dir, asAnotherHost(f, 'readers'));
   writers = startGatewayProcess(f.configFile, 'driver:write', f.dir, asAnotherHost(f, 'writers'));
-  await waitForGateway(f, redis);
+  try {
+    await waitForGateway(f, redis);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- front output ---\n${front.output()}\n--- readers ---\n${readers.output()}\n--- writers ---\n${writers.output()}`);
+  }
 });
 
 test.after.always(async () => {
