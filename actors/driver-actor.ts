@@ -103,7 +103,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
       else if (log.isLevelEnabled('debug')) log.debug({ rid: call.requestId, rc: result.rc, ms }, 'driver call');
     },
   });
-  await server.worker.waitUntilReady();
+  await server.ready();
   heartbeat.start();
   // The heartbeat has a connection of its own: an actor whose worker can no longer take jobs would
   // look alive forever. Recycle it instead, so its supervisor starts a fresh one.

@@ -13,11 +13,12 @@ import { createApp } from '../http/app.js';
 import { createDashboard } from '../http/dashboard.js';
 import { DriverPipeline, type ChunkCache } from '../http/driver-pipeline.js';
 import { Asker } from '../queues/ask.js';
+import { oldestWaiting } from '../queues/queue-age.js';
 import { NonceStore } from '../queues/nonces.js';
 import { connectRedis, whenReady, type RedisTarget } from '../queues/redis.js';
 import { keys, modeQueueName, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../queues/names.js';
 import { GatewayMetrics } from '../http/metrics.js';
-import { Readiness } from '../http/readiness.js';
+import { Readiness, REQUEST_KINDS } from '../http/readiness.js';
 import { PostBudget } from '../http/post-budget.js';
 import { DriverVersionWatch } from '../drivers/version-watch.js';
 
@@ -52,6 +53,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     redisUp: () => redis.status === 'ready' && asker.redis.status === 'ready',
     modes: () => watch.version?.modes ?? null,
     needsDriver: NEEDS_DRIVER[config.gateway.type],
+    kinds: REQUEST_KINDS[config.gateway.type],
     liveActors: (mode) => live.count(`driver:${mode}`),
     recount: () => live.current(),
   });
@@ -71,9 +73,11 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   });
   const postBudget = new PostBudget(config.limits.post_bytes_in_flight);
   const metrics = config.metrics.enabled ? new GatewayMetrics({
+    gateway,
     queues: () => [...(watch.version?.modes ?? []), ...(store ? [] : ['cache' as const])]
       .map((mode) => ({ mode, name: modeQueueName(gateway, mode) })),
     jobCounts: (mode) => asker.jobCounts(mode),
+    oldestWaiting: (queueName) => oldestWaiting(redis, queueName),
     modes: () => watch.version?.modes ?? noModes,
     liveActors: (mode) => live.count(`driver:${mode}`),
     restarts: () => redis.hgetall(keys.restarts(gateway)),
@@ -84,6 +88,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     },
     cacheStats: () => store?.stats() ?? null,
     chunkTransfers: () => asker.chunkTransfers,
+    chunkHostMisses: () => asker.chunkHostMisses,
     postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;

@@ -43,7 +43,7 @@ async function sgw(gateway: string, mode: string, concurrency: number): Promise<
     redis: redisAt(redisUrl!), gateway, mode, concurrency,
     handler: async (call) => (call.chunk ? { rc: 0, chunk: call.chunk } : { rc: 0 }),
   });
-  await server.worker.waitUntilReady();
+  await server.ready();
   childReady({}, () => server.close(2000));
 }
 

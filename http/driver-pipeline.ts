@@ -34,7 +34,7 @@ export interface PipelineDeps {
   liveActors: (mode: DriverMode) => number;
   liveActorsNow: (mode: DriverMode) => Promise<number>;
   callTimeoutMs: number;
-  /** Whole-gateway readiness: while not ready no call is attempted (503 + Retry-After). */
+  /** Readiness per mode: a call to a mode nobody can serve now is not attempted (503 + Retry-After). */
   readiness?: Readiness;
 }
 
@@ -88,8 +88,7 @@ export class DriverPipeline {
    */
   async call(mode: DriverMode, req: DriverRequest, deadline: number, rid: string | undefined, extra: Omit<Call, 'request'> = {}, post?: PostCalls): Promise<CallResult> {
     if (!this.has(mode)) throw unavailable(`the driver has no ${mode} method`);
-    const readiness = this.deps.readiness;
-    if (readiness && !readiness.ready) await readiness.require();
+    await this.need([mode]);
     if (this.deps.liveActors(mode) === 0 && (await this.deps.liveActorsNow(mode)) === 0) {
       throw unavailable(`no ${mode} driver actor is running`);
     }
@@ -103,6 +102,12 @@ export class DriverPipeline {
     return this.deps.asker.ask(mode, call, left, rid);
   }
 
+  /** 503 unless every one of these modes can be served now; checked before the first call of a pipeline. */
+  private async need(modes: readonly DriverMode[]): Promise<void> {
+    const readiness = this.deps.readiness;
+    if (readiness && !readiness.ready) await readiness.require(modes);
+  }
+
   /** Stores a POST's block_vec once for all its calls (see queues/ask.ts). */
   shareBlockVec(encoded: Buffer, deadline: number): Promise<SharedRef> {
     return this.deps.asker.share(encoded, deadline);
@@ -114,6 +119,7 @@ export class DriverPipeline {
 
   /** read_chunk (an AG's read), then serialize when the driver has it; `wrap` goes in between (an AG signs blocks). */
   async read(req: DriverRequest, deadline: number, rid?: string, wrap?: (chunk: Buffer) => Buffer | Promise<Buffer>): Promise<ChunkResult> {
+    await this.need(['read', 'serialize']);
     const r = await this.call('read', req, deadline, rid);
     if (r.rc !== 0) return r;
     const chunk = r.chunk ?? Buffer.alloc(0);
@@ -130,6 +136,7 @@ export class DriverPipeline {
    * the serialized chunk checks it before its driver sees it (a `mismatch` result: nothing ran).
    */
   async store(req: DriverRequest, serialized: Buffer, post: PostCalls, sha256?: Uint8Array): Promise<ChunkResult> {
+    await this.need(['deserialize', 'write']);
     const checked = sha256 ? { sha256 } : {};
     if (!this.has('deserialize')) return this.call('write', req, post.deadline, post.rid, { chunk: serialized, ...checked }, post);
     const d = await this.transform('deserialize', req, serialized, post.deadline, post.rid, checked, post);
@@ -143,6 +150,8 @@ export class DriverPipeline {
 
   /** rename_file; a driver without it has nothing to do on rename (the S3 case in the seed). */
   async rename(req: DriverRequest, oldPath: string, newPath: string, post: PostCalls): Promise<ChunkResult> {
+    // The manifest is stored under the new path next: refuse before renaming when that cannot be done.
+    await this.need(['rename', 'deserialize', 'write']);
     if (!this.has('rename')) return { rc: 0 };
     return this.call('rename', req, post.deadline, post.rid, { args: [oldPath, newPath] }, post);
   }

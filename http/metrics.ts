@@ -10,9 +10,13 @@ import { RequestCounter, RequestHistogram } from './request-metrics.js';
 
 /** What the metrics read on scrape; the http actor wires these to its connections. */
 export interface MetricsSources {
+  /** The gateway's key ("rg.20"), a label of its gateway-wide series. */
+  gateway: string;
   /** Queues to count jobs of, by their mode ("read", ..., "cache"), and their full names. */
   queues(): { mode: string; name: string }[];
   jobCounts(mode: string): Promise<Record<string, number>>;
+  /** When the oldest job waiting in a queue (by its full name) was added (epoch ms), null when none waits. */
+  oldestWaiting(queueName: string): Promise<number | null>;
   /** Driver modes the current driver version needs, and live actors of each. */
   modes(): Iterable<string>;
   liveActors(mode: string): number;
@@ -22,13 +26,25 @@ export interface MetricsSources {
   ping(): Promise<number>;
   /** The chunk store's counters when it lives in this process; null when the cache is remote. */
   cacheStats(): ChunkStoreStats | null;
-  /** Chunks too large to ride in a job, by the way they went to the serving actor. */
+  /** Chunks too large to ride in a job, by what carried them to the serving actor. */
   chunkTransfers(): { host: number; redis: number };
+  /** Host files a serving actor on another host could not read (sent again through Redis). */
+  chunkHostMisses(): number;
   /** Bytes of POST bodies held now (limits.post_bytes_in_flight). */
   postBytesInFlight(): number;
 }
 
 const JOB_STATES = ['waiting', 'active', 'failed', 'delayed'] as const;
+/** What an autoscaler looks at: calls not yet taken, and calls being served. */
+const DEPTH_STATES = ['waiting', 'active'] as const;
+
+interface QueueStats {
+  mode: string;
+  name: string;
+  counts: Record<string, number>;
+  /** Epoch ms the oldest waiting job was added, null when none waits (or Redis did not say). */
+  oldest: number | null;
+}
 const JOB_COUNTS_TTL_MS = 1000;
 // Driver calls and HTTP requests span ~0.1 ms (cache hits) to the 30 s request deadline.
 const SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -67,7 +83,7 @@ export class GatewayMetrics {
   private readonly series = new Map<string, RequestSeries>();
   /** The chunk store lives in this process and counts hits and misses itself. */
   private readonly localCache: boolean;
-  private jobCounts: { at: number; counts: Promise<{ name: string; counts: Record<string, number> }[]> } | null = null;
+  private jobCounts: { at: number; stats: Promise<QueueStats[]> } | null = null;
 
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
@@ -107,7 +123,23 @@ export class GatewayMetrics {
       name: 'sgw_queue_jobs', help: 'Jobs in a driver-mode queue by state (read on scrape, cached 1 s)', labelNames: ['queue', 'state'], registers,
       async collect() {
         this.reset();
-        for (const q of await self.queueCounts()) for (const s of JOB_STATES) this.set({ queue: q.name, state: s }, q.counts[s] ?? 0);
+        for (const q of await self.queueStats()) for (const s of JOB_STATES) this.set({ queue: q.name, state: s }, q.counts[s] ?? 0);
+      },
+    });
+    const gateway = sources.gateway;
+    new Gauge({
+      name: 'sgw_queue_depth', help: 'Jobs (each of up to 16 driver calls) of a mode waiting to be taken or being served, gateway-wide (read on scrape, cached 1 s)', labelNames: ['gateway', 'mode', 'state'], registers,
+      async collect() {
+        this.reset();
+        for (const q of await self.queueStats()) for (const state of DEPTH_STATES) this.set({ gateway, mode: q.mode, state }, q.counts[state] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'sgw_queue_oldest_wait_seconds', help: 'How long the oldest job still waiting in a mode\'s queue has waited, 0 when none waits (read on scrape, cached 1 s)', labelNames: ['gateway', 'mode'], registers,
+      async collect() {
+        this.reset();
+        const now = Date.now();
+        for (const q of await self.queueStats()) this.set({ gateway, mode: q.mode }, q.oldest === null ? 0 : Math.max(0, now - q.oldest) / 1000);
       },
     });
     new Gauge({
@@ -127,10 +159,17 @@ export class GatewayMetrics {
       },
     });
     new Counter({
-      name: 'sgw_chunk_transfers_total', help: 'Chunks too large for a job sent to a serving actor: through a host file (same host) or Redis', labelNames: ['via'], registers,
+      name: 'sgw_chunk_transfers_total', help: 'Chunks too large for a job delivered to a serving actor, by what carried them: a host file (same host) or Redis; counted once per answered call', labelNames: ['via'], registers,
       collect() {
         this.reset();
         for (const [via, n] of Object.entries(self.sources.chunkTransfers())) this.inc({ via }, n);
+      },
+    });
+    new Counter({
+      name: 'sgw_chunk_host_misses_total', help: 'Chunks sent as a host file that a serving actor on another host could not read, then sent again through Redis', registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources.chunkHostMisses());
       },
     });
     const pingSeconds = new Histogram({ name: 'sgw_redis_ping_duration_seconds', help: 'Round trip of a Redis PING, measured on each scrape', buckets: PING_BUCKETS, registers });
@@ -147,15 +186,20 @@ export class GatewayMetrics {
     });
   }
 
-  private queueCounts(): Promise<{ name: string; counts: Record<string, number> }[]> {
+  /** Job counts and oldest waiting job of each queue: two Redis calls per mode, at most once a second. */
+  private queueStats(): Promise<QueueStats[]> {
     const now = Date.now();
     if (!this.jobCounts || now - this.jobCounts.at > JOB_COUNTS_TTL_MS) {
-      const counts = Promise.all(this.sources.queues().map(async (q) => ({
-        name: q.name, counts: await this.sources.jobCounts(q.mode).catch(() => ({})),
-      })));
-      this.jobCounts = { at: now, counts };
+      const stats = Promise.all(this.sources.queues().map(async (q): Promise<QueueStats> => {
+        const [counts, oldest] = await Promise.all([
+          this.sources.jobCounts(q.mode).catch(() => ({})),
+          this.sources.oldestWaiting(q.name).catch(() => null),
+        ]);
+        return { ...q, counts, oldest };
+      }));
+      this.jobCounts = { at: now, stats };
     }
-    return this.jobCounts.counts;
+    return this.jobCounts.stats;
   }
 
   /** Koa middleware, outermost: counts and times every request by route template. */

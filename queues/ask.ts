@@ -2,9 +2,9 @@
 // in a Bull dashboard); its reply is one binary element pushed onto the asking instance's own
 // result list, which the asker drains with batched BLMPOP. Measured here, this beats
 // waitUntilFinished and pub/sub replies (which were lost under load). Chunks travel binary:
-// small ones inline in the job, large ones as a file in shared memory when the serving actor is
-// on this host (blobs.ts), else as a Redis key with a TTL that the job refers to. The serving
-// side is serve.ts.
+// small ones inline in the job, large ones as a file in shared memory when a serving actor of the
+// mode runs on this host (blobs.ts; registry.ts HostPeers tells), else at once as a Redis key with
+// a TTL that the job refers to. The serving side is serve.ts.
 // Calls made in the same tick to the same mode share one job (up to MAX_BATCH): BullMQ costs
 // ~0.2 ms of Redis CPU per job, which capped one-call-per-job at ~2.5k calls/s on two cores.
 // Every DriverRequest of a PUTCHUNKS carries the block ids of the whole POST (block_vec): sent
@@ -16,6 +16,7 @@ import { Queue } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs, type BlobRef } from './blobs.js';
+import { HostPeers } from './registry.js';
 
 /** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
 export interface Call {
@@ -133,6 +134,10 @@ interface Pending {
   deadline: number;
   /** Sent as a host file: kept to send again through Redis if the worker cannot read the file. */
   blob?: { ref: BlobRef; chunk: Buffer; data: CallData };
+  /** How the call's large chunk travels now (counted once its answer comes). */
+  carried?: 'host' | 'redis';
+  /** The latest attempt known to run the call's job: answers of earlier attempts are stale. */
+  attempt?: number;
 }
 
 /** A reply frame: u32 length of a JSON header, the header, then the chunk if any. */
@@ -143,29 +148,46 @@ function replyFrame(fields: Record<string, unknown>, chunk?: Buffer): Buffer {
   return Buffer.concat(chunk ? [head, header, chunk] : [head, header]);
 }
 
-export function encodeReply(id: string, r: CallResult): Buffer {
-  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs, m: r.mismatch ? 1 : undefined }, r.chunk);
+/** `attempt`: which start of the call's job answers (BullMQ's attemptsStarted). */
+export function encodeReply(id: string, r: CallResult, attempt?: number): Buffer {
+  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs, m: r.mismatch ? 1 : undefined, a: attempt }, r.chunk);
+}
+
+/** Told by a worker that took the call's job again after another lost it: earlier attempts' answers are stale. */
+export function encodeStarted(id: string, attempt: number): Buffer {
+  return replyFrame({ id, rc: 0, s: attempt });
+}
+
+interface DecodedReply {
+  id: string;
+  result: CallResult;
+  unreachable?: true;
+  /** The attempt that answered, when the worker said. */
+  attempt?: number;
+  /** Not an answer: attempt `started` of the call's job began. */
+  started?: number;
 }
 
 /** The answer of a worker that cannot read the call's host file: "send the chunk through Redis". */
-export function encodeUnreachable(id: string): Buffer {
-  return replyFrame({ id, rc: 0, u: 1 });
+export function encodeUnreachable(id: string, attempt?: number): Buffer {
+  return replyFrame({ id, rc: 0, u: 1, a: attempt });
 }
 
-export function decodeReply(frame: Buffer): { id: string; result: CallResult; unreachable?: true } | null {
+export function decodeReply(frame: Buffer): DecodedReply | null {
   if (frame.length < 4) return null;
   const n = frame.readUInt32BE(0);
   if (4 + n > frame.length) return null;
   try {
-    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number; m?: number };
-    if (h.u === 1) return { id: h.id, result: { rc: h.rc }, unreachable: true };
+    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number; m?: number; a?: number; s?: number };
+    if (typeof h.s === 'number') return { id: h.id, result: { rc: h.rc }, started: h.s };
+    if (h.u === 1) return { id: h.id, result: { rc: h.rc }, unreachable: true, ...(typeof h.a === 'number' ? { attempt: h.a } : {}) };
     const result: CallResult = { rc: h.rc };
     if (frame.length > 4 + n) result.chunk = frame.subarray(4 + n);
     if (h.e !== undefined) result.error = h.e;
     if (h.v !== undefined) result.value = h.v;
     if (typeof h.t === 'number') result.servedMs = h.t;
     if (h.m === 1) result.mismatch = true;
-    return { id: h.id, result };
+    return typeof h.a === 'number' ? { id: h.id, result, attempt: h.a } : { id: h.id, result };
   } catch {
     return null;
   }
@@ -181,8 +203,13 @@ export class Asker {
   private readonly replyKey: string;
   private readonly batches = new Map<string, CallData[]>();
   private readonly blobs = HostBlobs.get();
-  /** Large chunks sent, by the way they went (host file or Redis key). */
+  private readonly peers: HostPeers | null;
+  /** Large chunks delivered, by what carried them (host file or Redis key), counted on the answer. */
   readonly chunkTransfers = { host: 0, redis: 0 };
+  /** Host files a worker of another host could not read (the chunk was sent again through Redis). */
+  chunkHostMisses = 0;
+  /** Answers dropped because a later attempt of their job runs (its lock was lost meanwhile). */
+  staleAnswers = 0;
   private closed = false;
   private loop: Promise<void> | null = null;
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
@@ -194,6 +221,7 @@ export class Asker {
     this.redis = connectRedis(target, 'fail-fast', `sgw-ask-${instance}`);
     this.blocking = connectRedis(target, 'patient', { name: `sgw-replies-${instance}`, commandTimeoutMs: REPLY_POP_STUCK_MS });
     this.loop = this.drainReplies();
+    this.peers = this.blobs ? new HostPeers(this.redis, gateway, this.blobs.hostId) : null;
   }
 
   private queue(mode: string): Queue {
@@ -228,7 +256,8 @@ export class Asker {
     try {
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
         const p = this.pending.get(id)!;
-        if (!(await this.putOnHost(p, data, call.chunk))) await this.putInRedis(p, data, call.chunk);
+        const onHost = (await this.peers?.sameHost(mode)) && (await this.putOnHost(p, data, call.chunk));
+        if (!onHost) await this.putInRedis(p, data, call.chunk);
       } else if (call.chunk) {
         data.chunk = call.chunk.toString('base64');
       }
@@ -252,7 +281,7 @@ export class Asker {
     data.host = this.blobs.hostId;
     data.size = chunk.length;
     p.blob = { ref, chunk, data };
-    this.chunkTransfers.host++;
+    p.carried = 'host';
     if (!this.pending.has(data.id)) ref.release(); // timed out meanwhile
     return true;
   }
@@ -260,7 +289,7 @@ export class Asker {
   private async putInRedis(p: Pending, data: CallData, chunk: Buffer): Promise<void> {
     data.chunkKey = keys.chunk(data.id);
     p.chunkKey = data.chunkKey;
-    this.chunkTransfers.redis++;
+    p.carried = 'redis';
     await this.redis.set(data.chunkKey, chunk, 'PX', Math.max(1, p.deadline - Date.now()) + 5000);
   }
 
@@ -271,6 +300,7 @@ export class Asker {
     const { ref, chunk, data } = p.blob;
     delete p.blob;
     ref.release();
+    this.chunkHostMisses++;
     const again: CallData = { ...data };
     delete again.blob;
     delete again.host;
@@ -328,7 +358,7 @@ export class Asker {
       const frames = (res as [Buffer, Buffer[]])[1];
       for (const frame of frames) {
         const reply = decodeReply(frame);
-        if (!reply) continue;
+        if (!reply || this.stale(reply)) continue;
         if (reply.unreachable) {
           this.resendThroughRedis(reply.id);
           continue;
@@ -336,10 +366,24 @@ export class Asker {
         // Duplicates (a retried job answering twice) find nothing pending and are dropped.
         const p = this.settle(reply.id);
         if (!p) continue;
+        if (p.carried) this.chunkTransfers[p.carried]++;
         this.observe?.(p.mode, performance.now() - p.started, reply.result.servedMs);
         p.resolve(reply.result);
       }
     }
+  }
+
+  /** Notes a started attempt; true for an answer of an attempt older than one known to run (dropped). */
+  private stale(reply: DecodedReply): boolean {
+    const p = this.pending.get(reply.id);
+    if (!p) return false; // settled or unknown: dropped as a duplicate anyway
+    if (reply.started !== undefined) {
+      p.attempt = Math.max(p.attempt ?? 0, reply.started);
+      return true;
+    }
+    if (p.attempt === undefined || (reply.attempt ?? 0) >= p.attempt) return false;
+    this.staleAnswers++;
+    return true;
   }
 
   /**

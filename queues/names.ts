@@ -84,6 +84,11 @@ export const keys = {
   bundle: (gateway: string, hash: string) => `${gatewayTag(gateway)}:bundle:${hash}`,
   /** Sorted set of live actor instances of a mode, scored by heartbeat expiry (ms). */
   alive: (gateway: string, role: string) => `${gatewayTag(gateway)}:alive:${role}`,
+  /**
+   * Sorted set of live call servers of a mode on one host (a host id of blobs.ts), scored by expiry
+   * (ms): an asker sends large chunks through a host file only when it is not empty.
+   */
+  aliveOn: (gateway: string, mode: string, hostId: string) => `${gatewayTag(gateway)}:on:${hostId}:${mode}`,
   /** Hash describing one live actor instance (host, pid, role, version, jobs). */
   actor: (gateway: string, instance: string) => `${gatewayTag(gateway)}:actor:${instance}`,
   /** Hash of actor restarts by role, counted by every supervisor of the gateway (for metrics). */

@@ -143,3 +143,70 @@ export async function listActors(redis: RedisClient, gateway: string, roles: rea
   }
   return out;
 }
+
+/**
+ * Tells askers on this host that a call server of `mode` runs here and reads host files (blobs.ts):
+ * one member per server in a per-host sorted set, scored by expiry like the actor registry. An
+ * asker on a host without one sends large chunks through Redis at once, not as a file first.
+ */
+export class HostPresence {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly key: string;
+  /** Settles once the first beat was answered (or failed): a server is findable from then on. */
+  readonly first: Promise<void>;
+
+  constructor(private readonly redis: RedisClient, gateway: string, mode: string, hostId: string, private readonly instance: string) {
+    this.key = keys.aliveOn(gateway, mode, hostId);
+    this.first = this.beat();
+    this.timer = setInterval(() => void this.beat(), BEAT_MS);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    const now = Date.now();
+    await this.redis.multi()
+      .zadd(this.key, now + TTL_MS, this.instance)
+      .zremrangebyscore(this.key, '-inf', now)
+      .pexpire(this.key, TTL_MS)
+      .exec()
+      .catch(() => {});
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.redis.zrem(this.key, this.instance).catch(() => {});
+  }
+}
+
+/** How long an asker trusts what it last learnt about same-host servers of a mode. */
+const PEERS_FRESH_MS = 1000;
+
+/** Whether a live call server of a mode shares this host; one ZCOUNT per mode and second at most. */
+export class HostPeers {
+  private readonly seen = new Map<string, { at: number; here: boolean; next?: Promise<boolean> }>();
+
+  constructor(private readonly redis: RedisClient, private readonly gateway: string, private readonly hostId: string) {}
+
+  /** The first look at a mode waits for Redis; later ones answer from memory and refresh behind. */
+  async sameHost(mode: string): Promise<boolean> {
+    const s = this.seen.get(mode);
+    if (!s) return this.look(mode);
+    if (Date.now() - s.at > PEERS_FRESH_MS && !s.next) s.next = this.look(mode);
+    return s.here;
+  }
+
+  private async look(mode: string): Promise<boolean> {
+    const now = Date.now();
+    try {
+      const here = (await this.redis.zcount(keys.aliveOn(this.gateway, mode, this.hostId), now, '+inf')) > 0;
+      this.seen.set(mode, { at: now, here });
+      return here;
+    } catch {
+      // Not connected yet (or Redis away): Redis it is, and the next call looks again.
+      const s = this.seen.get(mode);
+      if (s) delete s.next;
+      return s?.here ?? false;
+    }
+  }
+}

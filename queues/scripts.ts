@@ -16,6 +16,7 @@ export const SCRIPTS = {
   leaseRenew: { file: 'lease-renew', keys: 1 },
   leaseRelease: { file: 'lease-release', keys: 1 },
   nonces: { file: 'nonces', keys: 1 },
+  oldestWaiting: { file: 'oldest-waiting', keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

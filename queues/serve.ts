@@ -1,6 +1,7 @@
 // The serving side of the ask/reply protocol (ask.ts): a call server consumes one mode's queue,
 // runs each call and answers on its asker's reply list. A worker found idle while jobs wait
 // (worker-liveness.ts) is replaced in-process by a fresh one on a fresh connection.
+import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
@@ -9,7 +10,9 @@ import { hasSha256 } from './chunk-hash.js';
 import { BlockVecCache } from './block-vecs.js';
 import { Errno } from '../drivers/errno.js';
 import { WorkerLiveness } from './worker-liveness.js';
-import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
+import { HostPresence } from './registry.js';
+import { JobLease } from './lease.js';
+import { encodeReply, encodeStarted, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
 
 export interface ServeOptions {
   redis: RedisTarget;
@@ -23,7 +26,14 @@ export interface ServeOptions {
   onRecycle?: () => void;
   /** How long jobs may wait while the worker idles before it is replaced (worker-liveness.ts). */
   stuckAfterMs?: number;
+  /** BullMQ lock of a taken job (default LOCK_MS); a lock not renewed for this long is lost. */
+  lockMs?: number;
+  /** Told when a call is dropped because its job was given to another worker (lease.ts). */
+  onStale?: (call: IncomingCall) => void;
 }
+
+/** A crashed or cut-off actor's jobs go back to the queue within seconds, not BullMQ's default 30 s. */
+const LOCK_MS = 10_000;
 
 /** A replaced worker counts as healthy this long, while the new one starts. */
 const RECYCLE_GRACE_MS = 10_000;
@@ -48,6 +58,12 @@ export class CallServer {
   private readonly replies: ReplyBatcher;
   private readonly blobs = HostBlobs.get();
   private readonly blockVecs: BlockVecCache;
+  /** Lets askers of this host send large chunks as host files (null without a host channel). */
+  private readonly presence: HostPresence | null;
+  /** Leases of the jobs running now, by job id (BullMQ reports lost locks by id). */
+  private readonly leases = new Map<string, JobLease>();
+  /** Calls dropped because their job was given to another worker meanwhile. */
+  stale = 0;
 
   constructor(private readonly opts: ServeOptions) {
     this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
@@ -67,6 +83,12 @@ export class CallServer {
     }, opts.stuckAfterMs);
     // Listed for dashboards: scanning a busy Redis for BullMQ's meta keys would cost it far more.
     this.redis.sadd(keys.queues, this.queueName).catch(() => {});
+    this.presence = this.blobs ? new HostPresence(this.redis, opts.gateway, opts.mode, this.blobs.hostId, randomUUID()) : null;
+  }
+
+  /** Resolves once the worker can take jobs and askers of this host can find it. */
+  async ready(): Promise<void> {
+    await Promise.all([this.current.waitUntilReady(), this.presence?.first]);
   }
 
   /** The queue worker serving now (a new one after a replacement). */
@@ -75,17 +97,18 @@ export class CallServer {
   }
 
   private newWorker(): Worker {
-    const worker = new Worker(this.queueName, (job: Job<JobData>) => this.process(job), {
+    const lockMs = this.opts.lockMs ?? LOCK_MS;
+    const worker = new Worker(this.queueName, (job: Job<JobData>, token?: string) => this.process(job, token), {
       connection: this.workerRedis,
       prefix: queuePrefix(this.queueName),
       concurrency: this.opts.concurrency,
-      // A crashed actor's jobs go back to the queue within seconds, not BullMQ's default 30 s.
-      lockDuration: 10_000,
-      stalledInterval: 5_000,
+      lockDuration: lockMs,
+      stalledInterval: lockMs / 2,
       maxStalledCount: 3,
       autorun: true,
     });
     worker.on('error', () => {});
+    worker.on('lockRenewalFailed', (ids: string[]) => { for (const id of ids) this.leases.get(id)?.lose(); });
     // A finished job stays a while for dashboards (JOB_RETENTION), without its chunk bytes: retained
     // write jobs of 16 inline chunks each held ~100 MiB of Redis for nothing. Only once finished: a
     // job retried after a crash must still carry its chunks.
@@ -110,25 +133,33 @@ export class CallServer {
     oldRedis.disconnect();
   }
 
-  private async process(job: Job<JobData>): Promise<void> {
+  private async process(job: Job<JobData>, token: string | undefined): Promise<void> {
     this.taken++;
     this.running++;
+    const lease = new JobLease(job, token, this.opts.lockMs ?? LOCK_MS);
+    if (job.id) this.leases.set(job.id, lease);
     try {
-      await Promise.all((job.data.calls ?? []).map((d) => this.processCall(d, job.id)));
+      const calls = job.data.calls ?? [];
+      // A job taken again after its lock was lost: its askers drop answers of earlier attempts.
+      if (lease.attempt > 1) for (const d of calls) void this.replies.send(d.reply, encodeStarted(d.id, lease.attempt)).catch(() => {});
+      await Promise.all(calls.map((d) => this.processCall(d, job.id, lease)));
     } finally {
+      if (job.id) this.leases.delete(job.id);
       this.running--;
     }
   }
 
-  private async processCall(d: CallData, jobId: string | undefined): Promise<void> {
+  private async processCall(d: CallData, jobId: string | undefined, lease: JobLease): Promise<void> {
     if (Date.now() > d.deadline) return; // nobody waits for this answer any more
     const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
+    // Taken before this process was paused, and given to another worker meanwhile: leave it to that one.
+    if (!(await lease.held())) return this.dropStale(call);
     if (d.args) call.args = d.args;
     let result: CallResult;
     const started = performance.now();
     if (d.blob !== undefined) {
       const chunk = await this.blobs?.read(d.host ?? '', d.blob, d.id, d.size ?? -1);
-      if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id));
+      if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id, lease.attempt));
       call.chunk = chunk;
     } else if (d.chunkKey) {
       const chunk = await this.redis.getBuffer(d.chunkKey);
@@ -156,8 +187,14 @@ export class CallServer {
     }
     const ms = performance.now() - started;
     result.servedMs = Math.round(ms * 1000) / 1000;
-    await this.replies.send(d.reply, encodeReply(d.id, result));
+    if (!(await lease.held())) return this.dropStale(call); // another worker owns the job now: its answer counts
+    await this.replies.send(d.reply, encodeReply(d.id, result, lease.attempt));
     this.opts.onDone?.(call, result, ms);
+  }
+
+  private dropStale(call: IncomingCall): void {
+    this.stale++;
+    this.opts.onStale?.(call);
   }
 
   /**
@@ -172,6 +209,7 @@ export class CallServer {
   /** Stops taking jobs and waits for the ones running (at most graceMs), then disconnects. */
   async close(graceMs = 30_000): Promise<void> {
     this.liveness.stop();
+    await this.presence?.stop();
     await Promise.race([this.current.close(), new Promise((r) => setTimeout(r, graceMs).unref())]);
     await this.queue.close().catch(() => {});
     this.redis.disconnect();

@@ -29,6 +29,7 @@ test('a chunk is checked against the call\'s SHA-256 before the handler runs, in
   });
   const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
+  await server.ready(); // listed on this host: large chunks go by host file
 
   for (const [how, size] of [['inline', 1000], ['host file', 1 << 20]] as const) {
     t.true(how === 'inline' ? size <= INLINE_CHUNK_MAX : size > INLINE_CHUNK_MAX);
@@ -49,4 +50,5 @@ test('a chunk is checked against the call\'s SHA-256 before the handler runs, in
     t.is(handled.length, 1, `${how}: the right hash lets the call run`);
     t.true(handled[0]!.chunk!.equals(chunk), how);
   }
+  t.deepEqual(asker.chunkTransfers, { host: 2, redis: 0 }, 'both large chunks went by host file');
 });

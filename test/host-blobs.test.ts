@@ -1,7 +1,8 @@
-// Large call chunks between actors of one host go through a tmpfs file (queues/blobs.ts); a worker
-// on another host cannot read it and the asker sends the chunk again through Redis. Real Redis,
-// real BullMQ, the "other host" a child process with its own shared-memory folder.
-import test from 'ava';
+// Large call chunks between actors of one host go through a tmpfs file (queues/blobs.ts); with no
+// server of the mode on the asker's host they go through Redis at once, and a worker on another
+// host that gets a file anyway cannot read it, so the asker sends the chunk again through Redis.
+// Real Redis, real BullMQ, the "other host" a child process with its own shared-memory folder.
+import test, { type ExecutionContext } from 'ava';
 import { fork, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -13,11 +14,12 @@ import { Redis } from 'ioredis';
 import { Asker, decodeReply, type CallResult, type IncomingCall } from '../queues/ask.js';
 import { CallServer } from '../queues/serve.js';
 import { HostBlobs } from '../queues/blobs.js';
+import { HostPresence } from '../queues/registry.js';
 import { keys, modeQueueName, queuePrefix } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
 import { whenReady } from '../queues/redis.js';
 import { stopChild } from './support/gateway.js';
-import { redisAt } from '../queues/redis.js';
+import { connectRedis, redisAt } from '../queues/redis.js';
 
 const ECHO_SERVER = fileURLToPath(new URL('./support/echo-server.js', import.meta.url));
 const BLOBS = fileURLToPath(new URL('../queues/blobs.js', import.meta.url));
@@ -56,6 +58,7 @@ test.serial('large chunks reach a worker of the same host through a reused slot 
   });
   const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
+  await server.ready();
   const chunks = [randomBytes(1 << 20), randomBytes(70_000)];
 
   for (const chunk of chunks) {
@@ -68,28 +71,57 @@ test.serial('large chunks reach a worker of the same host through a reused slot 
   t.is(seen.length, 2);
 });
 
-test.serial('a worker on another host cannot read the file: the chunk is sent again through Redis', async (t) => {
-  const redis = await testRedis();
-  const gateway = `rg.${randomUUID()}`;
+/** A write server in a child process with a /dev/shm of its own: another host. */
+async function otherHostServer(t: ExecutionContext, redisUrl: string, gateway: string): Promise<void> {
   const otherHost = mkdtempSync(join(tmpdir(), 'sgw-shm-other-'));
-  const server = await startEchoServer(redis.url, gateway, otherHost);
-  const asker = new Asker(redisAt(redis.url), gateway);
+  const server = await startEchoServer(redisUrl, gateway, otherHost);
   t.teardown(async () => {
-    await asker.close();
     server.disconnect();
     await stopChild(server, 5000);
     rmSync(otherHost, { recursive: true, force: true });
   });
+}
+
+test.serial('with no server of the mode on this host, large chunks go through Redis at once', async (t) => {
+  const redis = await testRedis();
+  const gateway = `rg.${randomUUID()}`;
+  await otherHostServer(t, redis.url, gateway);
+  const asker = new Asker(redisAt(redis.url), gateway);
+  t.teardown(() => asker.close());
+  await whenReady(asker.redis, 10_000);
+  const chunks = [randomBytes(100_000), randomBytes(1 << 20), randomBytes(3 << 20)];
+  const filesBefore = blobFiles();
+
+  const results = await Promise.all(chunks.map((chunk) => asker.ask('write', { request: Buffer.from('req'), chunk }, 10_000)));
+
+  t.deepEqual(results.map((r) => r.value), chunks.map(sha));
+  t.deepEqual(asker.chunkTransfers, { host: 0, redis: 3 }, 'each chunk counted once, by what carried it');
+  t.is(asker.chunkHostMisses, 0, 'no host file was tried first');
+  t.deepEqual(blobFiles(), filesBefore, 'no file was added to this host\'s shared memory');
+  const probe = new Redis(redis.url);
+  t.teardown(() => probe.disconnect());
+  t.deepEqual(await probe.keys(keys.chunk('*')), [], 'the Redis copies were removed after the answers');
+});
+
+test.serial('a worker on another host that gets a host file anyway cannot read it: the chunk is sent again through Redis', async (t) => {
+  const redis = await testRedis();
+  const gateway = `rg.${randomUUID()}`;
+  await otherHostServer(t, redis.url, gateway);
+  // A write server of this host that is listed but takes no job (as one that just died would be).
+  const conn = connectRedis(redisAt(redis.url), 'patient');
+  const listed = new HostPresence(conn, gateway, 'write', HostBlobs.get()!.hostId, randomUUID());
+  await listed.first;
+  const asker = new Asker(redisAt(redis.url), gateway);
+  t.teardown(async () => { await asker.close(); await listed.stop(); conn.disconnect(); });
+  await whenReady(asker.redis, 10_000);
   const chunks = [randomBytes(100_000), randomBytes(3 << 20)];
 
   const results = await Promise.all(chunks.map((chunk) => asker.ask('write', { request: Buffer.from('req'), chunk }, 10_000)));
 
   t.deepEqual(results.map((r) => r.value), chunks.map(sha));
-  t.deepEqual(asker.chunkTransfers, { host: 2, redis: 2 }, 'each call went out as a file, then through Redis');
+  t.deepEqual(asker.chunkTransfers, { host: 0, redis: 2 }, 'counted once each, by what carried them in the end');
+  t.is(asker.chunkHostMisses, 2, 'each call went out as a file first');
   t.deepEqual(callFiles(), []);
-  const probe = new Redis(redis.url);
-  t.teardown(() => probe.disconnect());
-  t.deepEqual(await probe.keys(keys.chunk('*')), [], 'the Redis copies were removed after the answers');
 });
 
 test.serial('a job naming a file outside the side channel is refused, and its driver method never runs', async (t) => {
@@ -150,7 +182,7 @@ test.serial('a host channel that cannot take a chunk never fails the call: it go
   });
   const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
-  await whenReady(asker.redis, 10_000);
+  await Promise.all([whenReady(asker.redis, 10_000), server.ready()]);
   // More chunks at once than the process has slot files, with its folder gone: new slots and
   // one-call files cannot be created any more.
   const blobs = HostBlobs.get()!;

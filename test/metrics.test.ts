@@ -6,7 +6,10 @@ import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { routeOf } from '../http/metrics.js';
 import { ConfigError, parseConfig } from '../proto/config/config.js';
-import { keys } from '../queues/names.js';
+import { Queue } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { keys, modeQueueName, queuePrefix } from '../queues/names.js';
+import type { JobData } from '../queues/ask.js';
 import { fileRef, liveActors, rawGet, waitFor } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 import { parsePrometheusText, sampleValue, type Family } from './support/prom-text.js';
@@ -137,4 +140,34 @@ test.serial('a driver actor killed and restarted by the supervisor is counted in
     return now.length > 0 && !now.includes(instance!);
   });
   t.is(v(await scrape(), 'sgw_actor_restarts_total', { role: 'driver:read' }) - before, 1);
+});
+
+test.serial('with the read actors paused, queued jobs show as depth and an oldest-waiting age that grows; both fall back once they resume', async (t) => {
+  const { f, redis } = gateway;
+  const pids = await Promise.all((await liveActors(redis, f.gatewayKey, 'driver:read')).map(async (i) => Number(await redis.hget(keys.actor(f.gatewayKey, i), 'pid'))));
+  t.true(pids.length > 0 && pids.every((p) => p > 0));
+  const resume = () => { for (const pid of pids) { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } } };
+  t.teardown(resume);
+  const name = modeQueueName(f.gatewayKey, 'read');
+  const queue = new Queue<JobData>(name, { connection: redis, prefix: queuePrefix(name) });
+  t.teardown(() => queue.close());
+  const depth = (m: Map<string, Family>, state: string) => v(m, 'sgw_queue_depth', { gateway: f.gatewayKey, mode: 'read', state });
+  const age = (m: Map<string, Family>) => v(m, 'sgw_queue_oldest_wait_seconds', { gateway: f.gatewayKey, mode: 'read' });
+  const idle = await scrape();
+  t.is(depth(idle, 'waiting'), 0);
+  t.is(age(idle), 0);
+
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  const n = 3;
+  // Calls nobody waits for: once resumed, the actors drop them (their deadline passed) without a driver call.
+  for (let i = 0; i < n; i++) await queue.add('read', { calls: [{ id: randomUUID(), reply: `sgw:results:${randomUUID()}`, deadline: Date.now() + 100, req: '' }] });
+  const queued = await waitFor('the queued jobs counted', async () => { const m = await scrape(); return depth(m, 'waiting') === n && m; });
+  t.true(age(queued) > 0);
+  const later = await waitFor('an older oldest job', async () => { const m = await scrape(); return age(m) > age(queued) && m; });
+  t.is(depth(later, 'waiting'), n, 'nothing was taken meanwhile');
+  t.is(later.get('sgw_queue_depth')?.type, 'gauge');
+
+  resume();
+  const drained = await waitFor('the queue drained', async () => { const m = await scrape(); return depth(m, 'waiting') === 0 && m; });
+  t.is(age(drained), 0);
 });

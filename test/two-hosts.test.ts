@@ -10,6 +10,7 @@ import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, postRaw, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { signMessage } from '../proto/signature.js';
 import { testRedis } from './support/redis.js';
+import { parsePrometheusText, sampleValue, type Family } from './support/prom-text.js';
 import {
   cleanup, DISK_DRIVER_JS, fileRef, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway, writeDriver,
   type GatewayFolder, type RunningGateway,
@@ -66,7 +67,7 @@ test.serial('http+cache on one tree and the driver actors on another serve a put
   t.false(existsSync(join(back.dir, 'driver')), 'the driver host has no driver folder');
 });
 
-test.serial('a chunk too large to ride in its job reaches the driver host: its host file is unreadable there, so it goes through Redis', async (t) => {
+test.serial('a chunk too large to ride in its job reaches the driver host through Redis', async (t) => {
   const file = fileRef(front, { file_id: 0x79n });
   const bytes = randomBytes(300_000);
   const { blocks, data } = layOutChunks([{ block: { block_id: 1n, block_version: 2n, chunk_type: ChunkType.BLOCK }, bytes }]);
@@ -77,6 +78,28 @@ test.serial('a chunk too large to ride in its job reaches the driver host: its h
   t.is(stored.length, 1);
   t.true(stored[0]!.equals(bytes), 'stored byte for byte on the driver host');
   t.deepEqual(filesUnder(join(front.dir, 'shm')).filter((p) => /[0-9a-f-]{36}$/.test(p) && !p.endsWith('host-id')), [], 'no one-call file is left behind');
+});
+
+async function scrape(): Promise<Map<string, Family>> {
+  const res = await fetch(`${front.url}/metrics`);
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  return parsePrometheusText(await res.text());
+}
+
+test.serial('with no write actor on the front host, every 1 MiB chunk goes through Redis at once and is counted once', async (t) => {
+  const before = await scrape();
+  const n = 5;
+  for (let i = 0; i < n; i++) {
+    const file = fileRef(front, { file_id: 0x100n + BigInt(i) });
+    const { blocks, data } = layOutChunks([{ block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK }, bytes: randomBytes(1 << 20) }]);
+    const put = await sendControlPlane(front.url, putChunksFields(file, blocks), front.ugKey, data);
+    t.is(put.status, 200, put.body.toString());
+  }
+  const after = await scrape();
+  const delta = (name: string, labels: Record<string, string> = {}) => (sampleValue(after, name, labels) ?? 0) - (sampleValue(before, name, labels) ?? 0);
+  t.is(delta('sgw_chunk_transfers_total', { via: 'redis' }), n);
+  t.is(delta('sgw_chunk_transfers_total', { via: 'host' }), 0);
+  t.is(delta('sgw_chunk_host_misses_total'), 0, 'no chunk was tried as a host file first');
 });
 
 test.serial('with the driver host gone, cached chunks are still served and misses get 503 with Retry-After', async (t) => {

@@ -56,7 +56,7 @@ export async function runCacheActor(config: GatewayConfig, target: RedisTarget, 
     onDone: () => { heartbeat.jobs++; },
     onRecycle: () => logger.warn({ actor: 'cache' }, 'the queue worker stopped taking jobs while jobs waited; replaced it'),
   });
-  await server.worker.waitUntilReady();
+  await server.ready();
   heartbeat.start();
   logger.info({ actor: 'cache', dir: config.cache.dir, max_bytes: config.cache.max_bytes }, 'cache actor ready');
   return {

@@ -132,7 +132,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
           if (result.rc !== 0) log.warn({ rid: call.requestId, rc: result.rc, error: result.error }, 'refresh failed');
         },
       });
-      await refreshServer.worker.waitUntilReady();
+      await refreshServer.ready();
       const beat = new Heartbeat(redis, gateway, { instance, role: 'driver:refresh', version: hash });
       beat.start();
       beats.push(beat);

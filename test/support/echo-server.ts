@@ -9,6 +9,6 @@ const server = new CallServer({
   redis: redisAt(redisUrl!), gateway: gateway!, mode: 'write', concurrency: 4,
   handler: async (call) => ({ rc: 0, value: createHash('sha256').update(call.chunk ?? Buffer.alloc(0)).digest('hex') }),
 });
-await server.worker.waitUntilReady();
+await server.ready();
 process.send?.('ready');
 process.on('disconnect', () => void server.close(1000).then(() => process.exit(0)));
