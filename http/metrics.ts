@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ChunkStoreStats } from './driver-pipeline.js';
 import type { AuthReason } from './errors.js';
 import { RequestCounter, RequestHistogram } from './request-metrics.js';
+import type { RefusalCounts } from '../queues/refusals.js';
 
 /** What the metrics read on scrape; the http actor wires these to its connections. */
 export interface MetricsSources {
@@ -18,6 +19,10 @@ export interface MetricsSources {
   liveActors(mode: string): number;
   /** Actor restarts by role, as counted in Redis by the supervisors. */
   restarts(): Promise<Record<string, string>>;
+  /** Bundles and calls actors refused unauthenticated (queues/refusals.ts), as counted in Redis. */
+  refusals(): Promise<RefusalCounts>;
+  /** Replies this http actor dropped for a bad MAC, by mode. */
+  refusedReplies(): Record<string, number>;
   /** One PING; resolves with its round trip in ms, rejects when Redis does not answer. */
   ping(): Promise<number>;
   /** The chunk store's counters when it lives in this process; null when the cache is remote. */
@@ -26,6 +31,8 @@ export interface MetricsSources {
   chunkTransfers(): { host: number; redis: number };
   /** Bytes of POST bodies held now (limits.post_bytes_in_flight). */
   postBytesInFlight(): number;
+  /** The gateway's key ("rg.20"), a label of gateway-wide counters. */
+  gateway: string;
 }
 
 const JOB_STATES = ['waiting', 'active', 'failed', 'delayed'] as const;
@@ -124,6 +131,31 @@ export class GatewayMetrics {
         if (!byRole) return; // Redis away: keep the last values rather than report a drop
         this.reset();
         for (const [role, n] of Object.entries(byRole)) this.inc({ role }, Number(n));
+      },
+    });
+    new Counter({
+      name: 'sgw_driver_bundle_rejected_total', help: 'Driver bundle versions refused by a supervisor or actor of this gateway (any host): signature, gateway, content or rollback, by reason', labelNames: ['gateway', 'reason'], registers,
+      async collect() {
+        const counts = await self.sources.refusals().catch(() => null);
+        if (!counts) return;
+        this.reset();
+        for (const r of counts.bundles) this.inc({ gateway: sources.gateway, reason: r.reason }, r.n);
+      },
+    });
+    new Counter({
+      name: 'sgw_driver_job_refused_total', help: 'Calls from Redis a serving actor refused unrun (no or bad MAC, expired deadline...), by mode and reason', labelNames: ['mode', 'reason'], registers,
+      async collect() {
+        const counts = await self.sources.refusals().catch(() => null);
+        if (!counts) return;
+        this.reset();
+        for (const r of counts.calls) this.inc({ mode: r.mode, reason: r.reason }, r.n);
+      },
+    });
+    new Counter({
+      name: 'sgw_driver_reply_refused_total', help: 'Replies this http actor dropped because their MAC did not check out (pushed by a Redis client), by mode', labelNames: ['mode'], registers,
+      collect() {
+        this.reset();
+        for (const [mode, n] of Object.entries(self.sources.refusedReplies())) this.inc({ mode }, n);
       },
     });
     new Counter({

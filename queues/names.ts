@@ -86,6 +86,8 @@ export const keys = {
   alive: (gateway: string, role: string) => `${gatewayTag(gateway)}:alive:${role}`,
   /** Hash describing one live actor instance (host, pid, role, version, jobs). */
   actor: (gateway: string, instance: string) => `${gatewayTag(gateway)}:actor:${instance}`,
+  /** Hash of bundles and calls refused unauthenticated ("bundle|<reason>", "call|<mode>|<reason>"): queues/refusals.ts. */
+  refusals: (gateway: string) => `${gatewayTag(gateway)}:refusals`,
   /** Hash of actor restarts by role, counted by every supervisor of the gateway (for metrics). */
   restarts: (gateway: string) => `${gatewayTag(gateway)}:restarts`,
   /** Key prefix of one shard of a sender's remembered nonces (nonces.lua); its hash tag keeps a call in one slot. */

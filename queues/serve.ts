@@ -9,7 +9,9 @@ import { hasSha256 } from './chunk-hash.js';
 import { BlockVecCache } from './block-vecs.js';
 import { Errno } from '../drivers/errno.js';
 import { WorkerLiveness } from './worker-liveness.js';
-import { encodeReply, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
+import { REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
+import { encodeReply, encodeUnreachable, type ReplySeal } from './reply-frame.js';
+import type { CallRefusalReason, JobMac } from './job-mac.js';
 
 export interface ServeOptions {
   redis: RedisTarget;
@@ -23,6 +25,18 @@ export interface ServeOptions {
   onRecycle?: () => void;
   /** How long jobs may wait while the worker idles before it is replaced (worker-liveness.ts). */
   stuckAfterMs?: number;
+  /**
+   * The gateway's MAC keys (job-mac.ts): calls of modes that change state run only with a valid
+   * MAC, and replies are sealed. Null only in tests and benchmarks that serve without a gateway.
+   */
+  mac: JobMac | null;
+  /** Told of each call refused unrun (for metrics and logs): an attack or a replay, not an sgw fault. */
+  onRefused?: (reason: CallRefusalReason, jobId: string | undefined) => void;
+}
+
+/** A job with calls that were refused fails with this (after its other calls ran). */
+export class CallRefused extends Error {
+  override name = 'CallRefused';
 }
 
 /** A replaced worker counts as healthy this long, while the new one starts. */
@@ -48,8 +62,13 @@ export class CallServer {
   private readonly replies: ReplyBatcher;
   private readonly blobs = HostBlobs.get();
   private readonly blockVecs: BlockVecCache;
+  private readonly seal: ReplySeal | null;
+  /** Whether this mode's calls need a MAC. */
+  private readonly guarded: boolean;
 
   constructor(private readonly opts: ServeOptions) {
+    this.seal = opts.mac ? { mac: opts.mac, mode: opts.mode } : null;
+    this.guarded = opts.mac?.needs(opts.mode) ?? false;
     this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
     this.workerRedis = connectRedis(opts.redis, 'patient');
     this.slots = new Semaphore(opts.concurrency);
@@ -113,22 +132,38 @@ export class CallServer {
   private async process(job: Job<JobData>): Promise<void> {
     this.taken++;
     this.running++;
+    let refused: CallRefusalReason[];
     try {
-      await Promise.all((job.data.calls ?? []).map((d) => this.processCall(d, job.id)));
+      const calls = Array.isArray(job.data?.calls) ? job.data.calls : [];
+      refused = (await Promise.all(calls.map((d) => this.processCall(d, job.id)))).filter((r): r is CallRefusalReason => r !== null);
     } finally {
       this.running--;
     }
+    if (refused.length > 0) {
+      throw new CallRefused(`refused ${refused.length} call(s) unrun (${[...new Set(refused)].join(', ')}): `
+        + 'a call that changes state needs a valid MAC and an unexpired deadline (docs/security.md)');
+    }
   }
 
-  private async processCall(d: CallData, jobId: string | undefined): Promise<void> {
-    if (Date.now() > d.deadline) return; // nobody waits for this answer any more
+  /** Runs one call and answers it; returns why it was refused unrun, if it was. */
+  private async processCall(d: CallData, jobId: string | undefined): Promise<CallRefusalReason | null> {
+    const refusal = this.guarded ? this.opts.mac!.checkCall(this.opts.mode, d) ?? (Date.now() > d.deadline ? 'expired' : null) : null;
+    if (refusal) {
+      // No reply: the reply list named by an unauthenticated call is not to be trusted either.
+      this.opts.onRefused?.(refusal, jobId);
+      return refusal;
+    }
+    if (Date.now() > d.deadline) return null; // nobody waits for this answer any more
     const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
     if (d.args) call.args = d.args;
     let result: CallResult;
     const started = performance.now();
     if (d.blob !== undefined) {
       const chunk = await this.blobs?.read(d.host ?? '', d.blob, d.id, d.size ?? -1);
-      if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id));
+      if (!chunk) {
+        await this.replies.send(d.reply, encodeUnreachable(d.id, this.seal));
+        return null;
+      }
       call.chunk = chunk;
     } else if (d.chunkKey) {
       const chunk = await this.redis.getBuffer(d.chunkKey);
@@ -138,7 +173,10 @@ export class CallServer {
     if (d.vec !== undefined) {
       const vec = await this.blockVecs.get(d.vec).catch((err: Error) => err);
       if (vec instanceof Error || vec === null) vecMissing = vec?.message ?? 'expired before the call ran';
-      else call.blockVec = vec;
+      else if (this.guarded && vec.sha256 !== d.vsha) {
+        vecMissing = 'it is not the one the call was made with';
+        this.opts.onRefused?.('bad-block-vec', jobId);
+      } else call.blockVec = vec;
     }
     if (d.chunkKey && !call.chunk) result = { rc: -Errno.EIO, error: 'chunk expired before the call ran' };
     else if (vecMissing !== null) result = { rc: -Errno.EIO, error: `the request's block_vec: ${vecMissing}` };
@@ -156,8 +194,9 @@ export class CallServer {
     }
     const ms = performance.now() - started;
     result.servedMs = Math.round(ms * 1000) / 1000;
-    await this.replies.send(d.reply, encodeReply(d.id, result));
+    await this.replies.send(d.reply, encodeReply(d.id, result, this.seal));
     this.opts.onDone?.(call, result, ms);
+    return null;
   }
 
   /**

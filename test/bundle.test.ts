@@ -14,8 +14,12 @@ import { ChunkSink, DriverRequestType, Errno, IoType, type DriverRequest } from 
 import { generateKeyPair, sealSecrets, SecretsError, unsealSecrets } from '../drivers/secrets.js';
 import { parsePrivateKey, parsePublicKey } from '../proto/signature.js';
 import { keys } from '../queues/names.js';
+import { verifyBundle } from '../drivers/bundle-signature.js';
 import type { RedisServer } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
+
+/** The key bundles are published with here (a gateway's private key signs its bundles). */
+const SIGNER = parsePrivateKey(generateKeyPair(2048).privatePem);
 
 const DISK_DRIVER_FOLDER = fileURLToPath(new URL('../../drivers/builtin/disk/', import.meta.url));
 
@@ -217,17 +221,20 @@ test('publish then fetch gives back the same bundle, and the gateway points at i
   const sealed = sealSecrets(Buffer.from('{"K":1}'), parsePublicKey(gw.publicPem));
   const bundle = await buildBundle(driverFolder(t, { ...tsFiles, 'secrets.sealed.json': sealed }));
   t.is(await currentBundleHash(redis, gateway), null);
-  t.deepEqual(await publishBundle(redis, gateway, bundle), { hash: bundle.hash, changed: true });
+  const published = await publishBundle(redis, gateway, bundle, SIGNER);
+  t.like(published, { hash: bundle.hash, changed: true });
   t.is(await currentBundleHash(redis, gateway), bundle.hash);
 
   const fetched = await fetchBundle(redis, gateway, bundle.hash);
-  t.deepEqual(fetched, bundle);
+  const { signed, ...content } = fetched!;
+  t.deepEqual(content, bundle);
+  t.is(verifyBundle(signed, gateway, bundle.hash, SIGNER).seq, published.seq, 'stored with its signed manifest');
   t.true(fetched!.config.equals(bundle.config));
   t.true(fetched!.secrets!.equals(sealed));
-  t.deepEqual(Object.keys(await redis.hgetall(keys.bundle(gateway, bundle.hash))).sort(), ['code', 'config', 'meta', 'secrets']);
+  t.deepEqual(Object.keys(await redis.hgetall(keys.bundle(gateway, bundle.hash))).sort(), ['code', 'config', 'meta', 'secrets', 'signed']);
 
   const noSecrets = await buildBundle(driverFolder(t, { 'driver.cjs': CJS_DRIVER }));
-  await publishBundle(redis, 'rg.102', noSecrets);
+  await publishBundle(redis, 'rg.102', noSecrets, SIGNER);
   t.is((await fetchBundle(redis, 'rg.102', noSecrets.hash))!.secrets, null);
   t.is(await fetchBundle(redis, gateway, noSecrets.hash), null, 'a bundle is kept with the gateway it was published for');
   t.is(await fetchBundle(redis, gateway, 'f'.repeat(64)), null);
@@ -240,22 +247,22 @@ test('a new version is announced once on the gateway channel; republishing the s
   const v1 = await buildBundle(driverFolder(t, tsFiles));
   const v2 = await buildBundle(driverFolder(t, { ...tsFiles, 'config.json': '{"PREFIX": "v2"}' }));
 
-  t.true((await publishBundle(redis, gateway, v1)).changed);
-  t.false((await publishBundle(redis, gateway, v1)).changed);
-  t.false((await publishBundle(redis, gateway, { ...v1, meta: { ...v1.meta, builtAt: new Date(0).toISOString() } })).changed);
-  t.true((await publishBundle(redis, gateway, v2)).changed);
+  t.true((await publishBundle(redis, gateway, v1, SIGNER)).changed);
+  t.false((await publishBundle(redis, gateway, v1, SIGNER)).changed);
+  t.false((await publishBundle(redis, gateway, { ...v1, meta: { ...v1.meta, builtAt: new Date(0).toISOString() } }, SIGNER)).changed);
+  t.true((await publishBundle(redis, gateway, v2, SIGNER)).changed);
   await until(() => heard.length >= 2);
   await new Promise((r) => setTimeout(r, 100)); // room for a stray extra announcement to show up
   t.deepEqual(heard, [v1.hash, v2.hash]);
   t.is(await currentBundleHash(redis, gateway), v2.hash);
   t.is((await fetchBundle(redis, gateway, v1.hash))!.meta.builtAt, v1.meta.builtAt, 'a stored version is never rewritten');
-  t.true((await publishBundle(redis, gateway, v1)).changed, 'rolling back is a change too');
+  t.true((await publishBundle(redis, gateway, v1, SIGNER)).changed, 'rolling back is a change too');
 });
 
 test('a bundle whose content does not match its hash is refused, in Redis and on publish', async (t) => {
   const bundle = await buildBundle(driverFolder(t, { 'driver.cjs': `${CJS_DRIVER}module.exports.note = 'corrupted in Redis below';\n` }));
-  await t.throwsAsync(publishBundle(redis, 'rg.104', { ...bundle, code: bundle.code + '\n' }), { instanceOf: BundleError });
-  await publishBundle(redis, 'rg.104', bundle);
+  await t.throwsAsync(publishBundle(redis, 'rg.104', { ...bundle, code: bundle.code + '\n' }, SIGNER), { instanceOf: BundleError });
+  await publishBundle(redis, 'rg.104', bundle, SIGNER);
   await redis.hset(keys.bundle('rg.104', bundle.hash), 'code', bundle.code.replace('gzip', 'gunzip'));
   await t.throwsAsync(fetchBundle(redis, 'rg.104', bundle.hash), { instanceOf: BundleError, message: /does not match its hash/ });
 });
@@ -264,7 +271,7 @@ test('the built-in disk driver bundles, travels through Redis and stores chunks 
   const bundle = await buildBundle(DISK_DRIVER_FOLDER);
   t.deepEqual(bundle.meta.methods, ['delete_chunk', 'driver_init', 'read_chunk', 'rename_file', 'write_chunk']);
   t.deepEqual(JSON.parse(bundle.config.toString()), { STORAGE_DIR: path.join(DISK_DRIVER_FOLDER, 'storage') }, 'a relative *_DIR is taken from the driver folder');
-  await publishBundle(redis, 'rg.105', bundle);
+  await publishBundle(redis, 'rg.105', bundle, SIGNER);
   const fetched = (await fetchBundle(redis, 'rg.105', (await currentBundleHash(redis, 'rg.105'))!)) as DriverBundle;
   const { methods } = loadDriverModule(fetched, freshDir(t));
   const config = { STORAGE_DIR: path.join(freshDir(t), 'store') };
