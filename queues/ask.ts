@@ -29,6 +29,11 @@ export interface Call {
    * chunk, and answers `mismatch` instead of running the call when it differs.
    */
   sha256?: Uint8Array;
+  /**
+   * The chunk's SHA-256 when the asker already checked it (a POST's chunks against its signed
+   * hashes): the call's MAC covers it and the chunk is not hashed again to make it.
+   */
+  knownSha256?: Uint8Array;
   args?: string[];
   /** A block_vec stored by Asker.share(): `request` is encoded without it, the serving side adds it. */
   blockVec?: SharedRef;
@@ -84,8 +89,12 @@ export interface CallData {
   req: string;
   chunk?: string;
   chunkKey?: string;
-  /** Call.sha256, base64. */
+  /** Call.sha256, base64; with a MAC, the SHA-256 of any chunk the call carries. */
   sha256?: string;
+  /** 1: the asker vouches for sha256 (it checked or computed it); a mismatch means the chunk was altered on its way. */
+  vouched?: 1;
+  /** With vouched: the chunk's length (covered by the MAC, unlike `size`, which says how it travels). */
+  n?: number;
   /** A chunk in a file of the asker's host (see blobs.ts): its path, host id and size. */
   blob?: string;
   host?: string;
@@ -210,7 +219,11 @@ export class Asker {
     try {
       if (this.mac?.needs(mode)) {
         // A chunk's MAC is its SHA-256's; a POST's chunks come with theirs, others are hashed here.
-        if (call.chunk && !data.sha256) data.sha256 = (await sha256(call.chunk)).toString('base64');
+        if (call.chunk && !data.sha256) {
+          data.sha256 = Buffer.from(call.knownSha256 ?? (await sha256(call.chunk))).toString('base64');
+          data.vouched = 1;
+          data.n = call.chunk.length;
+        }
         data.mac = this.mac.signCall(mode, data);
       }
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {

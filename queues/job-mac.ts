@@ -12,14 +12,20 @@
 // A reply's MAC covers the mode and the whole reply frame after the MAC slot (header and chunk).
 import { createHmac, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { CallData } from './ask.js';
+import { DRIVER_MODES } from './names.js';
 
-/** Modes whose calls may make something store, delete or move data: refused without a valid MAC. */
-export const MAC_MODES: ReadonlySet<string> = new Set(['write', 'delete', 'rename', 'refresh', 'cache']);
+/**
+ * Modes whose calls run only with a valid MAC: all of them. Those that change state (write,
+ * delete, rename, refresh, a cache put) for what they would do; the others because a driver's
+ * answer goes to whatever reply list the job names: a read would hand a Redis client any chunk,
+ * a UG's deserialize would decrypt for it.
+ */
+export const MAC_MODES: ReadonlySet<string> = new Set([...DRIVER_MODES, 'cache']);
 
 export const MAC_BYTES = 32;
 
 /** Why a serving actor refused a call without running it; a small fixed set (a metric label). */
-export type CallRefusalReason = 'no-mac' | 'bad-mac' | 'expired' | 'unhashed-chunk' | 'bad-block-vec';
+export type CallRefusalReason = 'no-mac' | 'bad-mac' | 'expired' | 'unhashed-chunk' | 'bad-block-vec' | 'altered-chunk';
 
 export class JobMac {
   private constructor(private readonly callKey: Buffer, private readonly replyKey: Buffer) {}
@@ -41,7 +47,7 @@ export class JobMac {
     // Each field length-prefixed: no two different calls feed the same bytes.
     const fields = [
       'call', mode, d.id, d.reply, String(d.deadline), d.req, d.sha256 ?? '', d.args ? JSON.stringify(d.args) : '',
-      d.vec ?? '', d.vsha ?? '', d.rid ?? '',
+      d.vouched === 1 ? `1 ${d.n ?? ''}` : '', d.vec ?? '', d.vsha ?? '', d.rid ?? '',
     ];
     const len = Buffer.allocUnsafe(4);
     for (const f of fields) {

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Job, Queue } from 'bullmq';
-import { ChunkType } from '../proto/messages.js';
+import { ChunkType, encodeBlockVec } from '../proto/messages.js';
 import { formatBlockUrl } from '../http/data-url.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
 import { listActors } from '../queues/registry.js';
@@ -138,7 +138,7 @@ async function writeCallOf(queue: Queue, bytes: Buffer): Promise<CallData> {
 }
 
 async function failedWith(queue: Queue, calls: CallData[]): Promise<string> {
-  const job = await queue.add('write', { calls });
+  const job = await queue.add(queue.name, { calls });
   return waitFor('the job to fail', async () => {
     const j = await Job.fromId(queue, job.id!);
     return (await j?.getState()) === 'failed' ? j!.failedReason : null;
@@ -171,6 +171,14 @@ test.serial('write jobs added through Redis without, or with a wrong, MAC or pas
   await waitFor('the genuine deadline to pass', async () => Date.now() > genuine.deadline + 10);
   t.regex(await failedWith(queue, [{ ...genuine, chunk: bytes.toString('base64') }]), /expired/);
   t.true(absent(), 'no refused job stored anything');
+  // Reads need the MAC too: a read answered to the attacker's own list would hand it any chunk.
+  const readName = modeQueueName(f.gatewayKey, 'read');
+  const reads = new Queue(readName, { connection: redis, prefix: queuePrefix(readName) });
+  t.teardown(() => reads.close());
+  const readCall: CallData = { ...genuine, id: randomUUID(), reply: keys.results('attacker'), deadline: Date.now() + 20_000 };
+  delete readCall.mac;
+  t.regex(await failedWith(reads, [readCall]), /no-mac/);
+  t.is(await redis.llen(keys.results('attacker')), 0, 'nothing was answered to the attacker');
 
   for (const reason of ['no-mac', 'bad-mac', 'expired']) {
     t.true((await metric('sgw_driver_job_refused_total', { mode: 'write', reason })) >= 1, `counted: ${reason}`);
@@ -239,4 +247,33 @@ test.serial('a cache put through Redis without a MAC is refused and never reache
   t.deepEqual(puts, []);
   t.like(await asker.ask('cache', { request: new Uint8Array(0), args: ['put', 'genuine-key'], chunk: Buffer.from('genuine') }, 10_000), { rc: 0 });
   t.deepEqual(puts, ['genuine-key'], 'the MAC-carrying put of a gateway actor runs');
+});
+
+test.serial('a genuine call whose chunk or block_vec is changed in Redis before it runs is refused unrun', async (t) => {
+  const redisServer = await testRedis();
+  const target = redisAt(redisServer.url);
+  const gw = 'rg.7003';
+  const mac = JobMac.forGateway(gateway.f.rgKey, gw);
+  const asker = new Asker(target, gw, mac);
+  const name = modeQueueName(gw, 'write');
+  const queue = new Queue(name, { connection: gateway.redis, prefix: queuePrefix(name) });
+  const ran: string[] = [];
+  let server: CallServer | null = null;
+  t.teardown(async () => { await queue.close(); await asker.close(); await server?.close(1000); });
+  // Asked while no actor serves: the jobs wait in Redis, where the attacker changes them.
+  const vec = await asker.share(Buffer.from(encodeBlockVec([1n, 2n])), Date.now() + 20_000);
+  const changedChunk = asker.ask('write', { request: Buffer.from('req a'), chunk: Buffer.from('genuine bytes') }, 15_000);
+  const changedVec = asker.ask('write', { request: Buffer.from('req b'), blockVec: vec }, 15_000);
+  const waiting = await waitFor('both calls to wait in the queue', async () => {
+    const jobs = (await queue.getJobs(['waiting'])) as Job<JobData>[];
+    return jobs.flatMap((j) => j.data.calls.map((c) => ({ job: j, c }))).length === 2 ? jobs : null;
+  }, 20_000);
+  for (const job of waiting) {
+    await job.updateData({ calls: job.data.calls.map((c) => (c.chunk !== undefined ? { ...c, chunk: Buffer.from('altered bytes').toString('base64') } : c)) });
+  }
+  await gateway.redis.set(vec.key, Buffer.from(encodeBlockVec([1n, 3n])));
+  server = new CallServer({ redis: target, gateway: gw, mode: 'write', concurrency: 2, mac, handler: async (call) => { ran.push(call.request.toString()); return { rc: 0 }; } });
+  t.like(await changedChunk, { rc: -5 }, 'the altered chunk is an error, not a write');
+  t.like(await changedVec, { rc: -5 });
+  t.deepEqual(ran, [], 'the driver ran neither');
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { currentBundleHash } from '../drivers/bundle.js';
+import { keys } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
 import {
   CLI, cleanup, copyFolder, DISK_DRIVER_JS, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, writeDriver,
@@ -85,7 +86,7 @@ test.serial('a worker host with only the config file and its keys runs the publi
   try {
     t.regex(worker.driverLine, new RegExp(`the driver folder .*driver is not on this host: running the published version ${short(current)}`));
     const actors = await waitFor('the worker\'s read actor', async () => {
-      const found = await redis.hgetall(`sgw:${f.gatewayKey}:actor:${(await liveActors(redis, f.gatewayKey, 'driver:read'))[0] ?? 'none'}`);
+      const found = await redis.hgetall(keys.actor(f.gatewayKey, (await liveActors(redis, f.gatewayKey, 'driver:read'))[0] ?? 'none'));
       return found.version ? found : null;
     });
     t.is(actors.version, current, 'it runs the published version');
