@@ -22,7 +22,7 @@ import { bundleHash } from '../drivers/bundle.js';
 import { signBundle } from '../drivers/bundle-signature.js';
 import { generateKeyPair } from '../drivers/secrets.js';
 import { parsePrivateKey } from '../proto/signature.js';
-import { redisAt } from '../queues/redis.js';
+import { redisAt, whenReady } from '../queues/redis.js';
 import { CLI, DISK_DRIVER_JS, fileRef, waitFor, walk, writeDriver } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 import { parsePrometheusText, sampleValue } from './support/prom-text.js';
@@ -129,12 +129,13 @@ test.serial('a forged bundle (unsigned, signed with another key, or with a copie
 });
 
 /** The write job of a PUT, as a Redis client reads it (a finished job keeps its data, not its chunk). */
-async function writeCallOf(queue: Queue, bytes: Buffer): Promise<CallData> {
+function writeCallOf(queue: Queue, bytes: Buffer): Promise<CallData> {
   const sha = createHash('sha256').update(bytes).digest('base64');
-  const jobs = (await queue.getJobs(['completed'])) as Job<JobData>[];
-  const call = jobs.flatMap((j) => j.data.calls).find((c) => c.sha256 === sha);
-  if (!call) throw new Error('no completed write job carries the chunk');
-  return call;
+  // The reply goes out before BullMQ marks the job completed: wait for that.
+  return waitFor('the completed write job of the PUT', async () => {
+    const jobs = (await queue.getJobs(['completed'])) as Job<JobData>[];
+    return jobs.flatMap((j) => j.data.calls).find((c) => c.sha256 === sha) ?? null;
+  }, 20_000);
 }
 
 async function failedWith(queue: Queue, calls: CallData[]): Promise<string> {
@@ -201,7 +202,7 @@ test.serial('a reply pushed by a Redis client is not taken as the driver\'s answ
   const name = modeQueueName(gw, 'write');
   const queue = new Queue(name, { connection: gateway.redis, prefix: queuePrefix(name) });
   t.teardown(async () => { await queue.close(); await asker.close(); await server.close(1000); });
-  await server.worker.waitUntilReady();
+  await Promise.all([server.worker.waitUntilReady(), whenReady(asker.redis)]);
 
   const forge = async (): Promise<void> => {
     const call = await waitFor('the call to be taken', async () => {
@@ -240,7 +241,7 @@ test.serial('a cache put through Redis without a MAC is refused and never reache
   const queue = new Queue(name, { connection: gateway.redis, prefix: queuePrefix(name) });
   const asker = new Asker(target, gw, JobMac.forGateway(gateway.f.rgKey, gw));
   t.teardown(async () => { await queue.close(); await asker.close(); await server.close(1000); });
-  await server.worker.waitUntilReady();
+  await Promise.all([server.worker.waitUntilReady(), whenReady(asker.redis)]);
   const forged: CallData = { id: randomUUID(), reply: keys.results('nobody'), deadline: Date.now() + 20_000, req: '', args: ['put', 'forged-key'], chunk: Buffer.from('forged').toString('base64') };
   const job = await queue.add('cache', { calls: [forged] });
   await waitFor('the forged put to fail', async () => (await (await Job.fromId(queue, job.id!))?.getState()) === 'failed', 20_000);
@@ -260,6 +261,7 @@ test.serial('a genuine call whose chunk or block_vec is changed in Redis before 
   const ran: string[] = [];
   let server: CallServer | null = null;
   t.teardown(async () => { await queue.close(); await asker.close(); await server?.close(1000); });
+  await whenReady(asker.redis);
   // Asked while no actor serves: the jobs wait in Redis, where the attacker changes them.
   const vec = await asker.share(Buffer.from(encodeBlockVec([1n, 2n])), Date.now() + 20_000);
   const changedChunk = asker.ask('write', { request: Buffer.from('req a'), chunk: Buffer.from('genuine bytes') }, 15_000);
