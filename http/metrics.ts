@@ -133,24 +133,20 @@ export class GatewayMetrics {
         for (const [role, n] of Object.entries(byRole)) this.inc({ role }, Number(n));
       },
     });
-    new Counter({
-      name: 'sgw_driver_bundle_rejected_total', help: 'Driver bundle versions refused by a supervisor or actor of this gateway (any host): signature, gateway, content or rollback, by reason', labelNames: ['gateway', 'reason'], registers,
+    // Both read the refusal counts the actors keep in Redis (queues/refusals.ts).
+    const refusalCounter = <L extends string>(name: string, help: string, labelNames: L[], samples: (c: RefusalCounts) => [Record<L, string>, number][]) => new Counter({
+      name, help, labelNames, registers,
       async collect() {
         const counts = await self.sources.refusals().catch(() => null);
-        if (!counts) return;
+        if (!counts) return; // Redis away: keep the last values rather than report a drop
         this.reset();
-        for (const r of counts.bundles) this.inc({ gateway: sources.gateway, reason: r.reason }, r.n);
+        for (const [labels, n] of samples(counts)) this.inc(labels as never, n);
       },
     });
-    new Counter({
-      name: 'sgw_driver_job_refused_total', help: 'Calls from Redis a serving actor refused unrun (no or bad MAC, expired deadline...), by mode and reason', labelNames: ['mode', 'reason'], registers,
-      async collect() {
-        const counts = await self.sources.refusals().catch(() => null);
-        if (!counts) return;
-        this.reset();
-        for (const r of counts.calls) this.inc({ mode: r.mode, reason: r.reason }, r.n);
-      },
-    });
+    refusalCounter('sgw_driver_bundle_rejected_total', 'Driver bundle versions refused by a supervisor or actor of this gateway (any host): signature, gateway, content or rollback, by reason',
+      ['gateway', 'reason'], (c) => c.bundles.map((r) => [{ gateway: sources.gateway, reason: r.reason }, r.n]));
+    refusalCounter('sgw_driver_job_refused_total', 'Calls from Redis a serving actor refused unrun (no or bad MAC, expired deadline...), by mode and reason',
+      ['mode', 'reason'], (c) => c.calls.map((r) => [{ mode: r.mode, reason: r.reason }, r.n]));
     new Counter({
       name: 'sgw_driver_reply_refused_total', help: 'Replies this http actor dropped because their MAC did not check out (pushed by a Redis client), by mode', labelNames: ['mode'], registers,
       collect() {
