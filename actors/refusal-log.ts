@@ -9,13 +9,20 @@ import type { CallRefusalReason } from '../queues/job-mac.js';
 import { countRefusal, LogThrottle } from '../queues/refusals.js';
 import type { RedisClient } from '../queues/redis.js';
 
-/** An onRefused for a CallServer of `mode`. */
+/**
+ * An onRefused for a CallServer of `mode`. A call past its deadline is what a replay looks like,
+ * but also what a long backlog leaves behind: info. Any other refusal means someone wrote to
+ * Redis without the gateway's key: warn.
+ */
 export function callRefusals(redis: RedisClient, gateway: string, mode: string, log: Logger): (reason: CallRefusalReason, jobId: string | undefined) => void {
-  const throttle = new LogThrottle();
+  const throttles = { expired: new LogThrottle(), forged: new LogThrottle() };
   return (reason, jobId) => {
     countRefusal(redis, gateway, 'call', mode, reason);
-    const { log: now, unlogged } = throttle.take();
-    if (now) log.warn({ mode, reason, job: jobId, unlogged }, 'refused a call from Redis without running it: it changes state and is not authenticated (forged or replayed)');
+    const expired = reason === 'expired';
+    const { log: now, unlogged } = throttles[expired ? 'expired' : 'forged'].take();
+    if (!now) return;
+    if (expired) log.info({ mode, reason, job: jobId, unlogged }, 'did not run a call past its deadline (a backlog, or a replay)');
+    else log.warn({ mode, reason, job: jobId, unlogged }, 'refused a call from Redis without running it: it is not authenticated (forged, or altered in Redis)');
   };
 }
 

@@ -104,7 +104,7 @@ export interface CallData {
   /** Call.blockVec: the Redis key of the request's block_vec, and its SHA-256 (hex). */
   vec?: string;
   vsha?: string;
-  /** HMAC of the call (job-mac.ts), base64: required by modes that change state. */
+  /** HMAC of the call (job-mac.ts), base64: a gateway's actors run no call without it. */
   mac?: string;
 }
 

@@ -1,4 +1,4 @@
-// MACs on the calls that make something change, and on every reply. Redis is not trusted
+// MACs on every call between actors, and on every reply. Redis is not trusted
 // (docs/security.md, "What Redis access allows"): a client that can write to it could add a job to
 // "<gateway>.write" or push a "write OK" onto an asker's reply list. Both sides of a call hold the
 // gateway's private key (the http actor signs replies with it, driver actors open sealed secrets
@@ -6,9 +6,10 @@
 // without the key can neither make a driver act nor answer in a driver's name.
 //
 // A call's MAC covers its mode, id, reply list, deadline, request bytes, arguments, rid, the
-// SHA-256 of the chunk it carries (which the serving side checks against the bytes anyway, see
-// serve.ts; the MAC never hashes chunk bytes a second time) and the SHA-256 of its shared
-// block_vec. How the chunk travels (inline, Redis key, host file) is not covered: the hash is.
+// SHA-256 and length of the chunk it carries and the SHA-256 of its shared block_vec. The MAC is
+// over the hash, never the chunk bytes; the serving side checks the bytes against that hash when
+// they came through Redis (serve.ts). How the chunk travels (inline, Redis key, host file) is not
+// covered: the hash is.
 // A reply's MAC covers the mode and the whole reply frame after the MAC slot (header and chunk).
 import { createHmac, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { CallData } from './ask.js';

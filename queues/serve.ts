@@ -26,11 +26,11 @@ export interface ServeOptions {
   /** How long jobs may wait while the worker idles before it is replaced (worker-liveness.ts). */
   stuckAfterMs?: number;
   /**
-   * The gateway's MAC keys (job-mac.ts): calls of modes that change state run only with a valid
-   * MAC, and replies are sealed. Null only in tests and benchmarks that serve without a gateway.
+   * The gateway's MAC keys (job-mac.ts): calls run only with a valid MAC and an unexpired
+   * deadline, and replies are sealed. Null only in tests and benchmarks that serve without a gateway.
    */
   mac: JobMac | null;
-  /** Told of each call refused unrun (for metrics and logs): an attack or a replay, not an sgw fault. */
+  /** Told of each call refused unrun (for metrics and logs): an attack, a replay or a backlog, not an sgw fault. */
   onRefused?: (reason: CallRefusalReason, jobId: string | undefined) => void;
 }
 
