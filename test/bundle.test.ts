@@ -14,7 +14,7 @@ import { ChunkSink, DriverRequestType, Errno, IoType, type DriverRequest } from 
 import { generateKeyPair, sealSecrets, SecretsError, unsealSecrets } from '../drivers/secrets.js';
 import { parsePrivateKey, parsePublicKey } from '../proto/signature.js';
 import { keys } from '../queues/names.js';
-import { verifyBundle } from '../drivers/bundle-signature.js';
+import { BundleRefused, signBundle, verifyBundle } from '../drivers/bundle-signature.js';
 import type { RedisServer } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 
@@ -348,4 +348,28 @@ test('\'sgw/builtin/<name>\' publishes a built-in driver as it is; other \'sgw/.
     const err = await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.mjs': `export * from '${bad}';\n` })), { instanceOf: BundleError });
     t.regex(err!.message, /a driver may import 'sgw' \(the helpers\), 'sgw\/builtin\/<name>' of a built-in driver or 'sgw\/builtin\/<name>\/<module>'/);
   }
+});
+
+test('a bundle manifest holds only with this gateway key, for this gateway and content, and not below the running sequence', (t) => {
+  const meta = { methods: ['read_chunk'], entry: 'driver.mjs', builtAt: '2026-12-05T00:00:00.000Z' };
+  const hash = 'a'.repeat(64);
+  const signed = signBundle('rg.1', hash, meta, 1000, SIGNER);
+  t.like(verifyBundle(signed, 'rg.1', hash, SIGNER, 1000), { gateway: 'rg.1', hash, seq: 1000, meta });
+  const refused = (bytes: Buffer | null, gateway: string, h: string, floor = 0) => {
+    try {
+      verifyBundle(bytes, gateway, h, SIGNER, floor);
+      return 'accepted';
+    } catch (err) {
+      return (err as BundleRefused).reason;
+    }
+  };
+  t.is(refused(signed, 'rg.2', hash), 'wrong-gateway');
+  t.is(refused(signed, 'rg.1', 'b'.repeat(64)), 'wrong-hash');
+  t.is(refused(signed, 'rg.1', hash, 1001), 'rollback');
+  t.is(refused(null, 'rg.1', hash), 'unsigned');
+  t.is(refused(Buffer.from('{"manifest":'), 'rg.1', hash), 'malformed');
+  const record = JSON.parse(signed.toString()) as { manifest: string; signature: string };
+  const more = { ...record, manifest: record.manifest.replace('"read_chunk"', '"read_chunk","write_chunk"') };
+  t.is(refused(Buffer.from(JSON.stringify(more)), 'rg.1', hash), 'bad-signature', 'the methods cannot be changed apart from the signature');
+  t.is(refused(signBundle('rg.1', hash, meta, 1000, parsePrivateKey(generateKeyPair(2048).privatePem)), 'rg.1', hash), 'bad-signature');
 });
