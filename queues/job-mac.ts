@@ -51,7 +51,8 @@ export class JobMac {
       d.vouched === 1 ? `1 ${d.n ?? ''}` : '', d.vec ?? '', d.vsha ?? '', d.rid ?? '',
     ];
     const len = Buffer.allocUnsafe(4);
-    for (const f of fields) {
+    for (const field of fields) {
+      const f = String(field); // a job written by hand may hold anything
       len.writeUInt32BE(Buffer.byteLength(f), 0);
       h.update(len).update(f);
     }
@@ -68,7 +69,7 @@ export class JobMac {
    * (which the MAC covers and the serving side checks against the bytes).
    */
   checkCall(mode: string, d: CallData): CallRefusalReason | null {
-    if (typeof d.mac !== 'string') return 'no-mac';
+    if (typeof d !== 'object' || d === null || typeof d.mac !== 'string') return 'no-mac';
     const given = Buffer.from(d.mac, 'base64');
     if (given.length !== MAC_BYTES || !timingSafeEqual(given, this.callMac(mode, d))) return 'bad-mac';
     const carriesChunk = d.chunk !== undefined || d.chunkKey !== undefined || d.blob !== undefined;

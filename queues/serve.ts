@@ -141,7 +141,7 @@ export class CallServer {
     }
     if (refused.length > 0) {
       throw new CallRefused(`refused ${refused.length} call(s) unrun (${[...new Set(refused)].join(', ')}): `
-        + 'a call that changes state needs a valid MAC and an unexpired deadline (docs/security.md)');
+        + 'a call runs only with a valid MAC and an unexpired deadline (docs/security.md)');
     }
   }
 
