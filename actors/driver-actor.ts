@@ -11,7 +11,9 @@ import { CallServer } from '../queues/serve.js';
 import { methodOf, type DriverMode } from '../queues/names.js';
 import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../queues/redis.js';
 import { currentBundleHash, isPythonBundle, loadDriverModule } from '../drivers/bundle.js';
-import { openBundle, type OpenBundle } from '../drivers/open-driver.js';
+import type { OpenBundle } from '../drivers/open-driver.js';
+import { JobMac } from '../queues/job-mac.js';
+import { callRefusals, openChecked } from './refusal-log.js';
 import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../drivers/chassis.js';
 import { Errno } from '../drivers/errno.js';
 
@@ -41,7 +43,7 @@ export async function waitForVersion(redis: RedisClient, gateway: string, logger
   }
 }
 
-export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(code?: number): Promise<void>; version: string }> {
+export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(code?: number): Promise<void>; version: string; seq: number }> {
   const { config, mode } = opts;
   const gateway = config.gateway.key;
   const instance = randomUUID();
@@ -58,9 +60,14 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   };
 
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const opened = await openBundle(redis, gateway, hash, config.gateway.private_key);
+  const opened = await openChecked(redis, config, hash, log);
   if (!opened) {
     return giveUp(EXIT.CONFIG, { hash }, 'driver bundle not found in Redis');
+  }
+  if (opened === 'refused') {
+    redis.disconnect();
+    exit(EXIT.CONFIG);
+    throw new Error('driver actor gave up: its bundle was refused');
   }
   const method = methodOf(config.gateway.type, mode);
   const python = isPythonBundle(opened.bundle);
@@ -96,6 +103,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
 
   const server = new CallServer({
     redis: opts.redis, gateway, mode, concurrency: config.actors.concurrency, handler: (call) => driver.call(call),
+    mac: JobMac.forGateway(config.gateway.private_key, gateway), onRefused: callRefusals(redis, gateway, mode, log),
     onRecycle: () => log.warn('the queue worker stopped taking jobs while jobs waited; replaced it'),
     onDone: (call, result, ms) => {
       heartbeat.jobs++;
@@ -114,7 +122,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   }, 1000);
   selfCheck.unref();
   log.info({ hash, mode, concurrency: config.actors.concurrency, python }, 'driver actor ready');
-  return { stop, version: hash };
+  return { stop, version: hash, seq: opened.manifest.seq };
 }
 
 /** A driver's method for this actor's mode, ready to serve calls. */

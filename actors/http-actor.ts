@@ -1,6 +1,8 @@
 // The http actor: the data-plane server of one gateway. Stateless apart from connections, so
 // any number may run behind a load balancer; with the cache role on the same host the chunk
 // store is opened in-process and asked by direct call.
+import { JobMac } from '../queues/job-mac.js';
+import { readRefusals } from '../queues/refusals.js';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,11 +45,13 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
   const { config, logger } = opts;
   const gateway = config.gateway.key;
   const log = logger.child({ actor: 'http' });
-  const asker = new Asker(opts.redis, gateway);
+  const asker = new Asker(opts.redis, gateway, JobMac.forGateway(config.gateway.private_key, gateway));
   // Small control commands (nonces, live actors) on their own connection, so they never queue
   // behind megabyte chunks on the asker's.
   const redis = connectRedis(opts.redis, 'fail-fast', { name: 'sgw-http-control', autoPipeline: true });
-  const watch = new DriverVersionWatch(redis, opts.redis, gateway);
+  // Refusals are the supervisor's to log and count; here a refused version is simply not taken.
+  const watch = new DriverVersionWatch(redis, opts.redis, gateway, { key: config.gateway.private_key });
+  watch.on('refused', (err) => log.debug({ version: err.hash, reason: err.reason }, 'driver version refused'));
   const modes = MODES_OF_GATEWAY[config.gateway.type];
   const readiness = new Readiness({
     redisUp: () => redis.status === 'ready' && asker.redis.status === 'ready',
@@ -81,6 +85,8 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     modes: () => watch.version?.modes ?? noModes,
     liveActors: (mode) => live.count(`driver:${mode}`),
     restarts: () => redis.hgetall(keys.restarts(gateway)),
+    refusals: () => readRefusals(redis, gateway),
+    refusedReplies: () => asker.refusedReplies,
     ping: async () => {
       const started = performance.now();
       await redis.ping();

@@ -17,10 +17,12 @@ export interface ActorOptions {
   withCache?: boolean;
 }
 
-async function recycleOnNewVersion(config: GatewayConfig, target: RedisTarget, running: string, recycle: () => Promise<void>, logger: Logger): Promise<void> {
+async function recycleOnNewVersion(config: GatewayConfig, target: RedisTarget, running: string, runningSeq: number, recycle: () => Promise<void>, logger: Logger): Promise<void> {
   const { DriverVersionWatch } = await import('../drivers/version-watch.js');
   const redis = connectRedis(target, 'patient', 'sgw-actor-version');
-  const watch = new DriverVersionWatch(redis, target, config.gateway.key);
+  const { bundleRefused } = await import('./refusal-log.js');
+  const watch = new DriverVersionWatch(redis, target, config.gateway.key, { key: config.gateway.private_key, floor: runningSeq });
+  watch.on('refused', (err) => bundleRefused(redis, config.gateway.key, err, logger, 'keeping the running version'));
   watch.on('change', (v) => {
     if (v.hash === running) return;
     logger.info({ running, published: v.hash }, 'a new driver version was published: exiting so the service manager restarts this actor with it');
@@ -56,12 +58,12 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
     stop = () => d.stop(0);
     // Run by a service manager (no supervisor to swap versions): follow publishes by exiting for a
     // restart, which loads the new version.
-    if (!process.send && !opts.version) await recycleOnNewVersion(config, target, d.version, () => d.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) await recycleOnNewVersion(config, target, d.version, d.seq, () => d.stop(EXIT.RECYCLE), logger);
   } else if (role === 'crawl') {
     const { runCrawlActor } = await import('./crawl/crawl-actor.js');
     const c = await runCrawlActor({ config, redis: target, logger, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => c.stop(0);
-    if (!process.send && !opts.version) await recycleOnNewVersion(config, target, c.version, () => c.stop(EXIT.RECYCLE), logger);
+    if (!process.send && !opts.version) await recycleOnNewVersion(config, target, c.version, c.seq, () => c.stop(EXIT.RECYCLE), logger);
   } else {
     throw new Error(`unknown actor role "${role}"`);
   }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Asker } from '../queues/ask.js';
+import { JobMac } from '../queues/job-mac.js';
 import { DriverRequestCodec } from '../proto/messages.js';
 import { testRedis } from '../test/support/redis.js';
 import { closedLoop, cpuWindow, forkBench, redisUsedMemory, type Latency } from './support.js';
@@ -149,7 +150,8 @@ export async function diskDriverCalls(g: BenchGateway, seconds: number): Promise
   const blocks = 256;
   file.seedOnDisk(blocks, CHUNK);
   const requests = Array.from({ length: blocks }, (_, i) => DriverRequestCodec.encode(file.readRequest(i)));
-  const asker = new Asker(redisAt(g.f.redisUrl), g.f.gatewayKey);
+  // A gateway's driver actors run only calls that carry its MAC (queues/job-mac.ts).
+  const asker = new Asker(redisAt(g.f.redisUrl), g.f.gatewayKey, JobMac.forGateway(g.f.rgKey, g.f.gatewayKey));
   try {
     return await roundTrips(async () => {
       const r = await asker.ask('read', { request: requests[Math.floor(Math.random() * blocks)]! }, TIMEOUT_MS);

@@ -39,7 +39,7 @@ async function bare(requestList: string): Promise<void> {
 }
 
 async function sgw(gateway: string, mode: string, concurrency: number): Promise<void> {
-  const server = new CallServer({
+  const server = new CallServer({ mac: null,
     redis: redisAt(redisUrl!), gateway, mode, concurrency,
     handler: async (call) => (call.chunk ? { rc: 0, chunk: call.chunk } : { rc: 0 }),
   });

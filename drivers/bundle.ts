@@ -1,7 +1,7 @@
 // Driver bundles: a driver folder compiled into ONE self-contained CommonJS file plus its config
 // and sealed secrets, addressed by the SHA-256 of that content. Bundles travel through Redis, so
 // driver actors on hosts with no shared file system all run byte-identical code.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -13,6 +13,7 @@ import { runScript } from '../queues/scripts.js';
 import { packageRoot, useEmbeddedEsbuild } from './packaged-files.js';
 import { driverImportsPlugin, NODE_BUILTINS } from './driver-packages.js';
 import { parseSealedSecrets } from './secrets.js';
+import { nextSequence, signBundle, verifyBundle } from './bundle-signature.js';
 import { listPythonMethods, PythonSourceError } from './python-runtime.js';
 
 export interface BundleMeta {
@@ -34,6 +35,8 @@ export interface DriverBundle {
   /** secrets.sealed.json as written by sealSecrets, or null. */
   secrets: Buffer | null;
   meta: BundleMeta;
+  /** The signed manifest as read from Redis (bundle-signature.ts); absent on a bundle just built. */
+  signed?: Buffer;
 }
 
 export type DriverMethod = (...args: unknown[]) => unknown;
@@ -234,15 +237,31 @@ async function buildPythonBundle(dir: string, config: Buffer, secrets: Buffer | 
 }
 
 /**
- * Publishes a bundle as the gateway's current driver (stored, pointed at and announced in one
- * step: queues/lua/publish-bundle.lua); `changed` is false when it already was.
+ * Publishes a bundle as the gateway's current driver (stored, signed, pointed at and announced in
+ * one step: queues/lua/publish-bundle.lua); `changed` is false when it already was. The manifest
+ * is signed with the gateway's private key and a sequence above the current version's.
  */
-export async function publishBundle(redis: RedisClient, gateway: string, bundle: DriverBundle): Promise<{ hash: string; changed: boolean }> {
+export async function publishBundle(
+  redis: RedisClient, gateway: string, bundle: DriverBundle, privateKey: KeyObject,
+): Promise<{ hash: string; changed: boolean; seq: number }> {
   if (bundleHash(bundle.code, bundle.config, bundle.secrets) !== bundle.hash) throw new BundleError(`bundle ${bundle.hash} does not match its content`);
+  const seq = nextSequence(await currentSequence(redis, gateway, privateKey));
+  const signed = signBundle(gateway, bundle.hash, bundle.meta, seq, privateKey);
   const changed = await runScript(redis, 'publishBundle', [keys.bundle(gateway, bundle.hash), keys.driverCurrent(gateway), keys.driverChanged(gateway)], [
-    bundle.hash, Buffer.from(bundle.code, 'utf8'), bundle.config, JSON.stringify(bundle.meta), bundle.secrets ? '1' : '0', bundle.secrets ?? '',
+    bundle.hash, Buffer.from(bundle.code, 'utf8'), bundle.config, JSON.stringify(bundle.meta), bundle.secrets ? '1' : '0', bundle.secrets ?? '', signed,
   ]);
-  return { hash: bundle.hash, changed: changed === 1 };
+  return { hash: bundle.hash, changed: changed === 1, seq };
+}
+
+/** The publish sequence of the current version, when it carries a valid signature (else null). */
+async function currentSequence(redis: RedisClient, gateway: string, key: KeyObject): Promise<number | null> {
+  const hash = await currentBundleHash(redis, gateway);
+  if (!hash || !HASH_PATTERN.test(hash)) return null;
+  try {
+    return verifyBundle(await redis.hgetBuffer(keys.bundle(gateway, hash), 'signed'), gateway, hash, key).seq;
+  } catch {
+    return null;
+  }
 }
 
 /** Reads a bundle published for the gateway; null when there is none with that hash. Checks the content against the hash. */
@@ -259,7 +278,7 @@ export async function fetchBundle(redis: RedisClient, gateway: string, hash: str
   } catch {
     throw new BundleError(`bundle ${hash} in Redis has unreadable meta`);
   }
-  return { hash, code, config: fields.config, secrets, meta };
+  return { hash, code, config: fields.config, secrets, meta, ...(fields.signed ? { signed: fields.signed } : {}) };
 }
 
 /** The hash of the bundle the gateway runs now, or null before any publish. */

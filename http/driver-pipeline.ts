@@ -132,14 +132,17 @@ export class DriverPipeline {
   }
 
   /**
-   * deserialize when the driver has it, then write_chunk. With `sha256`, the first actor to get
-   * the serialized chunk checks it before its driver sees it (a `mismatch` result: nothing ran).
+   * deserialize when the driver has it, then write_chunk. With `check`, the first actor to get
+   * the serialized chunk checks it before its driver sees it (a `mismatch` result: nothing ran);
+   * `known` is a hash this actor already checked, which the call's MAC covers (queues/job-mac.ts).
    */
-  async store(req: DriverRequest, serialized: Buffer, post: PostCalls, sha256?: Uint8Array): Promise<ChunkResult> {
+  async store(req: DriverRequest, serialized: Buffer, post: PostCalls, hash: { check?: Uint8Array; known?: Uint8Array } = {}): Promise<ChunkResult> {
     await this.need(['deserialize', 'write']);
-    const checked = sha256 ? { sha256 } : {};
-    if (!this.has('deserialize')) return this.call('write', req, post.deadline, post.rid, { chunk: serialized, ...checked }, post);
-    const d = await this.transform('deserialize', req, serialized, post.deadline, post.rid, checked, post);
+    const checked = hash.check ? { sha256: hash.check } : {};
+    if (!this.has('deserialize')) {
+      return this.call('write', req, post.deadline, post.rid, { chunk: serialized, ...checked, ...(hash.known ? { knownSha256: hash.known } : {}) }, post);
+    }
+    const d = await this.transform('deserialize', req, serialized, post.deadline, post.rid, checked.sha256 ? checked : hash.known ? { knownSha256: hash.known } : {}, post);
     if (d.rc !== 0) return d;
     return this.call('write', req, post.deadline, post.rid, { chunk: d.chunk! }, post);
   }
@@ -157,7 +160,7 @@ export class DriverPipeline {
   }
 
   private async transform(
-    mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer, deadline: number, rid?: string, extra: Pick<Call, 'sha256'> = {}, post?: PostCalls,
+    mode: 'serialize' | 'deserialize', req: DriverRequest, chunk: Buffer, deadline: number, rid?: string, extra: Pick<Call, 'sha256' | 'knownSha256'> = {}, post?: PostCalls,
   ): Promise<ChunkResult> {
     if (!this.has(mode)) return { rc: 0, chunk };
     const r = await this.call(mode, req, deadline, rid, { chunk, ...extra }, post);

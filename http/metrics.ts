@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ChunkStoreStats } from './driver-pipeline.js';
 import type { AuthReason } from './errors.js';
 import { RequestCounter, RequestHistogram } from './request-metrics.js';
+import type { RefusalCounts } from '../queues/refusals.js';
 
 /** What the metrics read on scrape; the http actor wires these to its connections. */
 export interface MetricsSources {
@@ -22,6 +23,10 @@ export interface MetricsSources {
   liveActors(mode: string): number;
   /** Actor restarts by role, as counted in Redis by the supervisors. */
   restarts(): Promise<Record<string, string>>;
+  /** Bundles and calls actors refused unauthenticated (queues/refusals.ts), as counted in Redis. */
+  refusals(): Promise<RefusalCounts>;
+  /** Replies this http actor dropped for a bad MAC, by mode. */
+  refusedReplies(): Record<string, number>;
   /** One PING; resolves with its round trip in ms, rejects when Redis does not answer. */
   ping(): Promise<number>;
   /** The chunk store's counters when it lives in this process; null when the cache is remote. */
@@ -156,6 +161,27 @@ export class GatewayMetrics {
         if (!byRole) return; // Redis away: keep the last values rather than report a drop
         this.reset();
         for (const [role, n] of Object.entries(byRole)) this.inc({ role }, Number(n));
+      },
+    });
+    // Both read the refusal counts the actors keep in Redis (queues/refusals.ts).
+    const refusalCounter = <L extends string>(name: string, help: string, labelNames: L[], samples: (c: RefusalCounts) => [Record<L, string>, number][]) => new Counter({
+      name, help, labelNames, registers,
+      async collect() {
+        const counts = await self.sources.refusals().catch(() => null);
+        if (!counts) return; // Redis away: keep the last values rather than report a drop
+        this.reset();
+        for (const [labels, n] of samples(counts)) this.inc(labels as never, n);
+      },
+    });
+    refusalCounter('sgw_driver_bundle_rejected_total', 'Driver bundle versions refused by a supervisor or actor of this gateway (any host): signature, gateway, content or rollback, by reason',
+      ['gateway', 'reason'], (c) => c.bundles.map((r) => [{ gateway: sources.gateway, reason: r.reason }, r.n]));
+    refusalCounter('sgw_driver_job_refused_total', 'Calls from Redis a serving actor refused unrun (no or bad MAC, expired deadline...), by mode and reason',
+      ['mode', 'reason'], (c) => c.calls.map((r) => [{ mode: r.mode, reason: r.reason }, r.n]));
+    new Counter({
+      name: 'sgw_driver_reply_refused_total', help: 'Replies this http actor dropped because their MAC did not check out (pushed by a Redis client), by mode', labelNames: ['mode'], registers,
+      collect() {
+        this.reset();
+        for (const [mode, n] of Object.entries(self.sources.refusedReplies())) this.inc({ mode }, n);
       },
     });
     new Counter({

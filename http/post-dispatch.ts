@@ -96,7 +96,7 @@ export async function dispatch(p: CheckedPost, deps: DispatchDeps, post: PostCal
     switch (request.request_type) {
       case RequestType.PUTCHUNKS: {
         const results = await mapLimit(blocks, CALLS_IN_FLIGHT, (b, i) =>
-          pipeline.store(driverRequestFor(base, b, request.fs_path, IoType.WRITE), p.chunks[i]!, post, p.hashed ? undefined : b.hash), failed);
+          pipeline.store(driverRequestFor(base, b, request.fs_path, IoType.WRITE), p.chunks[i]!, post, p.hashed ? { known: b.hash } : { check: b.hash }), failed);
         const bad = results.findIndex((r) => r?.mismatch);
         if (bad >= 0) {
           // Only a POST of one chunk leaves its hash to the actor that stores it, and that actor ran nothing.

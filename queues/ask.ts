@@ -17,6 +17,9 @@ import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs, type BlobRef } from './blobs.js';
 import { HostPeers } from './registry.js';
+import { decodeReply, type DecodedReply } from './reply-frame.js';
+import { sha256 } from './chunk-hash.js';
+import type { JobMac } from './job-mac.js';
 
 /** One driver call: the encoded DriverRequest, maybe a chunk, maybe string arguments. */
 export interface Call {
@@ -27,6 +30,11 @@ export interface Call {
    * chunk, and answers `mismatch` instead of running the call when it differs.
    */
   sha256?: Uint8Array;
+  /**
+   * The chunk's SHA-256 when the asker already checked it (a POST's chunks against its signed
+   * hashes): the call's MAC covers it and the chunk is not hashed again to make it.
+   */
+  knownSha256?: Uint8Array;
   args?: string[];
   /** A block_vec stored by Asker.share(): `request` is encoded without it, the serving side adds it. */
   blockVec?: SharedRef;
@@ -36,6 +44,8 @@ export interface Call {
 export interface SharedRef {
   /** Its Redis key. */
   key: string;
+  /** SHA-256 of the bytes, hex (covered by call MACs: job-mac.ts). */
+  sha256: string;
 }
 
 /** A shared block_vec as the serving side hands it to the driver layer: fetched and decoded once per actor. */
@@ -45,6 +55,8 @@ export interface SharedBlockVec {
   bytes: Buffer;
   /** The ids, frozen: every call of the POST gets this one array. */
   ids: readonly bigint[];
+  /** SHA-256 of bytes, hex. */
+  sha256: string;
 }
 
 /** What came back: rc is 0 or a negative errno; chunk/value carry the method's output. */
@@ -78,16 +90,23 @@ export interface CallData {
   req: string;
   chunk?: string;
   chunkKey?: string;
-  /** Call.sha256, base64. */
+  /** Call.sha256, base64; with a MAC, the SHA-256 of any chunk the call carries. */
   sha256?: string;
+  /** 1: the asker vouches for sha256 (it checked or computed it); a mismatch means the chunk was altered on its way. */
+  vouched?: 1;
+  /** With vouched: the chunk's length (covered by the MAC, unlike `size`, which says how it travels). */
+  n?: number;
   /** A chunk in a file of the asker's host (see blobs.ts): its path, host id and size. */
   blob?: string;
   host?: string;
   size?: number;
   args?: string[];
   rid?: string;
-  /** Call.blockVec: the Redis key of the request's block_vec. */
+  /** Call.blockVec: the Redis key of the request's block_vec, and its SHA-256 (hex). */
   vec?: string;
+  vsha?: string;
+  /** HMAC of the call (job-mac.ts), base64: a gateway's actors run no call without it. */
+  mac?: string;
 }
 
 export interface JobData {
@@ -140,58 +159,7 @@ interface Pending {
   attempt?: number;
 }
 
-/** A reply frame: u32 length of a JSON header, the header, then the chunk if any. */
-function replyFrame(fields: Record<string, unknown>, chunk?: Buffer): Buffer {
-  const header = Buffer.from(JSON.stringify(fields));
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(header.length, 0);
-  return Buffer.concat(chunk ? [head, header, chunk] : [head, header]);
-}
-
-/** `attempt`: which start of the call's job answers (BullMQ's attemptsStarted). */
-export function encodeReply(id: string, r: CallResult, attempt?: number): Buffer {
-  return replyFrame({ id, rc: r.rc, e: r.error, v: r.value, t: r.servedMs, m: r.mismatch ? 1 : undefined, a: attempt }, r.chunk);
-}
-
-/** Told by a worker that took the call's job again after another lost it: earlier attempts' answers are stale. */
-export function encodeStarted(id: string, attempt: number): Buffer {
-  return replyFrame({ id, rc: 0, s: attempt });
-}
-
-interface DecodedReply {
-  id: string;
-  result: CallResult;
-  unreachable?: true;
-  /** The attempt that answered, when the worker said. */
-  attempt?: number;
-  /** Not an answer: attempt `started` of the call's job began. */
-  started?: number;
-}
-
-/** The answer of a worker that cannot read the call's host file: "send the chunk through Redis". */
-export function encodeUnreachable(id: string, attempt?: number): Buffer {
-  return replyFrame({ id, rc: 0, u: 1, a: attempt });
-}
-
-export function decodeReply(frame: Buffer): DecodedReply | null {
-  if (frame.length < 4) return null;
-  const n = frame.readUInt32BE(0);
-  if (4 + n > frame.length) return null;
-  try {
-    const h = JSON.parse(frame.subarray(4, 4 + n).toString()) as { id: string; rc: number; e?: string; v?: string; t?: number; u?: number; m?: number; a?: number; s?: number };
-    if (typeof h.s === 'number') return { id: h.id, result: { rc: h.rc }, started: h.s };
-    if (h.u === 1) return { id: h.id, result: { rc: h.rc }, unreachable: true, ...(typeof h.a === 'number' ? { attempt: h.a } : {}) };
-    const result: CallResult = { rc: h.rc };
-    if (frame.length > 4 + n) result.chunk = frame.subarray(4 + n);
-    if (h.e !== undefined) result.error = h.e;
-    if (h.v !== undefined) result.value = h.v;
-    if (typeof h.t === 'number') result.servedMs = h.t;
-    if (h.m === 1) result.mismatch = true;
-    return typeof h.a === 'number' ? { id: h.id, result, attempt: h.a } : { id: h.id, result };
-  } catch {
-    return null;
-  }
-}
+export { decodeReply, encodeReply, encodeStarted, encodeUnreachable } from './reply-frame.js';
 
 /** The asking side: one per process that sends calls (http actor, supervisor tools, benchmarks). */
 export class Asker {
@@ -214,8 +182,11 @@ export class Asker {
   private loop: Promise<void> | null = null;
   /** Set by whoever wants call timings (the http actor's metrics); null costs nothing. */
   observe: CallObserver | null = null;
+  /** Replies dropped because their MAC did not check out (forged by a Redis client), by mode. */
+  readonly refusedReplies: Record<string, number> = {};
 
-  constructor(target: RedisTarget, private readonly gateway: string, instance = randomUUID()) {
+  /** `mac`: the gateway's MAC keys; without them calls carry no MAC and replies are not checked (tests, benchmarks). */
+  constructor(target: RedisTarget, private readonly gateway: string, private readonly mac: JobMac | null = null, instance = randomUUID()) {
     this.instance = instance;
     this.replyKey = keys.results(instance);
     this.redis = connectRedis(target, 'fail-fast', `sgw-ask-${instance}`);
@@ -244,7 +215,10 @@ export class Asker {
     const data: CallData = { id, reply: this.replyKey, deadline, req: Buffer.from(call.request).toString('base64') };
     if (call.args) data.args = call.args;
     if (call.sha256) data.sha256 = Buffer.from(call.sha256).toString('base64');
-    if (call.blockVec) data.vec = call.blockVec.key;
+    if (call.blockVec) {
+      data.vec = call.blockVec.key;
+      data.vsha = call.blockVec.sha256;
+    }
     if (requestId) data.rid = requestId;
     const answer = new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -254,6 +228,15 @@ export class Asker {
       this.pending.set(id, { resolve, reject, timer, mode, started: performance.now(), deadline });
     });
     try {
+      if (this.mac?.needs(mode)) {
+        // A chunk's MAC is its SHA-256's; a POST's chunks come with theirs, others are hashed here.
+        if (call.chunk && !data.sha256) {
+          data.sha256 = Buffer.from(call.knownSha256 ?? (await sha256(call.chunk))).toString('base64');
+          data.vouched = 1;
+          data.n = call.chunk.length;
+        }
+        data.mac = this.mac.signCall(mode, data);
+      }
       if (call.chunk && call.chunk.length > INLINE_CHUNK_MAX) {
         const p = this.pending.get(id)!;
         const onHost = (await this.peers?.sameHost(mode)) && (await this.putOnHost(p, data, call.chunk));
@@ -358,7 +341,17 @@ export class Asker {
       const frames = (res as [Buffer, Buffer[]])[1];
       for (const frame of frames) {
         const reply = decodeReply(frame);
-        if (!reply || this.stale(reply)) continue;
+        if (!reply) continue;
+        if (this.mac) {
+          // Not the serving actor's (a Redis client pushed it): as if it never came.
+          const waiting = this.pending.get(reply.id);
+          if (!waiting) continue;
+          if (!this.mac.checkReply(waiting.mode, reply.signed, reply.mac)) {
+            this.refusedReplies[waiting.mode] = (this.refusedReplies[waiting.mode] ?? 0) + 1;
+            continue;
+          }
+        }
+        if (this.stale(reply)) continue;
         if (reply.unreachable) {
           this.resendThroughRedis(reply.id);
           continue;
@@ -393,7 +386,7 @@ export class Asker {
   async share(bytes: Buffer, deadline: number): Promise<SharedRef> {
     const key = keys.blockVec(randomUUID());
     await this.redis.set(key, bytes, 'PX', Math.max(1, deadline - Date.now()) + 5000);
-    return { key };
+    return { key, sha256: (await sha256(bytes)).toString('hex') };
   }
 
   unshare(ref: SharedRef): void {

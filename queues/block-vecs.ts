@@ -1,5 +1,6 @@
 // The serving side of shared block_vecs (ask.ts): each is fetched from Redis and decoded once per
 // actor, however many calls of its POST the actor serves, and every call gets the same frozen array.
+import { createHash } from 'node:crypto';
 import { decodeBlockVec } from '../proto/messages.js';
 import type { SharedBlockVec } from './ask.js';
 import type { RedisClient } from './redis.js';
@@ -20,7 +21,9 @@ export class BlockVecCache {
       this.entries.set(key, kept);
       return kept;
     }
-    const loading = this.redis.getBuffer(key).then((bytes) => (bytes ? { key, bytes, ids: Object.freeze(decodeBlockVec(bytes)) } : null));
+    const loading = this.redis.getBuffer(key).then((bytes) => (bytes
+      ? { key, bytes, ids: Object.freeze(decodeBlockVec(bytes)), sha256: createHash('sha256').update(bytes).digest('hex') }
+      : null));
     loading.then((v) => { if (!v) this.entries.delete(key); }, () => this.entries.delete(key));
     this.entries.set(key, loading);
     if (this.entries.size > KEPT) this.entries.delete(this.entries.keys().next().value!);

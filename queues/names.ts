@@ -91,6 +91,8 @@ export const keys = {
   aliveOn: (gateway: string, mode: string, hostId: string) => `${gatewayTag(gateway)}:on:${hostId}:${mode}`,
   /** Hash describing one live actor instance (host, pid, role, version, jobs). */
   actor: (gateway: string, instance: string) => `${gatewayTag(gateway)}:actor:${instance}`,
+  /** Hash of bundles and calls refused unauthenticated ("bundle|<reason>", "call|<mode>|<reason>"): queues/refusals.ts. */
+  refusals: (gateway: string) => `${gatewayTag(gateway)}:refusals`,
   /** Hash of actor restarts by role, counted by every supervisor of the gateway (for metrics). */
   restarts: (gateway: string) => `${gatewayTag(gateway)}:restarts`,
   /** Key prefix of one shard of a sender's remembered nonces (nonces.lua); its hash tag keeps a call in one slot. */

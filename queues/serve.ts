@@ -12,7 +12,9 @@ import { Errno } from '../drivers/errno.js';
 import { WorkerLiveness } from './worker-liveness.js';
 import { HostPresence } from './registry.js';
 import { JobLease } from './lease.js';
-import { encodeReply, encodeStarted, encodeUnreachable, REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
+import { REPLY_LIST_TTL_MS, type CallData, type CallResult, type IncomingCall, type JobData } from './ask.js';
+import { encodeReply, encodeStarted, encodeUnreachable, type ReplySeal } from './reply-frame.js';
+import type { CallRefusalReason, JobMac } from './job-mac.js';
 
 export interface ServeOptions {
   redis: RedisTarget;
@@ -30,6 +32,18 @@ export interface ServeOptions {
   lockMs?: number;
   /** Told when a call is dropped because its job was given to another worker (lease.ts). */
   onStale?: (call: IncomingCall) => void;
+  /**
+   * The gateway's MAC keys (job-mac.ts): calls run only with a valid MAC and an unexpired
+   * deadline, and replies are sealed. Null only in tests and benchmarks that serve without a gateway.
+   */
+  mac: JobMac | null;
+  /** Told of each call refused unrun (for metrics and logs): an attack, a replay or a backlog, not an sgw fault. */
+  onRefused?: (reason: CallRefusalReason, jobId: string | undefined) => void;
+}
+
+/** A job with calls that were refused fails with this (after its other calls ran). */
+export class CallRefused extends Error {
+  override name = 'CallRefused';
 }
 
 /** A crashed or cut-off actor's jobs go back to the queue within seconds, not BullMQ's default 30 s. */
@@ -64,8 +78,13 @@ export class CallServer {
   private readonly leases = new Map<string, JobLease>();
   /** Calls dropped because their job was given to another worker meanwhile. */
   stale = 0;
+  private readonly seal: ReplySeal | null;
+  /** Whether this mode's calls need a MAC. */
+  private readonly guarded: boolean;
 
   constructor(private readonly opts: ServeOptions) {
+    this.seal = opts.mac ? { mac: opts.mac, mode: opts.mode } : null;
+    this.guarded = opts.mac?.needs(opts.mode) ?? false;
     this.redis = connectRedis(opts.redis, 'patient', { name: `sgw-serve-${opts.gateway}.${opts.mode}`, autoPipeline: true });
     this.workerRedis = connectRedis(opts.redis, 'patient');
     this.slots = new Semaphore(opts.concurrency);
@@ -138,28 +157,46 @@ export class CallServer {
     this.running++;
     const lease = new JobLease(job, token, this.opts.lockMs ?? LOCK_MS);
     if (job.id) this.leases.set(job.id, lease);
+    let refused: CallRefusalReason[];
     try {
-      const calls = job.data.calls ?? [];
+      const calls = Array.isArray(job.data?.calls) ? job.data.calls : [];
       // A job taken again after its lock was lost: its askers drop answers of earlier attempts.
-      if (lease.attempt > 1) for (const d of calls) void this.replies.send(d.reply, encodeStarted(d.id, lease.attempt)).catch(() => {});
-      await Promise.all(calls.map((d) => this.processCall(d, job.id, lease)));
+      if (lease.attempt > 1) for (const d of calls) void this.replies.send(d.reply, encodeStarted(d.id, lease.attempt, this.seal)).catch(() => {});
+      refused = (await Promise.all(calls.map((d) => this.processCall(d, job.id, lease)))).filter((r): r is CallRefusalReason => r !== null);
     } finally {
       if (job.id) this.leases.delete(job.id);
       this.running--;
     }
+    if (refused.length > 0) {
+      throw new CallRefused(`refused ${refused.length} call(s) unrun (${[...new Set(refused)].join(', ')}): `
+        + 'a call runs only with a valid MAC and an unexpired deadline (docs/security.md)');
+    }
   }
 
-  private async processCall(d: CallData, jobId: string | undefined, lease: JobLease): Promise<void> {
-    if (Date.now() > d.deadline) return; // nobody waits for this answer any more
+  /** Runs one call and answers it; returns why it was refused unrun, if it was. */
+  private async processCall(d: CallData, jobId: string | undefined, lease: JobLease): Promise<CallRefusalReason | null> {
+    const refusal = this.guarded ? this.opts.mac!.checkCall(this.opts.mode, d) ?? (Date.now() > d.deadline ? 'expired' : null) : null;
+    if (refusal) {
+      // No reply: the reply list named by an unauthenticated call is not to be trusted either.
+      this.opts.onRefused?.(refusal, jobId);
+      return refusal;
+    }
+    if (Date.now() > d.deadline) return null; // nobody waits for this answer any more
     const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
     // Taken before this process was paused, and given to another worker meanwhile: leave it to that one.
-    if (!(await lease.held())) return this.dropStale(call);
+    if (!(await lease.held())) {
+      this.dropStale(call);
+      return null;
+    }
     if (d.args) call.args = d.args;
     let result: CallResult;
     const started = performance.now();
     if (d.blob !== undefined) {
       const chunk = await this.blobs?.read(d.host ?? '', d.blob, d.id, d.size ?? -1);
-      if (!chunk) return this.replies.send(d.reply, encodeUnreachable(d.id, lease.attempt));
+      if (!chunk) {
+        await this.replies.send(d.reply, encodeUnreachable(d.id, this.seal, lease.attempt));
+        return null;
+      }
       call.chunk = chunk;
     } else if (d.chunkKey) {
       const chunk = await this.redis.getBuffer(d.chunkKey);
@@ -169,12 +206,18 @@ export class CallServer {
     if (d.vec !== undefined) {
       const vec = await this.blockVecs.get(d.vec).catch((err: Error) => err);
       if (vec instanceof Error || vec === null) vecMissing = vec?.message ?? 'expired before the call ran';
-      else call.blockVec = vec;
+      else if (this.guarded && vec.sha256 !== d.vsha) {
+        vecMissing = 'it is not the one the call was made with';
+        this.opts.onRefused?.('bad-block-vec', jobId);
+      } else call.blockVec = vec;
     }
     if (d.chunkKey && !call.chunk) result = { rc: -Errno.EIO, error: 'chunk expired before the call ran' };
     else if (vecMissing !== null) result = { rc: -Errno.EIO, error: `the request's block_vec: ${vecMissing}` };
-    else if (d.sha256 !== undefined && !(await hasSha256(call.chunk ?? Buffer.alloc(0), Buffer.from(d.sha256, 'base64')))) {
-      result = { rc: -Errno.EBADMSG, mismatch: true, error: 'the chunk does not match its SHA-256' };
+    else if (d.sha256 !== undefined && !this.trusted(d) && !(await hasSha256(call.chunk ?? Buffer.alloc(0), Buffer.from(d.sha256, 'base64')))) {
+      if (d.vouched === 1) {
+        this.opts.onRefused?.('altered-chunk', jobId);
+        result = { rc: -Errno.EIO, error: 'the chunk was altered on its way: it does not match the hash its call was made with' };
+      } else result = { rc: -Errno.EBADMSG, mismatch: true, error: 'the chunk does not match its SHA-256' };
     } else {
       await this.slots.acquire();
       try {
@@ -187,9 +230,22 @@ export class CallServer {
     }
     const ms = performance.now() - started;
     result.servedMs = Math.round(ms * 1000) / 1000;
-    if (!(await lease.held())) return this.dropStale(call); // another worker owns the job now: its answer counts
-    await this.replies.send(d.reply, encodeReply(d.id, result, lease.attempt));
+    if (!(await lease.held())) { // another worker owns the job now: its answer counts
+      this.dropStale(call);
+      return null;
+    }
+    await this.replies.send(d.reply, encodeReply(d.id, result, this.seal, lease.attempt));
     this.opts.onDone?.(call, result, ms);
+    return null;
+  }
+
+  /**
+   * Whether a chunk needs no hashing here: its asker checked its hash, the MAC covers that hash,
+   * and the bytes came through a host file (blobs.ts; named by the call id, which the MAC covers)
+   * rather than through Redis. A 1 MiB chunk is hashed once, in the http actor, not twice.
+   */
+  private trusted(d: CallData): boolean {
+    return this.guarded && d.vouched === 1 && d.blob !== undefined && d.size === d.n;
   }
 
   private dropStale(call: IncomingCall): void {

@@ -11,6 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { buildBundle, currentBundleHash, loadDriverModule, publishBundle } from '../drivers/bundle.js';
 import { ChunkSink, DriverRequestType, IoType } from '../drivers/helpers.js';
+import { generateKeyPair } from '../drivers/secrets.js';
+import { parsePrivateKey } from '../proto/signature.js';
 import { cleanup } from './support/gateway.js';
 import { testRedis } from './support/redis.js';
 
@@ -48,7 +50,7 @@ for (const { name, type, methods } of BUILTINS) {
     const bundle = await buildBundle(folder);
     t.deepEqual(bundle.meta.methods, methods);
     const gateway = `${type}.${randomBytes(4).readUInt32BE()}`;
-    t.true((await publishBundle(redis, gateway, bundle)).changed);
+    t.true((await publishBundle(redis, gateway, bundle, parsePrivateKey(generateKeyPair(2048).privatePem))).changed);
     t.is(await currentBundleHash(redis, gateway), bundle.hash);
   });
 }

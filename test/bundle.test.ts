@@ -14,8 +14,12 @@ import { ChunkSink, DriverRequestType, Errno, IoType, type DriverRequest } from 
 import { generateKeyPair, sealSecrets, SecretsError, unsealSecrets } from '../drivers/secrets.js';
 import { parsePrivateKey, parsePublicKey } from '../proto/signature.js';
 import { keys } from '../queues/names.js';
+import { BundleRefused, signBundle, verifyBundle } from '../drivers/bundle-signature.js';
 import type { RedisServer } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
+
+/** The key bundles are published with here (a gateway's private key signs its bundles). */
+const SIGNER = parsePrivateKey(generateKeyPair(2048).privatePem);
 
 const DISK_DRIVER_FOLDER = fileURLToPath(new URL('../../drivers/builtin/disk/', import.meta.url));
 
@@ -217,17 +221,20 @@ test('publish then fetch gives back the same bundle, and the gateway points at i
   const sealed = sealSecrets(Buffer.from('{"K":1}'), parsePublicKey(gw.publicPem));
   const bundle = await buildBundle(driverFolder(t, { ...tsFiles, 'secrets.sealed.json': sealed }));
   t.is(await currentBundleHash(redis, gateway), null);
-  t.deepEqual(await publishBundle(redis, gateway, bundle), { hash: bundle.hash, changed: true });
+  const published = await publishBundle(redis, gateway, bundle, SIGNER);
+  t.like(published, { hash: bundle.hash, changed: true });
   t.is(await currentBundleHash(redis, gateway), bundle.hash);
 
   const fetched = await fetchBundle(redis, gateway, bundle.hash);
-  t.deepEqual(fetched, bundle);
+  const { signed, ...content } = fetched!;
+  t.deepEqual(content, bundle);
+  t.is(verifyBundle(signed, gateway, bundle.hash, SIGNER).seq, published.seq, 'stored with its signed manifest');
   t.true(fetched!.config.equals(bundle.config));
   t.true(fetched!.secrets!.equals(sealed));
-  t.deepEqual(Object.keys(await redis.hgetall(keys.bundle(gateway, bundle.hash))).sort(), ['code', 'config', 'meta', 'secrets']);
+  t.deepEqual(Object.keys(await redis.hgetall(keys.bundle(gateway, bundle.hash))).sort(), ['code', 'config', 'meta', 'secrets', 'signed']);
 
   const noSecrets = await buildBundle(driverFolder(t, { 'driver.cjs': CJS_DRIVER }));
-  await publishBundle(redis, 'rg.102', noSecrets);
+  await publishBundle(redis, 'rg.102', noSecrets, SIGNER);
   t.is((await fetchBundle(redis, 'rg.102', noSecrets.hash))!.secrets, null);
   t.is(await fetchBundle(redis, gateway, noSecrets.hash), null, 'a bundle is kept with the gateway it was published for');
   t.is(await fetchBundle(redis, gateway, 'f'.repeat(64)), null);
@@ -240,22 +247,22 @@ test('a new version is announced once on the gateway channel; republishing the s
   const v1 = await buildBundle(driverFolder(t, tsFiles));
   const v2 = await buildBundle(driverFolder(t, { ...tsFiles, 'config.json': '{"PREFIX": "v2"}' }));
 
-  t.true((await publishBundle(redis, gateway, v1)).changed);
-  t.false((await publishBundle(redis, gateway, v1)).changed);
-  t.false((await publishBundle(redis, gateway, { ...v1, meta: { ...v1.meta, builtAt: new Date(0).toISOString() } })).changed);
-  t.true((await publishBundle(redis, gateway, v2)).changed);
+  t.true((await publishBundle(redis, gateway, v1, SIGNER)).changed);
+  t.false((await publishBundle(redis, gateway, v1, SIGNER)).changed);
+  t.false((await publishBundle(redis, gateway, { ...v1, meta: { ...v1.meta, builtAt: new Date(0).toISOString() } }, SIGNER)).changed);
+  t.true((await publishBundle(redis, gateway, v2, SIGNER)).changed);
   await until(() => heard.length >= 2);
   await new Promise((r) => setTimeout(r, 100)); // room for a stray extra announcement to show up
   t.deepEqual(heard, [v1.hash, v2.hash]);
   t.is(await currentBundleHash(redis, gateway), v2.hash);
   t.is((await fetchBundle(redis, gateway, v1.hash))!.meta.builtAt, v1.meta.builtAt, 'a stored version is never rewritten');
-  t.true((await publishBundle(redis, gateway, v1)).changed, 'rolling back is a change too');
+  t.true((await publishBundle(redis, gateway, v1, SIGNER)).changed, 'rolling back is a change too');
 });
 
 test('a bundle whose content does not match its hash is refused, in Redis and on publish', async (t) => {
   const bundle = await buildBundle(driverFolder(t, { 'driver.cjs': `${CJS_DRIVER}module.exports.note = 'corrupted in Redis below';\n` }));
-  await t.throwsAsync(publishBundle(redis, 'rg.104', { ...bundle, code: bundle.code + '\n' }), { instanceOf: BundleError });
-  await publishBundle(redis, 'rg.104', bundle);
+  await t.throwsAsync(publishBundle(redis, 'rg.104', { ...bundle, code: bundle.code + '\n' }, SIGNER), { instanceOf: BundleError });
+  await publishBundle(redis, 'rg.104', bundle, SIGNER);
   await redis.hset(keys.bundle('rg.104', bundle.hash), 'code', bundle.code.replace('gzip', 'gunzip'));
   await t.throwsAsync(fetchBundle(redis, 'rg.104', bundle.hash), { instanceOf: BundleError, message: /does not match its hash/ });
 });
@@ -264,7 +271,7 @@ test('the built-in disk driver bundles, travels through Redis and stores chunks 
   const bundle = await buildBundle(DISK_DRIVER_FOLDER);
   t.deepEqual(bundle.meta.methods, ['delete_chunk', 'driver_init', 'read_chunk', 'rename_file', 'write_chunk']);
   t.deepEqual(JSON.parse(bundle.config.toString()), { STORAGE_DIR: path.join(DISK_DRIVER_FOLDER, 'storage') }, 'a relative *_DIR is taken from the driver folder');
-  await publishBundle(redis, 'rg.105', bundle);
+  await publishBundle(redis, 'rg.105', bundle, SIGNER);
   const fetched = (await fetchBundle(redis, 'rg.105', (await currentBundleHash(redis, 'rg.105'))!)) as DriverBundle;
   const { methods } = loadDriverModule(fetched, freshDir(t));
   const config = { STORAGE_DIR: path.join(freshDir(t), 'store') };
@@ -341,4 +348,28 @@ test('\'sgw/builtin/<name>\' publishes a built-in driver as it is; other \'sgw/.
     const err = await t.throwsAsync(buildBundle(driverFolder(t, { 'driver.mjs': `export * from '${bad}';\n` })), { instanceOf: BundleError });
     t.regex(err!.message, /a driver may import 'sgw' \(the helpers\), 'sgw\/builtin\/<name>' of a built-in driver or 'sgw\/builtin\/<name>\/<module>'/);
   }
+});
+
+test('a bundle manifest holds only with this gateway key, for this gateway and content, and not below the running sequence', (t) => {
+  const meta = { methods: ['read_chunk'], entry: 'driver.mjs', builtAt: '2026-12-05T00:00:00.000Z' };
+  const hash = 'a'.repeat(64);
+  const signed = signBundle('rg.1', hash, meta, 1000, SIGNER);
+  t.like(verifyBundle(signed, 'rg.1', hash, SIGNER, 1000), { gateway: 'rg.1', hash, seq: 1000, meta });
+  const refused = (bytes: Buffer | null, gateway: string, h: string, floor = 0) => {
+    try {
+      verifyBundle(bytes, gateway, h, SIGNER, floor);
+      return 'accepted';
+    } catch (err) {
+      return (err as BundleRefused).reason;
+    }
+  };
+  t.is(refused(signed, 'rg.2', hash), 'wrong-gateway');
+  t.is(refused(signed, 'rg.1', 'b'.repeat(64)), 'wrong-hash');
+  t.is(refused(signed, 'rg.1', hash, 1001), 'rollback');
+  t.is(refused(null, 'rg.1', hash), 'unsigned');
+  t.is(refused(Buffer.from('{"manifest":'), 'rg.1', hash), 'malformed');
+  const record = JSON.parse(signed.toString()) as { manifest: string; signature: string };
+  const more = { ...record, manifest: record.manifest.replace('"read_chunk"', '"read_chunk","write_chunk"') };
+  t.is(refused(Buffer.from(JSON.stringify(more)), 'rg.1', hash), 'bad-signature', 'the methods cannot be changed apart from the signature');
+  t.is(refused(signBundle('rg.1', hash, meta, 1000, parsePrivateKey(generateKeyPair(2048).privatePem)), 'rg.1', hash), 'bad-signature');
 });

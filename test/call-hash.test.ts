@@ -23,7 +23,7 @@ test('a chunk is checked against the call\'s SHA-256 before the handler runs, in
   const redis = await testRedis();
   const gateway = `rg.${randomUUID()}`;
   const handled: IncomingCall[] = [];
-  const server = new CallServer({
+  const server = new CallServer({ mac: null,
     redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async (call): Promise<CallResult> => { handled.push(call); return { rc: 0 }; },
   });

@@ -110,3 +110,20 @@ test.serial('a worker host with only the config file and its keys runs the publi
   t.regex(newFront.driverLine, new RegExp(`differs from the current version ${short(current)} and was never published from this host: running ${short(current)}; to make the folder current, run sgw driver publish --config .*config\\.json`));
   t.is(await currentBundleHash(redis, f.gatewayKey), current, 'no host swapped the gateway to its folder');
 });
+
+test.serial('a current version published unsigned (by an sgw before signing) is signed again by a front host with that folder, and runs', async (t) => {
+  const current = (await currentBundleHash(redis, f.gatewayKey))!;
+  await redis.hdel(keys.bundle(f.gatewayKey, current), 'signed');
+  const front = await started(f.configFile, 'http,cache,driver:read');
+  try {
+    t.regex(front.driverLine, new RegExp(`signed the current version ${short(current)} \\(published unsigned before\\)`));
+    t.truthy(await redis.hget(keys.bundle(f.gatewayKey, current), 'signed'));
+    const actor = await waitFor('a read actor of the re-signed version', async () => {
+      const found = await redis.hgetall(keys.actor(f.gatewayKey, (await liveActors(redis, f.gatewayKey, 'driver:read'))[0] ?? 'none'));
+      return found.version ? found : null;
+    });
+    t.is(actor.version, current);
+  } finally {
+    await front.gw.stop();
+  }
+});

@@ -49,7 +49,7 @@ test.serial('large chunks reach a worker of the same host through a reused slot 
   const redis = await testRedis();
   const gateway = `rg.${randomUUID()}`;
   const seen: IncomingCall[] = [];
-  const server = new CallServer({
+  const server = new CallServer({ mac: null,
     redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async (call): Promise<CallResult> => {
       seen.push(call);
@@ -128,7 +128,7 @@ test.serial('a job naming a file outside the side channel is refused, and its dr
   const redis = await testRedis();
   const gateway = `rg.${randomUUID()}`;
   let called = 0;
-  const server = new CallServer({
+  const server = new CallServer({ mac: null,
     redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async () => { called++; return { rc: 0 }; },
   });
@@ -176,7 +176,7 @@ test.serial('a slot reused by a later call yields nothing to a late reader of th
 test.serial('a host channel that cannot take a chunk never fails the call: it goes through Redis', async (t) => {
   const redis = await testRedis();
   const gateway = `rg.${randomUUID()}`;
-  const server = new CallServer({
+  const server = new CallServer({ mac: null,
     redis: redisAt(redis.url), gateway, mode: 'write', concurrency: 4,
     handler: async (call): Promise<CallResult> => ({ rc: 0, value: sha(call.chunk!) }),
   });

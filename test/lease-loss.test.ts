@@ -102,7 +102,7 @@ test.serial('the asker drops an answer of an attempt older than one that started
   // answers late, then the second one answers.
   const worker = new Worker<JobData>(queueName, async (job) => {
     const [call] = job.data.calls;
-    await pusher.rpush(call!.reply, encodeStarted(call!.id, 2), encodeReply(call!.id, { rc: 0, value: 'first attempt' }, 1), encodeReply(call!.id, { rc: 0, value: 'second attempt' }, 2));
+    await pusher.rpush(call!.reply, encodeStarted(call!.id, 2), encodeReply(call!.id, { rc: 0, value: 'first attempt' }, null, 1), encodeReply(call!.id, { rc: 0, value: 'second attempt' }, null, 2));
   }, { connection, prefix: queuePrefix(queueName) });
   t.teardown(async () => { await worker.close(); await asker.close(); pusher.disconnect(); connection.disconnect(); });
   await whenReady(asker.redis, 10_000);

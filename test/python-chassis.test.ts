@@ -298,7 +298,7 @@ test('the frame reader takes frames split anywhere and refuses malformed or over
 
 test('a shared block_vec given to a Python chassis (its bytes once, then only its key) reaches every call\'s request whole, in a list of its own', async (t) => {
   const ids = Array.from({ length: 3000 }, (_, i) => BigInt(i) * 7n + (1n << 63n));
-  const vec = { key: 'sgw:blockvec:test', bytes: encodeBlockVec(ids), ids: Object.freeze([...ids]) };
+  const vec = { key: 'sgw:blockvec:test', bytes: encodeBlockVec(ids), ids: Object.freeze([...ids]), sha256: '' };
   // serialize answers the ids it saw, after changing its own list (which must not leak into the next call).
   const { pool: p } = pool('def serialize(request, chunk):\n    seen = ",".join(str(i) for i in request.block_vec)\n    request.block_vec.append(1)\n    return seen.encode() if request.HasField("block_vec") else b"none"\n', 'serialize', {}, { maxFrameBytes: 1 << 20 });
   t.is(await p.start(), 'ready');

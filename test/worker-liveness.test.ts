@@ -13,7 +13,7 @@ const STUCK_AFTER_MS = 2000;
 async function serverAndAsker(t: import('ava').ExecutionContext, handler: () => Promise<CallResult>, concurrency: number) {
   const redis = redisAt((await testRedis()).url);
   const gateway = `rg.${randomUUID()}`;
-  const server = new CallServer({ redis, gateway, mode: 'read', concurrency, handler, stuckAfterMs: STUCK_AFTER_MS });
+  const server = new CallServer({ mac: null, redis, gateway, mode: 'read', concurrency, handler, stuckAfterMs: STUCK_AFTER_MS });
   const asker = new Asker(redis, gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
   await server.worker.waitUntilReady();

@@ -7,6 +7,8 @@ import { ChunkStore } from './chunk-store.js';
 import { Heartbeat } from '../../queues/registry.js';
 import type { Asker, CallResult, IncomingCall } from '../../queues/ask.js';
 import { CallServer } from '../../queues/serve.js';
+import { JobMac } from '../../queues/job-mac.js';
+import { callRefusals } from '../refusal-log.js';
 import { connectRedis, whenReady, type RedisTarget } from '../../queues/redis.js';
 import type { ChunkCache } from '../../http/driver-pipeline.js';
 import { Errno } from '../../drivers/errno.js';
@@ -53,6 +55,8 @@ export async function runCacheActor(config: GatewayConfig, target: RedisTarget, 
   const server = new CallServer({
     redis: target, gateway: config.gateway.key, mode: 'cache', concurrency: 64,
     handler: (call) => answer(store, call),
+    mac: JobMac.forGateway(config.gateway.private_key, config.gateway.key),
+    onRefused: callRefusals(redis, config.gateway.key, 'cache', logger.child({ actor: 'cache' })),
     onDone: () => { heartbeat.jobs++; },
     onRecycle: () => logger.warn({ actor: 'cache' }, 'the queue worker stopped taking jobs while jobs waited; replaced it'),
   });

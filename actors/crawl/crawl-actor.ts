@@ -18,7 +18,8 @@ import { keys } from '../../queues/names.js';
 import { connectRedis, whenReady, type RedisTarget } from '../../queues/redis.js';
 import { Errno, errnoName } from '../../drivers/errno.js';
 import type { MetadataCommand } from '../../drivers/helpers.js';
-import { openBundle } from '../../drivers/open-driver.js';
+import { JobMac } from '../../queues/job-mac.js';
+import { callRefusals, openChecked } from '../refusal-log.js';
 
 export const LEASE_TTL_MS = 3000;
 const RETRY_MS = 1000;
@@ -39,7 +40,7 @@ export interface CrawlStats {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(code?: number): Promise<void>; stats: CrawlStats; version: string }> {
+export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(code?: number): Promise<void>; stats: CrawlStats; version: string; seq: number }> {
   const { config } = opts;
   const gateway = config.gateway.key;
   const instance = randomUUID();
@@ -50,9 +51,9 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
   await whenReady(redis, 30_000);
   await claimAcquisitionGateway(redis, config);
   const hash = opts.version ?? (await waitForVersion(redis, gateway, log));
-  const opened = await openBundle(redis, gateway, hash, config.gateway.private_key);
-  if (!opened) {
-    log.error({ hash }, 'driver bundle not found in Redis');
+  const opened = await openChecked(redis, config, hash, log);
+  if (!opened || opened === 'refused') {
+    if (!opened) log.error({ hash }, 'driver bundle not found in Redis');
     redis.disconnect();
     exit(EXIT.CONFIG);
     throw new Error('driver bundle not found');
@@ -126,6 +127,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
     if (driver.hasRefresh) {
       refreshServer = new CallServer({
         redis: opts.redis, gateway, mode: 'refresh', concurrency: 1,
+        mac: JobMac.forGateway(config.gateway.private_key, gateway), onRefused: callRefusals(redis, gateway, 'refresh', log),
         handler: (call: IncomingCall): Promise<CallResult> => driver.refresh(call),
         onRecycle: () => log.warn('the refresh worker stopped taking jobs while jobs waited; replaced it'),
         onDone: (call, result) => {
@@ -162,5 +164,5 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
     void stop(EXIT.RECYCLE);
   });
   log.info({ hash }, 'crawl actor ready (standing by for the lease)');
-  return { stop, stats, version: hash };
+  return { stop, stats, version: hash, seq: opened.manifest.seq };
 }

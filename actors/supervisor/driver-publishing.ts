@@ -85,10 +85,20 @@ export async function publishDriver(
   const { publishBundle } = await import('../../drivers/bundle.js');
   const r = await withRedis(target, onStep, (redis) => {
     onStep('uploading the driver bundle');
-    return publishBundle(redis, config.gateway.key, bundle);
+    return publishBundle(redis, config.gateway.key, bundle, config.gateway.private_key);
   });
   if (folder === config.driver) writeRecord(config, folder, bundle.hash);
   return { ...r, methods: bundle.meta.methods };
+}
+
+/** Whether the gateway's stored version `hash` carries a valid signature of this gateway. */
+async function isSigned(redis: RedisClient, config: GatewayConfig, hash: string): Promise<boolean> {
+  const { readDriverVersion } = await import('../../drivers/version-watch.js');
+  try {
+    return (await readDriverVersion(redis, config.gateway.key, config.gateway.private_key))?.hash === hash;
+  } catch {
+    return false;
+  }
 }
 
 const short = (hash: string | null | undefined) => (hash ? hash.slice(0, 12) : 'none');
@@ -115,13 +125,15 @@ export async function driverOnStart(
   const publish = async (reason: string): Promise<DriverDecision> => {
     await withRedis(target, onStep, (redis) => {
       onStep('uploading the driver bundle');
-      return publishBundle(redis, config.gateway.key, bundle);
+      return publishBundle(redis, config.gateway.key, bundle, config.gateway.private_key);
     });
     writeRecord(config, folder, bundle.hash);
     return { version: bundle.hash, published: true, reason };
   };
   if (current === null) return publish(`no driver version was published yet: published ${short(bundle.hash)} from ${folder}`);
   if (current === bundle.hash) {
+    // Published by an sgw that did not sign bundles yet: actors refuse it until it is signed.
+    if (!(await withRedis(target, onStep, (redis) => isSigned(redis, config, current)))) return publish(`signed the current version ${short(current)} (published unsigned before)`);
     if (record?.hash !== bundle.hash) writeRecord(config, folder, bundle.hash);
     return { version: current, published: false, reason: `the driver folder ${folder} is the current version ${short(current)}` };
   }

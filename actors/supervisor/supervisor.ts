@@ -11,6 +11,9 @@ import { withHeapFlags } from './heap.js';
 import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../../queues/names.js';
 import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../../drivers/version-watch.js';
+import { bundleRefused } from '../refusal-log.js';
+import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
@@ -104,7 +107,12 @@ export class Supervisor {
     if (roles.http) this.spawn('http', roles.cache ? ['--with-cache'] : []);
     else if (roles.cache) this.spawn('cache', []);
     if (roles.drivers.size > 0 || roles.crawl) {
-      this.watch = new DriverVersionWatch(this.redis, this.opts.redis, this.opts.config.gateway.key);
+      const { config } = this.opts;
+      // The newest publish this host ran survives restarts: a Redis client cannot roll the
+      // gateway back to an older (validly signed) version while its supervisor is down either.
+      this.watch = new DriverVersionWatch(this.redis, this.opts.redis, config.gateway.key, { key: config.gateway.private_key, floor: readSequenceFloor(config) });
+      this.watch.on('refused', (err) => bundleRefused(this.redis, config.gateway.key, err, logger, 'keeping the running version'));
+      this.watch.on('change', (v) => writeSequenceFloor(config, v.seq));
       // A gateway that serves without a driver (a UG) starts now and picks one up when published.
       const first = NEEDS_DRIVER[this.opts.config.gateway.type] ? await this.watch.first() : (await this.watch.check(), this.watch.version);
       if (first) this.startDrivers(first);
@@ -244,4 +252,28 @@ function stopActor(a: Actor, killAt: number): Promise<void> {
     child.once('exit', () => { clearTimeout(kill); resolve(); });
     child.kill('SIGTERM');
   });
+}
+
+/** Where a supervisor keeps the publish sequence of the newest driver version it ran. */
+function sequenceFile(config: GatewayConfig): string {
+  return join(config.state.dir, `driver-sequence.${config.gateway.key}`);
+}
+
+function readSequenceFloor(config: GatewayConfig): number {
+  try {
+    const n = Number(readFileSync(sequenceFile(config), 'utf8').trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function writeSequenceFloor(config: GatewayConfig, seq: number): void {
+  try {
+    mkdirSync(config.state.dir, { recursive: true });
+    writeFileSync(`${sequenceFile(config)}.tmp`, `${seq}\n`);
+    renameSync(`${sequenceFile(config)}.tmp`, sequenceFile(config));
+  } catch {
+    // A read-only state folder: the floor lives in memory until the next restart.
+  }
 }

@@ -5,7 +5,7 @@ import { CallServer } from '../../queues/serve.js';
 import { redisAt } from '../../queues/redis.js';
 
 const [redisUrl, gateway] = process.argv.slice(2);
-const server = new CallServer({
+const server = new CallServer({ mac: null,
   redis: redisAt(redisUrl!), gateway: gateway!, mode: 'write', concurrency: 4,
   handler: async (call) => ({ rc: 0, value: createHash('sha256').update(call.chunk ?? Buffer.alloc(0)).digest('hex') }),
 });

@@ -11,7 +11,7 @@ const released = new Promise<void>((resolve) => { release = resolve; });
 process.on('message', (m) => { if (m === 'release') release(); });
 
 const server = new CallServer({
-  redis: redisAt(redisUrl!), gateway: gateway!, mode: 'write', concurrency: 1, lockMs: Number(lockMs),
+  redis: redisAt(redisUrl!), gateway: gateway!, mode: 'write', concurrency: 1, lockMs: Number(lockMs), mac: null,
   handler: async (call) => {
     send({ started: call.jobId });
     await released;
