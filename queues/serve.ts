@@ -3,6 +3,7 @@
 // (worker-liveness.ts) is replaced in-process by a fresh one on a fresh connection.
 import { Queue, Worker, type Job } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
+import { fromClusterTime, syncClusterClock } from './cluster-clock.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs } from './blobs.js';
 import { hasSha256 } from './chunk-hash.js';
@@ -121,8 +122,10 @@ export class CallServer {
   }
 
   private async processCall(d: CallData, jobId: string | undefined): Promise<void> {
-    if (Date.now() > d.deadline) return; // nobody waits for this answer any more
-    const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
+    await syncClusterClock(this.redis);
+    const deadline = fromClusterTime(d.deadline);
+    if (Date.now() > deadline) return; // nobody waits for this answer any more
+    const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline, jobId };
     if (d.args) call.args = d.args;
     let result: CallResult;
     const started = performance.now();
