@@ -164,21 +164,26 @@ export class Host {
 
   /** A process on this host: in its network and mount namespaces, with TMPDIR its own tmp. */
   spawn(command: string, args: string[], opts: RunOptions = {}): ChildProcess {
-    const clock = opts.clock ?? this.clock;
-    const preload = clock ? LIBFAKETIME.find((p) => existsSync(p)) : undefined;
-    if (clock && !preload) throw new Error('libfaketime is missing (Debian package faketime)');
-    const env = {
-      ...process.env, TMPDIR: this.tmp, ...opts.env,
-      ...(clock ? { LD_PRELOAD: preload, FAKETIME: clock, FAKETIME_DONT_FAKE_MONOTONIC: '1' } : {}),
-    };
     return spawn('nsenter', ['-t', String(this.initPid), '-n', '-m', '--', command, ...args], {
-      env, cwd: opts.cwd, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'],
+      env: this.env(opts), cwd: opts.cwd, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'],
     });
   }
 
   /** A command on this host, to its end; its stdout. */
-  run(command: string, args: string[]): string {
-    return execFileSync('nsenter', ['-t', String(this.initPid), '-n', '-m', '--', command, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  run(command: string, args: string[], opts: RunOptions = {}): string {
+    return execFileSync('nsenter', ['-t', String(this.initPid), '-n', '-m', '--', command, ...args], {
+      env: this.env(opts), cwd: opts.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+
+  private env(opts: RunOptions): NodeJS.ProcessEnv {
+    const clock = opts.clock ?? this.clock;
+    const preload = clock ? LIBFAKETIME.find((p) => existsSync(p)) : undefined;
+    if (clock && !preload) throw new Error('libfaketime is missing (Debian package faketime)');
+    return {
+      ...process.env, TMPDIR: this.tmp, ...opts.env,
+      ...(clock ? { LD_PRELOAD: preload, FAKETIME: clock, FAKETIME_DONT_FAKE_MONOTONIC: '1' } : {}),
+    };
   }
 
   /** Every process of the host (its init too). */

@@ -4,12 +4,14 @@
 // runs under load and checks that every request is answered in time, with success or an allowed
 // refusal, and that every acknowledged write reads back identical.
 import test, { type ExecutionContext } from 'ava';
+import { writeFileSync } from 'node:fs';
 import { listActors } from '../../queues/registry.js';
 import { keys } from '../../queues/names.js';
-import { CLI, DISK_DRIVER_JS, waitFor, writeDriver } from '../support/gateway.js';
+import { CLI, DISK_DRIVER_JS, liveActors, waitFor, writeDriver } from '../support/gateway.js';
 import { parsePrometheusText, sampleValue } from '../support/prom-text.js';
 import { Cluster, RG_ROLES } from './topology.js';
 import { ClusterLoad, checkOutcome, type LoadAnswer } from './load.js';
+import { newMaster } from './redis-hosts.js';
 
 let c: Cluster;
 
@@ -22,9 +24,10 @@ test.after.always(() => {
   c?.remove();
 });
 
-/** On failure, what the gateways logged at warn and above. */
+/** On failure, what the gateways logged at warn and above (all of it into SGW_CLUSTER_LOG, when set). */
 function logFailure(t: ExecutionContext): void {
   t.teardown(() => {
+    if (!t.passed && c && process.env.SGW_CLUSTER_LOG) writeFileSync(process.env.SGW_CLUSTER_LOG, c.output());
     if (!t.passed && c) t.log(c.output().split('\n').filter((l) => /"level":(40|50|60)|Error|error/.test(l)).slice(-40).map((l) => l.slice(0, 400)).join('\n'));
   });
 }
@@ -166,4 +169,72 @@ test.serial('rolling driver upgrade: sgw driver publish during load, zero failed
     await load.stop();
   }
   await checkOutcome(t, load, ug, { refusals: () => false }, () => c.output());
+});
+
+test.serial('Redis failover across hosts: the Sentinel master is killed under load; every host resumes', async (t) => {
+  logFailure(t);
+  const ug = c.ugClient();
+  const load = new ClusterLoad(ug, '/failover').start();
+  try {
+    await load.acknowledgedAfter(0, 4);
+    const killed = await c.redis.master();
+    const at = Date.now();
+    await killed.kill();
+    const master = await newMaster(c.redis, killed);
+    t.log(`master ${killed.host.name} killed; ${master.host.name} took over`);
+    await load.acknowledgedAfter(at, 6);
+    const resumed = Date.now();
+    for (const f of ['front1', 'front2'] as const) await c.waitReady(f, c.urlOf(f));
+    for (const w of ['worker1', 'worker2'] as const) {
+      const jobs = await c.jobsOn(w);
+      await waitFor(`${w} to take jobs after the failover`, async () => (await c.jobsOn(w)) > jobs);
+    }
+    for (const [name, url] of [['the AG', c.agUrl], ['the UG', c.ugClient().url], ['the AG volume\'s UG', c.agUgClient().url]]) await c.waitReady(name!, url!);
+    await load.acknowledgedAfter(resumed, 4);
+    await killed.start();
+    await waitFor('the old master to rejoin as a replica', async () => {
+      const role = (await killed.command('ROLE')) as [string, string, number, string];
+      return role[0] === 'slave' && role[3] === 'connected';
+    });
+  } finally {
+    await load.stop();
+  }
+  await checkOutcome(t, load, ug, { refusals: lossRefusals }, () => c.output());
+  const agUg = c.agUgClient();
+  const small = await agUg.get('/pub/small.txt');
+  t.is(small.status, 200);
+});
+
+test.serial('clock skew: a worker host 5 minutes ahead serves its share; once gone it stops being counted', async (t) => {
+  logFailure(t);
+  const ug = c.ugClient();
+  const host = c.host('worker1');
+  await c.stop('worker1');
+  host.clock = '+5m';
+  try {
+    const ahead = Number(host.run(process.execPath, ['-e', 'process.stdout.write(String(Date.now()))'])) - Date.now();
+    t.true(ahead > 4 * 60_000, `the host's clock is ${ahead} ms ahead`);
+    c.startGateway('worker1', 'worker1', 'driver');
+    await c.waitWorker('worker1');
+    const load = new ClusterLoad(ug, '/skew').start();
+    try {
+      await load.acknowledgedAfter(0, 4);
+      const jobs = await c.jobsOn('worker1');
+      await waitFor('the skewed host to serve calls', async () => (await c.jobsOn('worker1')) >= jobs + 10);
+      await load.acknowledgedAfter(Date.now(), 4);
+    } finally {
+      await load.stop();
+    }
+    // Deadlines: a call taken by the host ahead is carried out, not dropped as expired.
+    await checkOutcome(t, load, ug, { refusals: () => false }, () => c.output());
+    // Heartbeats: once the host is gone, its actors stop being counted within the liveness TTL, not 5 minutes later.
+    await c.crash('worker1');
+    await waitFor('the RG to count only worker2\'s actors', async () => (await liveActors(c.admin, c.rg.gatewayKey, 'driver:write')).length === (await c.actorsOn('worker2')).length);
+  } finally {
+    host.clock = undefined;
+    if (host.pids().length === 0) await host.boot();
+    else await c.stop('worker1');
+    c.startGateway('worker1', 'worker1', 'driver');
+    await c.waitWorker('worker1');
+  }
 });

@@ -56,7 +56,9 @@ export class ClusterLoad {
       };
     } catch (err) {
       const hung = (err as Error).name === 'TimeoutError';
-      return { kind, path, status: hung ? 0 : -1, wrong: false, retryAfter: false, body: (err as Error).message, started, ms: Date.now() - started };
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = `${(err as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`;
+      return { kind, path, status: hung ? 0 : -1, wrong: false, retryAfter: false, body: why, started, ms: Date.now() - started };
     }
   }
 
@@ -76,7 +78,8 @@ export class ClusterLoad {
 
   /** Waits until `count` writes that started after `since` were acknowledged. */
   async acknowledgedAfter(since: number, count = 1, timeoutMs = 60_000): Promise<void> {
-    await waitFor(`${count} writes acknowledged after ${new Date(since).toISOString()}`, async () => this.answers.filter((a) => a.kind === 'PUT' && a.started > since && a.status === 201).length >= count, timeoutMs);
+    await waitFor(`${count} writes acknowledged after ${new Date(since).toISOString()}`, async () => this.answers.filter((a) => a.kind === 'PUT' && a.started > since && a.status === 201).length >= count, timeoutMs)
+      .catch((err: Error) => { throw new Error(`${err.message}; answers: ${this.summary()}; last: ${this.answers.slice(-4).map((a) => `${a.kind} ${a.status} ${a.body.slice(0, 200)}`).join(' | ')}`); });
   }
 
   summary(): string {

@@ -62,6 +62,10 @@ export class Cluster {
     return this.lb.url;
   }
 
+  get agUrl(): string {
+    return `http://${this.host('ag').address}:${this.ag.port}`;
+  }
+
   ugClient(): UgClient {
     return new UgClient(`http://${this.host('ug').address}:${this.ug.port}`);
   }
@@ -132,14 +136,24 @@ export class Cluster {
       await this.waitWorker(w);
     }
     this.startGateway('front2', 'front2', 'http,cache');
-    for (const f of ['front1', 'front2'] as const) await waitFor(`${f} /ready`, async () => (await fetch(`${this.urlOf(f)}/ready`)).status === 200);
+    for (const f of ['front1', 'front2'] as const) await this.waitReady(f, this.urlOf(f));
     await this.lb.waitUp(['front1', 'front2']);
     this.startGateway('ug', 'ug', undefined);
-    await waitFor('the UG /ready', async () => (await fetch(`http://${this.host('ug').address}:${this.ug.port}/ready`)).status === 200);
+    await this.waitReady('the UG', this.ugClient().url);
     this.startGateway('ag', 'ag', undefined);
-    await waitFor('the AG /ready', async () => (await fetch(`http://${this.host('ag').address}:${this.ag.port}/ready`)).status === 200);
+    await this.waitReady('the AG', this.agUrl);
     this.startGateway('agug', 'ug', undefined);
-    await waitFor('the AG volume\'s UG /ready', async () => (await fetch(`http://${this.host('ug').address}:${this.agUg.port}/ready`)).status === 200);
+    await this.waitReady('the AG volume\'s UG', this.agUgClient().url);
+  }
+
+  /** Waits until a gateway's /ready says 200; on a timeout the error quotes its last answer. */
+  async waitReady(what: string, url: string): Promise<void> {
+    let last = '';
+    await waitFor(`${what} /ready`, async () => {
+      const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(5000) });
+      last = `${res.status} ${await res.text()}`;
+      return res.status === 200;
+    }).catch((err: Error) => { throw new Error(`${err.message}; last answer: ${last}`); });
   }
 
   /** The http URL of a front host itself (not through the load balancer). */
