@@ -5,7 +5,7 @@
 // veths "sgwv<pid>h<i>"), so parallel runs never clash and a crashed run's leftovers are known by
 // their dead owner and removed (reapLeftovers, the `bed-cli reap` watchdog, or `bed-cli down`).
 import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -293,14 +293,5 @@ export class Bed {
     if (this.removed) return;
     this.removed = true;
     removeBed(this.owner);
-  }
-}
-
-/** The network namespace of a pid ("net:[4026532…]"), to tell a process's host. */
-export function netnsOf(pid: number): string {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/net`);
-  } catch {
-    return '';
   }
 }
