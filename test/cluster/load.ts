@@ -13,9 +13,11 @@ export const ANSWER_WITHIN_MS = LIMITS.request_timeout_ms + 5000;
 export interface LoadAnswer {
   kind: 'PUT' | 'GET';
   path: string;
-  /** 0: no answer within ANSWER_WITHIN_MS; -1: the connection failed. */
+  /** 0: no answer within ANSWER_WITHIN_MS; -1: the connection failed before an answer. */
   status: number;
   wrong: boolean;
+  /** The answer began but its body was cut short (a read failing after its first block was sent). */
+  cut: boolean;
   retryAfter: boolean;
   body: string;
   started: number;
@@ -48,17 +50,22 @@ export class ClusterLoad {
         method: kind, headers: { Authorization: `Bearer ${this.client.token}` },
         ...(body ? { body: body as BodyInit } : {}), signal: AbortSignal.timeout(ANSWER_WITHIN_MS),
       });
-      const got = Buffer.from(await res.arrayBuffer());
+      let got: Buffer;
+      try {
+        got = Buffer.from(await res.arrayBuffer());
+      } catch (err) {
+        return { kind, path, status: res.status, wrong: false, cut: true, retryAfter: false, body: (err as Error).message, started, ms: Date.now() - started };
+      }
       const expected = kind === 'GET' ? this.acknowledged.get(path) : undefined;
       return {
-        kind, path, status: res.status, wrong: res.status === 200 && !!expected && !got.equals(expected),
+        kind, path, status: res.status, cut: false, wrong: res.status === 200 && !!expected && !got.equals(expected),
         retryAfter: res.headers.has('retry-after'), body: res.status >= 300 ? got.toString().slice(0, 300) : '', started, ms: Date.now() - started,
       };
     } catch (err) {
       const hung = (err as Error).name === 'TimeoutError';
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = `${(err as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`;
-      return { kind, path, status: hung ? 0 : -1, wrong: false, retryAfter: false, body: why, started, ms: Date.now() - started };
+      return { kind, path, status: hung ? 0 : -1, wrong: false, cut: false, retryAfter: false, body: why, started, ms: Date.now() - started };
     }
   }
 
@@ -84,13 +91,16 @@ export class ClusterLoad {
 
   summary(): string {
     const out: Record<string, number> = {};
-    for (const a of this.answers) out[`${a.kind} ${a.status}`] = (out[`${a.kind} ${a.status}`] ?? 0) + 1;
+    for (const a of this.answers) {
+      const k = `${a.kind} ${a.status}${a.cut ? ' cut' : ''}`;
+      out[k] = (out[k] ?? 0) + 1;
+    }
     return JSON.stringify(out);
   }
 }
 
 export interface OutcomeRules {
-  /** Statuses that say "not done, try again" and are acceptable in this scenario (default 503 with Retry-After). */
+  /** Answers that say "not done, try again" and are acceptable in this scenario (default 503 with Retry-After; a cut body never is). */
   refusals?: (a: LoadAnswer) => boolean;
 }
 
@@ -103,9 +113,10 @@ const retryLater = (a: LoadAnswer): boolean => a.status === 503 && a.retryAfter;
 export async function checkOutcome(t: ExecutionContext, load: ClusterLoad, client: UgClient, rules: OutcomeRules = {}, output?: () => string): Promise<void> {
   t.log('answers:', load.summary());
   const refusal = rules.refusals ?? retryLater;
-  const bad = load.answers.filter((a) => a.wrong || !(a.status === 200 || a.status === 201 || refusal(a)));
+  const done = (a: LoadAnswer): boolean => (a.status === 200 || a.status === 201) && !a.cut;
+  const bad = load.answers.filter((a) => a.wrong || !(done(a) || refusal(a)));
   if (bad.length > 0 && output) t.log(output().split('\n').filter((l) => /"level":(50|60)/.test(l)).slice(-20).map((l) => l.slice(0, 400)).join('\n'));
-  t.deepEqual(bad.map((a) => `${a.kind} ${a.path}: ${a.wrong ? 'WRONG BYTES' : a.status} after ${a.ms} ms: ${a.body.slice(0, 200)}`), [], 'every request answered in time, with success or an allowed refusal');
+  t.deepEqual(bad.map((a) => `${a.kind} ${a.path}: ${a.wrong ? 'WRONG BYTES' : `${a.status}${a.cut ? ' cut short' : ''}`} after ${a.ms} ms: ${a.body.slice(0, 200)}`), [], 'every request answered in time, with success or an allowed refusal');
   t.true(load.acknowledged.size > 0, 'some writes were acknowledged');
   const wrong: string[] = [];
   for (const [path, bytes] of load.acknowledged) {
