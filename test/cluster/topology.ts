@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { keys } from '../../queues/names.js';
 import {
-  CLI, DATASET_DRIVER_JS, DISK_DRIVER_JS, makeGatewayFolder, stopChild, waitFor, writeDriver, type GatewayFolder,
+  CLI, cleanup, DATASET_DRIVER_JS, DISK_DRIVER_JS, makeGatewayFolder, stopChild, waitFor, writeDriver, type GatewayFolder,
 } from '../support/gateway.js';
 import { useTestRedis } from '../support/redis.js';
 import { patternBytes, UgClient } from '../support/ug.js';
@@ -221,5 +221,6 @@ export class Cluster {
   remove(): void {
     this.admin?.disconnect();
     this.bed.removeSync();
+    cleanup([...this.folders.values()].map((f) => f.dir));
   }
 }
