@@ -3,7 +3,8 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,aof,nonces,flood,wait,sizing,idle   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,aof,nonces,flood,wait,sizing,scaleout,idle   run some benchmarks only
+//   (scaleout needs root: it makes hosts of network namespaces, bench/scale-out.ts)
 //   SGW_BENCH_PROFILE=DIR          the gateways' processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import { ugBenchmarks } from './ug.js';
 import { ugLargeTransfers } from './ug-large.js';
 import { idleGatewayMemory } from './idle-rss.js';
 import { waitBenchmarks } from './wait.js';
+import { scaleOutBenchmarks } from './scale-out.js';
 import { redisMemoryBenchmarks } from './redis-memory.js';
 import { s3Benchmarks } from './s3.js';
 import { aofBenchmarks } from './aof.js';
@@ -30,7 +32,7 @@ import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
 const IDLE_SECONDS = 10;
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'aof', 'nonces', 'flood', 'wait', 'sizing', 'idle'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'aof', 'nonces', 'flood', 'wait', 'sizing', 'scaleout', 'idle'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -153,6 +155,7 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
   nonces: standalone('nonces', () => nonceBenchmarks()),
   sizing: standalone('sizing', () => redisMemoryBenchmarks()),
   wait: standalone('wait', () => waitBenchmarks(SECONDS)),
+  scaleout: standalone('scaleout', () => scaleOutBenchmarks(SECONDS)),
   async echo(g, rows, raw) {
     await bareBaseline(g.f.redisUrl);
     log('driver call: sgw ask/reply to an echo CallServer process (first 100k calls watching Redis memory)');

@@ -33,6 +33,18 @@ export class ExchangeError extends Error {
 
 const DEFAULT_MAX_BODY = 1 << 30;
 
+const NO_ANSWER = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/**
+ * The peer took the request but cut the connection or did not answer in time: what it did is not
+ * known, so the client should try again later (a peer refusing early, its Redis failing over,
+ * behind a load balancer often looks like a cut connection). A refused connection is not one:
+ * nobody listens there.
+ */
+export function isNoAnswer(err: unknown): boolean {
+  return err instanceof ExchangeError && NO_ANSWER.has(err.code ?? '');
+}
+
 function failure(err: NodeJS.ErrnoException, timeoutMs: number | undefined): ExchangeError {
   if (err instanceof ExchangeError) return err;
   if (err.name === 'AbortError') return new ExchangeError(`no answer within ${timeoutMs} ms`, 'ETIMEDOUT');

@@ -18,8 +18,8 @@ export function closeAfterAnswer(ctx: Context): void {
   const { req } = ctx;
   if (req.complete) return; // the whole body was read: the connection may be reused
   ctx.set('Connection', 'close');
-  const socket = req.socket as LingeringSocket;
-  if (typeof socket.destroySoon !== 'function') return;
+  const socket = req.socket as LingeringSocket | null; // null once the connection is gone
+  if (typeof socket?.destroySoon !== 'function') return;
   socket.destroySoon = () => {
     socket.end();
     const timer = setTimeout(() => socket.destroy(), LINGER_MS);

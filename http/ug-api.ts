@@ -20,6 +20,7 @@ import { answerStatOrList, pathOf } from './namespace-api.js';
 import { UgReader } from './ug-read.js';
 import { UgVolume, type UgDeps } from './ug-volume.js';
 import { UgWriter, type UgResult } from './ug-write.js';
+import { closeAfterAnswer } from './refusal.js';
 
 export const FILES_PREFIX = '/FILES';
 
@@ -159,9 +160,10 @@ export function ugFilesApi(deps: UgDeps) {
         return read(ctx, path);
       case 'PUT':
         return answer(ctx, 201, await writer.write(path, ctx.req).catch((err: unknown) => {
-          // Refused before the whole body arrived: the rest stays unread, so the connection
-          // cannot carry another request (a client reusing it would read a reset).
-          if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
+          // Refused before the whole body arrived (say, Redis failing over mid-upload): the rest
+          // stays unread, so the connection closes after the answer, lingering so that the
+          // answer is not lost to a reset while the client still sends.
+          closeAfterAnswer(ctx);
           throw err;
         }));
       case 'POST':

@@ -10,7 +10,7 @@ import { HttpError } from './errors.js';
 import { Errno } from '../drivers/errno.js';
 import { randomIoContext, type ChunkCache, type DriverPipeline } from './driver-pipeline.js';
 import { setChunkFields, type ChunkFields } from './get-chunk.js';
-import { exchange, ExchangeError } from './outgoing.js';
+import { exchange, ExchangeError, isNoAnswer } from './outgoing.js';
 
 export interface UgDeps {
   config: GatewayConfig;
@@ -116,7 +116,8 @@ export class UgVolume {
     try {
       return await exchange(url, { method: 'GET', timeoutMs: this.config.limits.call_timeout_ms });
     } catch (err) {
-      throw new ChunkRejected(`GET ${url}: ${err instanceof ExchangeError && err.code ? err.code : (err as Error).message}`);
+      // No answer in time, or a cut connection: the gateway did not fail, it may serve later.
+      throw new ChunkRejected(`GET ${url}: ${err instanceof ExchangeError && err.code ? err.code : (err as Error).message}`, isNoAnswer(err));
     }
   }
 }
@@ -132,7 +133,7 @@ const UNDECODABLE = 'the UG driver\'s deserialize refused the chunk (EBADMSG): i
 /** A chunk that is not what the manifest (or its signature) says, or that the driver could not transform: try the next gateway; 502 when none is left. */
 export class ChunkRejected extends HttpError {
   override name = 'ChunkRejected';
-  /** busy: the gateway said "try again" (503), it did not fail. */
+  /** busy: the gateway said "try again" (503) or did not answer in time, it did not fail. */
   constructor(message: string, readonly busy = false) {
     super(502, message);
   }

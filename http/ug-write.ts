@@ -13,6 +13,7 @@ import { signMessage } from '../proto/signature.js';
 import { chunkCacheKey } from './data-url.js';
 import { HttpError, unavailable } from './errors.js';
 import { mapLimit } from './map-limit.js';
+import { isNoAnswer } from './outgoing.js';
 import {
   deleteChunksFields, layOut, putChunksFields, randomNonce, renameHintFields, sendControlPlane,
   type ChunkUpload, type DataPlane, type FileRef, type RequestFields,
@@ -109,6 +110,7 @@ export class UgWriter {
         else if (!a.replyVerified || a.reply!.message_nonce !== nonce || a.reply!.gateway_id !== rg.id) failures.push(`rg ${rg.id}: the reply is not signed by it for this request`);
         else if (a.reply!.error_code !== 0) failures.push(`rg ${rg.id}: its driver answered ${errnoName(a.reply!.error_code)}`);
       } catch (err) {
+        if (isNoAnswer(err)) busy++;
         failures.push(`rg ${rg.id}: ${(err as Error).message}`);
       }
     }));

@@ -13,6 +13,7 @@
 // and puts it back into the DriverRequest its driver sees (serve.ts, drivers/chassis.ts).
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
+import { syncClusterClock, toClusterTime } from './cluster-clock.js';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs, type BlobRef } from './blobs.js';
@@ -86,6 +87,7 @@ export interface IncomingCall extends Omit<Call, 'blockVec'> {
 export interface CallData {
   id: string;
   reply: string;
+  /** On Redis's clock (queues/cluster-clock.ts): the asker's and the worker's hosts may disagree. */
   deadline: number;
   req: string;
   chunk?: string;
@@ -211,8 +213,9 @@ export class Asker {
   async ask(mode: string, call: Call, timeoutMs: number, requestId?: string): Promise<CallResult> {
     if (this.closed) throw new NoAnswerError('asker is closed');
     const id = randomUUID();
+    await syncClusterClock(this.redis);
     const deadline = Date.now() + timeoutMs;
-    const data: CallData = { id, reply: this.replyKey, deadline, req: Buffer.from(call.request).toString('base64') };
+    const data: CallData = { id, reply: this.replyKey, deadline: toClusterTime(deadline), req: Buffer.from(call.request).toString('base64') };
     if (call.args) data.args = call.args;
     if (call.sha256) data.sha256 = Buffer.from(call.sha256).toString('base64');
     if (call.blockVec) {

@@ -140,6 +140,7 @@ export function connectRedis(target: RedisTarget, kind: 'fail-fast' | 'patient',
         // sentinels' +switch-master announcement.
         failoverDetector: true,
       });
+      keepConnecting(client, () => fatal !== null);
       break;
     case 'cluster': {
       const { enableOfflineQueue, enableAutoPipelining, ...redisOptions } = common;
@@ -173,6 +174,31 @@ export function connectRedis(target: RedisTarget, kind: 'fail-fast' | 'patient',
 }
 
 const refusals = new WeakMap<RedisClient, () => RedisRefusedError | null>();
+
+/**
+ * ioredis 6 gives up a Sentinel connection for good (status "end") when the failover detector of
+ * its previous link disconnects it while it is asking the sentinels where the master went: seen on
+ * every front host of a multi-host bed after a master's kill under load, unready until restarted.
+ * A connection that nobody closed and no refusal ended is connected again.
+ */
+function keepConnecting(client: Redis, refused: () => boolean): void {
+  let closing = false;
+  let attempts = 0;
+  const quit = client.quit.bind(client);
+  const disconnect = client.disconnect.bind(client);
+  client.quit = ((...args: Parameters<Redis['quit']>) => { closing = true; return quit(...args); }) as Redis['quit'];
+  client.disconnect = (reconnect = false) => {
+    if (!reconnect) closing = true;
+    disconnect(reconnect);
+  };
+  client.on('ready', () => { attempts = 0; });
+  client.on('end', () => {
+    if (closing || refused()) return;
+    setTimeout(() => {
+      if (!closing && client.status === 'end') client.connect().catch(() => {});
+    }, backoff(++attempts)).unref();
+  });
+}
 
 /** Why the connection gave up for good, or null while it is fine or still trying. */
 export function refusalOfConnection(redis: RedisClient): RedisRefusedError | null {

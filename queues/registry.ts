@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { keys } from './names.js';
 import type { RedisClient } from './redis.js';
+import { clusterNow, syncClusterClock, toClusterTime } from './cluster-clock.js';
 
 const BEAT_MS = 1000;
 const TTL_MS = 4000;
@@ -26,6 +27,7 @@ const USAGE_PREFIX = 'usage.';
 /** Keeps one actor's entry fresh until stopped. */
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
   jobs = 0;
 
   /** `usage` is read once per beat, so it must be cheap (counters already kept in memory). */
@@ -37,13 +39,17 @@ export class Heartbeat {
 
   start(): void {
     const started = Date.now();
-    const beat = () => {
+    // Expiries are on Redis's clock: a host whose clock runs ahead must neither keep its dead
+    // actors alive nor remove the live ones of the other hosts.
+    const beat = async () => {
+      await syncClusterClock(this.redis);
+      if (this.stopped) return;
       const now = Date.now();
       const usage: Record<string, number> = {};
       for (const [k, v] of Object.entries(this.usage?.() ?? {})) usage[USAGE_PREFIX + k] = v;
-      this.redis.multi()
-        .zadd(keys.alive(this.gateway, this.info.role), now + TTL_MS, this.info.instance)
-        .zremrangebyscore(keys.alive(this.gateway, this.info.role), '-inf', now)
+      await this.redis.multi()
+        .zadd(keys.alive(this.gateway, this.info.role), toClusterTime(now + TTL_MS), this.info.instance)
+        .zremrangebyscore(keys.alive(this.gateway, this.info.role), '-inf', toClusterTime(now))
         .hset(keys.actor(this.gateway, this.info.instance), {
           role: this.info.role, host: hostname(), pid: process.pid, version: this.info.version,
           started, jobs: this.jobs, seen: now, ...usage,
@@ -52,12 +58,13 @@ export class Heartbeat {
         .exec()
         .catch(() => {});
     };
-    beat();
-    this.timer = setInterval(beat, BEAT_MS);
+    void beat();
+    this.timer = setInterval(() => void beat(), BEAT_MS);
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.redis.multi()
@@ -86,8 +93,9 @@ export class LiveActors {
 
   private async refresh(): Promise<void> {
     const roles = this.roles();
-    const now = Date.now();
     try {
+      await syncClusterClock(this.redis);
+      const now = clusterNow();
       const pipe = this.redis.pipeline();
       for (const r of roles) pipe.zcount(keys.alive(this.gateway, r), now, '+inf');
       const res = (await pipe.exec()) ?? [];
@@ -126,7 +134,8 @@ export class LiveActors {
 
 /** Every live actor of a gateway, for `sgw status`. */
 export async function listActors(redis: RedisClient, gateway: string, roles: readonly string[]): Promise<ActorInfo[]> {
-  const now = Date.now();
+  await syncClusterClock(redis);
+  const now = clusterNow();
   const out: ActorInfo[] = [];
   for (const role of roles) {
     const ids = await redis.zrangebyscore(keys.alive(gateway, role), now, '+inf');

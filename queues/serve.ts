@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { connectRedis, type RedisClient, type RedisTarget } from './redis.js';
+import { fromClusterTime, syncClusterClock } from './cluster-clock.js';
 import { keys, modeQueueName, queuePrefix } from './names.js';
 import { HostBlobs } from './blobs.js';
 import { hasSha256 } from './chunk-hash.js';
@@ -175,14 +176,17 @@ export class CallServer {
 
   /** Runs one call and answers it; returns why it was refused unrun, if it was. */
   private async processCall(d: CallData, jobId: string | undefined, lease: JobLease): Promise<CallRefusalReason | null> {
-    const refusal = this.guarded ? this.opts.mac!.checkCall(this.opts.mode, d) ?? (Date.now() > d.deadline ? 'expired' : null) : null;
+    await syncClusterClock(this.redis);
+    // The job's deadline is on Redis's clock (cluster-clock.ts); the MAC covers it as written.
+    const deadline = fromClusterTime(d.deadline);
+    const refusal = this.guarded ? this.opts.mac!.checkCall(this.opts.mode, d) ?? (Date.now() > deadline ? 'expired' : null) : null;
     if (refusal) {
       // No reply: the reply list named by an unauthenticated call is not to be trusted either.
       this.opts.onRefused?.(refusal, jobId);
       return refusal;
     }
-    if (Date.now() > d.deadline) return null; // nobody waits for this answer any more
-    const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline: d.deadline, jobId };
+    if (Date.now() > deadline) return null; // nobody waits for this answer any more
+    const call: IncomingCall = { request: Buffer.from(d.req, 'base64'), requestId: d.rid, deadline, jobId };
     // Taken before this process was paused, and given to another worker meanwhile: leave it to that one.
     if (!(await lease.held())) {
       this.dropStale(call);

@@ -14,6 +14,10 @@ const NEEDED = [
   { program: '/usr/bin/chromium', package: 'chromium', why: 'the dashboard is checked in a real browser' },
   { program: 'openssl', package: 'openssl', why: 'certificates of the TLS tests' },
   { program: 'setpriv', package: 'util-linux', why: 'the embedded Redis dies with its gateway' },
+  { program: 'nsenter', package: 'util-linux', why: 'the multi-host bed runs each host\'s processes in its namespaces' },
+  { program: 'ip', package: 'iproute2', why: 'the multi-host bed: network namespaces, veth pairs, a bridge' },
+  { program: 'haproxy', package: 'haproxy', why: 'the load balancer in front of the cluster bed\'s front hosts' },
+  { program: 'faketime', package: 'faketime', why: 'a cluster bed host whose clock runs ahead (libfaketime)' },
 ];
 
 function present(program) {
