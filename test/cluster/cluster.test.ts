@@ -63,6 +63,7 @@ test.serial('the RG/UG/AG scenario runs through the load balancer; chunks betwee
   const after = await chunkTransfers();
   t.log(`chunk transfers: via redis ${after.redis - before.redis}, via host ${after.host - before.host}`);
   t.true(after.redis - before.redis > 0, 'chunks over 64 KiB crossed from the front hosts to the worker hosts through Redis');
+  t.is(after.host - before.host, 0, 'none was first tried as a host file: no worker shares a front host');
   const lb = await c.lb.status();
   t.deepEqual([lb.get('front1'), lb.get('front2')], ['UP', 'UP']);
 
