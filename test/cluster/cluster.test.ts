@@ -11,7 +11,7 @@ import { CLI, DISK_DRIVER_JS, liveActors, waitFor, writeDriver } from '../suppor
 import { parsePrometheusText, sampleValue } from '../support/prom-text.js';
 import { Cluster, RG_ROLES } from './topology.js';
 import { ClusterLoad, checkOutcome, type LoadAnswer } from './load.js';
-import { newMaster } from './redis-hosts.js';
+import { waitForNewMaster } from '../support/redis-topologies.js';
 
 let c: Cluster;
 
@@ -185,7 +185,7 @@ test.serial('Redis failover across hosts: the Sentinel master is killed under lo
     const killed = await c.redis.master();
     const at = Date.now();
     await killed.kill();
-    const master = await newMaster(c.redis, killed);
+    const master = await waitForNewMaster(c.redis, killed);
     t.log(`master ${killed.host.name} killed; ${master.host.name} took over`);
     await load.acknowledgedAfter(at, 6);
     const resumed = Date.now();

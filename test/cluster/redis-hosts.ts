@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { waitFor } from '../support/gateway.js';
+import { sentinelsSettled } from '../support/redis-topologies.js';
 import type { Host } from './bed.js';
 
 export const DATA_PORT = 7379;
@@ -115,25 +116,6 @@ export async function startHostSentinels(hosts: Host[], name = 'sgwbed'): Promis
       return client;
     },
   };
-  await waitFor('the sentinels to settle', async () => {
-    const info = String(await nodes[0]!.command('INFO', 'replication'));
-    if (Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) < nodes.length - 1) return false;
-    for (const s of sentinels) {
-      const known = (await s.command('SENTINEL', 'replicas', name)) as unknown[];
-      const peers = (await s.command('SENTINEL', 'sentinels', name)) as unknown[];
-      if (known.length < nodes.length - 1 || peers.length < sentinels.length - 1) return false;
-    }
-    return true;
-  });
+  await sentinelsSettled({ name, nodes, sentinels });
   return set;
-}
-
-/** Waits until the sentinels name a master other than `old` that takes writes. */
-export async function newMaster(set: HostSentinels, old: HostRedis): Promise<HostRedis> {
-  return waitFor('a new master', async () => {
-    const m = await set.master();
-    if (m === old) return null;
-    const role = (await m.command('ROLE')) as [string];
-    return role[0] === 'master' ? m : null;
-  });
 }

@@ -204,7 +204,7 @@ export interface SentinelOptions {
 }
 
 /** Replicas the master counts as connected (INFO replication). */
-async function connectedReplicas(master: RedisNode): Promise<number> {
+async function connectedReplicas(master: CommandNode): Promise<number> {
   return Number(/connected_slaves:(\d+)/.exec(String(await master.command('INFO', 'replication')))?.[1] ?? 0);
 }
 
@@ -273,9 +273,23 @@ export async function startSentinelSet(opts: SentinelOptions = {}): Promise<Sent
       await Promise.all([...sentinels, ...nodes].map((n) => n.kill('SIGTERM')));
     },
   };
-  // A failover needs the replicas in sync and every sentinel aware of the replicas and the others.
+  await sentinelsSettled({ name, nodes, sentinels });
+  return set;
+}
+
+/** A server a test can send commands to (a RedisNode here, a Redis of the multi-host bed). */
+export interface CommandNode {
+  command(...args: (string | number)[]): Promise<unknown>;
+}
+
+/**
+ * Waits until a failover can happen: the replicas in sync with the first node (the master) and
+ * every sentinel aware of the replicas and of the other sentinels.
+ */
+export async function sentinelsSettled(set: { name: string; nodes: readonly CommandNode[]; sentinels: readonly CommandNode[] }): Promise<void> {
+  const { name, nodes, sentinels } = set;
   await waitFor('the sentinel set to settle', async () => {
-    if ((await connectedReplicas(master)) < nodes.length - 1) return false;
+    if ((await connectedReplicas(nodes[0]!)) < nodes.length - 1) return false;
     for (const s of sentinels) {
       const known = (await s.command('SENTINEL', 'replicas', name)) as unknown[];
       const peers = (await s.command('SENTINEL', 'sentinels', name)) as unknown[];
@@ -283,11 +297,10 @@ export async function startSentinelSet(opts: SentinelOptions = {}): Promise<Sent
     }
     return true;
   });
-  return set;
 }
 
 /** Waits until the sentinels name another master than `old` and it takes writes. */
-export async function waitForNewMaster(set: SentinelSet, old: RedisNode): Promise<RedisNode> {
+export async function waitForNewMaster<N extends CommandNode>(set: { master(): Promise<N> }, old: N): Promise<N> {
   return waitFor('a new master', async () => {
     const m = await set.master();
     if (m === old) return null;
