@@ -57,9 +57,11 @@ async function reading(g: BenchGateway): Promise<Reading> {
   return { at: performance.now(), ticks, redis: await readRedisCounters(g.redis) };
 }
 
-/** Per request (or, with requests = seconds, per second) between two readings. */
-function costBetween(kind: string, a: Reading, b: Reading, requests: number, failed: number, inFlight: number): KindCost {
-  const seconds = (b.at - a.at) / 1000;
+/**
+ * Per request (or, with requests = seconds, per second) between two readings; the rate over the
+ * load's own `seconds` (the window also holds starting and stopping the load generator).
+ */
+function costBetween(kind: string, a: Reading, b: Reading, requests: number, failed: number, inFlight: number, seconds = (b.at - a.at) / 1000): KindCost {
   const redis = countersBetween(a.redis, b.redis);
   const cpuUs = Object.fromEntries(Object.keys(a.ticks).map((role) => [role, ((b.ticks[role]! - a.ticks[role]!) * 10_000) / requests]));
   return {
@@ -73,11 +75,17 @@ function costBetween(kind: string, a: Reading, b: Reading, requests: number, fai
   };
 }
 
-/** Readings around `run`, which returns how many requests it made and how many failed. */
-async function measure(kind: string, g: BenchGateway, inFlight: number, run: () => Promise<{ requests: number; failed: number }>): Promise<KindCost> {
+interface Made {
+  requests: number;
+  failed: number;
+  seconds: number;
+}
+
+/** Readings around `run`, which says how many requests it made, how many failed and in how long. */
+async function measure(kind: string, g: BenchGateway, inFlight: number, run: () => Promise<Made>): Promise<KindCost> {
   const a = await reading(g);
   const r = await run();
-  return costBetween(kind, a, await reading(g), r.requests, r.failed, inFlight);
+  return costBetween(kind, a, await reading(g), r.requests, r.failed, inFlight, r.seconds);
 }
 
 async function getCost(kind: string, g: BenchGateway, warmPaths: string[], paths: string[], warmSeconds: number): Promise<KindCost> {
@@ -85,7 +93,7 @@ async function getCost(kind: string, g: BenchGateway, warmPaths: string[], paths
   await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: warmSeconds, once: true, paths: warmPaths });
   return measure(kind, g, CONNECTIONS, async () => {
     const l = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: MAX_SECONDS, once: true, paths });
-    return { requests: l.ok + l.failed, failed: l.failed };
+    return { requests: l.ok + l.failed, failed: l.failed, seconds: l.seconds };
   });
 }
 
@@ -96,7 +104,7 @@ async function putCost(kind: string, g: BenchGateway, count: number, chunkBytes:
     await load.warmUp();
     return await measure(kind, g, POSTS_IN_FLIGHT, async () => {
       const l = await load.run(MAX_SECONDS, count);
-      return { requests: l.count, failed: l.errors };
+      return { requests: l.count, failed: l.errors, seconds: l.seconds };
     });
   } finally {
     load.close();
@@ -143,6 +151,10 @@ function kindRows(c: KindCost): Row[] {
   const L = `capacity, ${c.kind}`;
   const saturates = 1e6 / c.redisCpuUs;
   const bytes = c.bytesIn + c.bytesOut;
+  // A kind that hardly touches Redis (cache hits) has no saturation point worth printing.
+  const atSaturation = c.redisCpuUs < 0.5 ? 'Redis is hardly in its path'
+    : `one Redis (≤ 1 core) saturates at ~${Math.round(saturates)} requests/s, when this is ${fmt((bytes * saturates * 8) / 1e9, 2)} Gb/s (in + out; `
+      + `${Math.round((Math.max(c.bytesIn, c.bytesOut) * saturates * 100) / NIC_BYTES_PER_S)} % of a 10 Gb/s NIC in its busier direction)`;
   const drivers = driverCpu(c);
   const others = Object.entries(c.cpuUs).filter(([r]) => r !== 'http' && r !== 'redis' && !DRIVER.test(r) && c.cpuUs[r]! >= 0.5);
   return [
@@ -157,7 +169,7 @@ function kindRows(c: KindCost): Row[] {
     { name: `${L}: driver actors CPU per request`, value: drivers.total, unit: 'µs', note: drivers.each },
     {
       name: `${L}: Redis CPU per request (INFO cpu)`, value: c.redisCpuUs, unit: 'µs',
-      note: `redis-server from /proc: ${fmt(c.cpuUs.redis ?? NaN)} µs; one Redis (≤ 1 core) saturates at ~${Math.round(saturates)} requests/s`,
+      note: `redis-server from /proc: ${fmt(c.cpuUs.redis ?? NaN)} µs; ${atSaturation}`,
     },
     {
       name: `${L}: Redis commands per request`, value: c.commands, unit: '',
@@ -165,8 +177,7 @@ function kindRows(c: KindCost): Row[] {
     },
     {
       name: `${L}: bytes through Redis per request`, value: bytes / KiB, unit: 'KiB',
-      note: `in ${fmt(c.bytesIn / KiB)} KiB, out ${fmt(c.bytesOut / KiB)} KiB; at ~${Math.round(saturates)} requests/s that is `
-        + `${fmt((bytes * saturates * 8) / 1e9, 2)} Gb/s (${Math.round((bytes * saturates * 100) / NIC_BYTES_PER_S)} % of a 10 Gb/s NIC)`,
+      note: `in ${fmt(c.bytesIn / KiB)} KiB, out ${fmt(c.bytesOut / KiB)} KiB`,
     },
   ];
 }
