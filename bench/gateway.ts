@@ -32,9 +32,11 @@ export interface BenchGateway {
 
 /**
  * An RG with the disk driver by default; `folder` picks another type or driver (its config keys
- * replace the bench's), `roles` what to wait for.
+ * replace the bench's), `roles` what to wait for, `env` what its processes get besides the bench's.
  */
-export async function startBenchGateway(folder: FolderOptions = {}, roles = ['http', 'driver:read', 'driver:write']): Promise<BenchGateway> {
+export async function startBenchGateway(
+  folder: FolderOptions = {}, roles = ['http', 'driver:read', 'driver:write'], env: Record<string, string> = {},
+): Promise<BenchGateway> {
   const f = await makeGatewayFolder({
     ...folder,
     config: {
@@ -49,7 +51,7 @@ export async function startBenchGateway(folder: FolderOptions = {}, roles = ['ht
   const config = JSON.parse(readFileSync(f.configFile, 'utf8')) as { gateway: { block_size: number } };
   config.gateway.block_size = 65536;
   writeFileSync(f.configFile, JSON.stringify(config, null, 2));
-  const gw = startGatewayProcess(f.configFile);
+  const gw = startGatewayProcess(f.configFile, undefined, undefined, { env });
   const redis = new Redis(f.redisUrl);
   try {
     await waitForGateway(f, redis, roles);

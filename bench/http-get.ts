@@ -37,9 +37,10 @@ async function koaBaseline(size: number, seconds: number, paths: string[]): Prom
   }
 }
 
-export async function cacheHitGets(g: BenchGateway, seconds: number, size = 64 * 1024): Promise<GetResult> {
+/** Stores 16 blocks of `size` bytes with PUTCHUNKS and reads each once: their paths, all cache hits from now on. */
+export async function storeHitSet(g: BenchGateway, size: number, fileId = 0xcac4e0001n + BigInt(size)): Promise<string[]> {
   const blocks = 16;
-  const file = new BenchFile(g, 0xcac4e0001n + BigInt(size));
+  const file = new BenchFile(g, fileId);
   const bytes = Buffer.alloc(size, 0x3c);
   const { blocks: manifest, data } = layOutChunks(Array.from({ length: blocks }, (_, i) => ({
     block: { block_id: BigInt(i), block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: BigInt(i * size), logical_len: BigInt(size) },
@@ -52,18 +53,28 @@ export async function cacheHitGets(g: BenchGateway, seconds: number, size = 64 *
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status !== 200 || !body.equals(bytes)) throw new Error(`warming GET of block ${i}: ${res.status}, ${body.length} bytes`);
   }
-  const paths = Array.from({ length: blocks }, (_, i) => file.path(i));
+  return Array.from({ length: blocks }, (_, i) => file.path(i));
+}
+
+export async function cacheHitGets(g: BenchGateway, seconds: number, size = 64 * 1024): Promise<GetResult> {
+  const paths = await storeHitSet(g, size);
+  const blocks = paths.length;
   await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, paths }); // warm-up
   const cpu = cpuWindow(g.cpuPids);
   const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, paths });
   return { gateway, cpu: cpu(), ...(await koaBaseline(size, seconds, paths)), blocks };
 }
 
+/** Puts `count` blocks of `size` bytes in the disk driver's storage, none in the cache: their paths. */
+export function seedMissBlocks(g: BenchGateway, size: number, count: number, fileId = 0x3155e0001n + BigInt(size)): string[] {
+  const file = new BenchFile(g, fileId);
+  file.seedOnDisk(count, Buffer.alloc(size, 0x4d));
+  return Array.from({ length: count }, (_, i) => file.path(i));
+}
+
 export async function cacheMissGets(g: BenchGateway, seconds: number, size = 4096, maxBlocks = 24_000): Promise<GetResult> {
   const warm = 2000;
-  const file = new BenchFile(g, 0x3155e0001n + BigInt(size));
-  file.seedOnDisk(warm + maxBlocks, Buffer.alloc(size, 0x4d));
-  const paths = Array.from({ length: warm + maxBlocks }, (_, i) => file.path(i));
+  const paths = seedMissBlocks(g, size, warm + maxBlocks);
   // Warm-up on blocks of their own, so that every measured GET misses the cache.
   await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, once: true, paths: paths.slice(0, warm) });
   const cpu = cpuWindow(g.cpuPids);

@@ -55,13 +55,14 @@ export interface Prepared {
 }
 
 /**
- * Signs `count` PUTCHUNKS requests for one 1 MiB block each (64 rotating block ids): a new version
- * each, or, with `rewrite`, version 1 of those 64 again and again (for back-ends that overwrite).
+ * Signs `count` PUTCHUNKS requests for one block each (64 rotating block ids, 1 MiB unless
+ * `chunkBytes` says otherwise): a new version each, or, with `rewrite`, version 1 of those 64 again
+ * and again (for back-ends that overwrite).
  */
-export function prepare(file: BenchFile, count: number, rewrite = false): Prepared {
-  const data = randomBytes(CHUNK_BYTES);
+export function prepare(file: BenchFile, count: number, rewrite = false, chunkBytes = CHUNK_BYTES): Prepared {
+  const data = randomBytes(chunkBytes);
   const [block] = layOutChunks([{
-    block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: BigInt(CHUNK_BYTES) },
+    block: { block_id: 0n, block_version: 1n, chunk_type: ChunkType.BLOCK, logical_offset: 0n, logical_len: BigInt(chunkBytes) },
     bytes: data,
   }]).blocks;
   const boundary = `------------------------${randomBytes(12).toString('hex')}`;
@@ -125,9 +126,11 @@ export class PostLoad {
     await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, this.op);
   }
 
-  async run(seconds: number): Promise<Latency & { cpu: Record<string, number> }> {
+  /** Sends requests for `seconds`, or until `count` of them (at most what is left) were sent. */
+  async run(seconds: number, count = Infinity): Promise<Latency & { cpu: Record<string, number> }> {
     const cpu = cpuWindow(this.pids);
-    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: this.p.heads.length - this.next, maxMs: seconds * 1000 }, this.op);
+    const maxCount = Math.min(count, this.p.heads.length - this.next);
+    const measured = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount, maxMs: seconds * 1000 }, this.op);
     return { ...measured, cpu: cpu() };
   }
 
@@ -156,9 +159,9 @@ const replyOk = (r: { status: number; body: Buffer }) => r.status === 200 && Rep
 const gatewayChunks = (g: BenchGateway, file: BenchFile) => (i: number) => benchChunkPath(g.f.storageDir, file.ref.volume_id, file.ref.file_id, i);
 
 /** A PostLoad on a gateway's PUTCHUNKS (disk driver), with `maxRequests` signed requests beyond its warm-up. */
-export function gatewayPostLoad(g: BenchGateway, maxRequests: number, fileId = 0x90570001n): PostLoad {
+export function gatewayPostLoad(g: BenchGateway, maxRequests: number, fileId = 0x90570001n, chunkBytes = CHUNK_BYTES): PostLoad {
   const file = new BenchFile(g, fileId);
-  return new PostLoad(g.f.url, prepare(file, maxRequests + WARMUP), g.cpuPids, replyOk, gatewayChunks(g, file));
+  return new PostLoad(g.f.url, prepare(file, maxRequests + WARMUP, false, chunkBytes), g.cpuPids, replyOk, gatewayChunks(g, file));
 }
 
 export async function putChunks(g: BenchGateway, seconds: number, maxRequests = 1600): Promise<PostResult> {

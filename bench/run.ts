@@ -3,7 +3,7 @@
 // (`sgw start`) in a temp folder, stops everything it started, prints a table and writes
 // dist/bench/results.json.
 //   SGW_BENCH_SECONDS=5            length of each measured run
-//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,aof,nonces,flood,wait,sizing,scaleout,idle   run some benchmarks only
+//   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,aof,nonces,flood,wait,sizing,capacity,scaleout,idle   run some benchmarks only
 //   (scaleout needs root: it makes hosts of network namespaces, bench/scale-out.ts)
 //   SGW_BENCH_PROFILE=DIR          the gateways' processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
 import { cpus } from 'node:os';
@@ -21,6 +21,7 @@ import { ugLargeTransfers } from './ug-large.js';
 import { idleGatewayMemory } from './idle-rss.js';
 import { waitBenchmarks } from './wait.js';
 import { scaleOutBenchmarks } from './scale-out.js';
+import { capacityBenchmarks } from './capacity.js';
 import { redisMemoryBenchmarks } from './redis-memory.js';
 import { s3Benchmarks } from './s3.js';
 import { aofBenchmarks } from './aof.js';
@@ -32,7 +33,7 @@ import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
 const IDLE_SECONDS = 10;
-const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'aof', 'nonces', 'flood', 'wait', 'sizing', 'scaleout', 'idle'] as const;
+const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'aof', 'nonces', 'flood', 'wait', 'sizing', 'capacity', 'scaleout', 'idle'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
@@ -111,10 +112,10 @@ async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
   return bare;
 }
 
-/** A phase that runs on its own gateways: its rows, and its raw figures under its name. */
-function standalone(name: string, run: () => Promise<{ rows: Row[]; raw: Record<string, unknown> }>): Phase {
-  return async (_g, rows, raw) => {
-    const r = await run();
+/** A phase whose rows are all its own (most run on gateways of their own): its raw figures under its name. */
+function standalone(name: string, run: (g: BenchGateway) => Promise<{ rows: Row[]; raw: Record<string, unknown> }>): Phase {
+  return async (g, rows, raw) => {
+    const r = await run(g);
     rows.push(...r.rows);
     raw[name] = r.raw;
   };
@@ -155,6 +156,7 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
   nonces: standalone('nonces', () => nonceBenchmarks()),
   sizing: standalone('sizing', () => redisMemoryBenchmarks()),
   wait: standalone('wait', () => waitBenchmarks(SECONDS)),
+  capacity: standalone('capacity', (g) => capacityBenchmarks(g)),
   scaleout: standalone('scaleout', () => scaleOutBenchmarks(SECONDS)),
   async echo(g, rows, raw) {
     await bareBaseline(g.f.redisUrl);
