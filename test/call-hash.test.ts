@@ -10,7 +10,7 @@ import { Asker, INLINE_CHUNK_MAX, type CallResult, type IncomingCall } from '../
 import { CallServer } from '../queues/serve.js';
 import { Errno } from '../drivers/errno.js';
 import { testRedis } from './support/redis.js';
-import { redisAt } from '../queues/redis.js';
+import { redisAt, whenReady } from '../queues/redis.js';
 
 // Own shared-memory folder, so the large chunk travels by host file without meeting other tests.
 const HOST_DIR = mkdtempSync(join(tmpdir(), 'sgw-shm-'));
@@ -29,7 +29,7 @@ test('a chunk is checked against the call\'s SHA-256 before the handler runs, in
   });
   const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
-  await server.ready(); // listed on this host: large chunks go by host file
+  await Promise.all([whenReady(asker.redis, 10_000), server.ready()]); // listed on this host: large chunks go by host file
 
   for (const [how, size] of [['inline', 1000], ['host file', 1 << 20]] as const) {
     t.true(how === 'inline' ? size <= INLINE_CHUNK_MAX : size > INLINE_CHUNK_MAX);

@@ -58,7 +58,7 @@ test.serial('large chunks reach a worker of the same host through a reused slot 
   });
   const asker = new Asker(redisAt(redis.url), gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
-  await server.ready();
+  await Promise.all([whenReady(asker.redis, 10_000), server.ready()]);
   const chunks = [randomBytes(1 << 20), randomBytes(70_000)];
 
   for (const chunk of chunks) {

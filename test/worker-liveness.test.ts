@@ -5,7 +5,7 @@ import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { Asker, type CallResult } from '../queues/ask.js';
 import { CallServer } from '../queues/serve.js';
-import { redisAt } from '../queues/redis.js';
+import { redisAt, whenReady } from '../queues/redis.js';
 import { testRedis } from './support/redis.js';
 
 const STUCK_AFTER_MS = 2000;
@@ -16,7 +16,7 @@ async function serverAndAsker(t: import('ava').ExecutionContext, handler: () => 
   const server = new CallServer({ mac: null, redis, gateway, mode: 'read', concurrency, handler, stuckAfterMs: STUCK_AFTER_MS });
   const asker = new Asker(redis, gateway);
   t.teardown(async () => { await asker.close(); await server.close(1000); });
-  await server.worker.waitUntilReady();
+  await Promise.all([whenReady(asker.redis, 10_000), server.worker.waitUntilReady()]);
   return { server, asker };
 }
 
