@@ -73,7 +73,11 @@ for (const { language, file: DRIVER_FILE, source: DRIVER } of DRIVERS) {
 
     t.deepEqual(failures, [], 'no request failed during the swap');
     t.true(done > beforeSwap + 10, `requests kept flowing through the swap (${beforeSwap} before, ${done} in all)`);
-    const actors = await listActors(redis, f.gatewayKey, ['driver:read', 'driver:write']);
-    t.true(actors.some((a) => a.jobs > 0), 'the new version served requests');
+    // Each actor publishes its job count with its heartbeat: wait for one that says it served.
+    const served = await waitFor('the new version to report jobs served', async () => {
+      const actors = await listActors(redis, f.gatewayKey, ['driver:read', 'driver:write']);
+      return actors.some((a) => a.version === v2 && a.jobs > 0) ? actors : null;
+    }).catch(() => null);
+    t.truthy(served, 'the new version served requests');
   });
 }
