@@ -26,8 +26,8 @@ export const SIZE = 64 << 20;
 const BLOCK = 1 << 20;
 const PARALLEL_BLOCKS = 8;
 const MB = 1e6;
-/** Each read is timed this many times, the best counting (one read takes a fraction of a second). */
-const READ_ROUNDS = 3;
+/** Each write and read is timed this many times, the best counting (one takes a fraction of a second). */
+const ROUNDS = 3;
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
 /**
@@ -150,20 +150,22 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
     const running = v;
     const pids = () => volumePids(running, redisServer.pid);
     const check = (n: number) => { if (n !== SIZE) throw new Error(`read ${n} bytes, wrote ${SIZE}`); };
-    log('UG: write 64 MiB');
-    const write = await timed(pids(), SIZE, () => putFile(running, path, createReadStream(src, { highWaterMark: BLOCK })));
+    // Like the reads (and the PUTCHUNKS baseline, measured after its warm-up), the best of a few
+    // writes: the first write of a fresh gateway also pays for its actors' heaps growing.
+    log(`UG: write 64 MiB; ${ROUNDS} rounds, each a new version of the file`);
+    const write = await best(ROUNDS, () => timed(pids(), SIZE, () => putFile(running, path, createReadStream(src, { highWaterMark: BLOCK }))));
     log('UG: read 64 MiB, UG and RG caches cold');
     const coldBoth = await timed(pids(), SIZE, async () => check(await readFile(running, path)));
-    log(`UG: read 64 MiB, UG cache cold (restarted empty), RG cache warm; ${READ_ROUNDS} rounds`);
-    const cold = await best(READ_ROUNDS, async () => {
+    log(`UG: read 64 MiB, UG cache cold (restarted empty), RG cache warm; ${ROUNDS} rounds`);
+    const cold = await best(ROUNDS, async () => {
       await profiled(() => running.restartUg({ dropCache: true }));
       return timed(pids(), SIZE, async () => check(await readFile(running, path)));
     });
-    log(`UG: read 64 MiB, UG cache warm; ${READ_ROUNDS} rounds`);
-    const warm = await best(READ_ROUNDS, () => timed(pids(), SIZE, async () => check(await readFile(running, path))));
+    log(`UG: read 64 MiB, UG cache warm; ${ROUNDS} rounds`);
+    const warm = await best(ROUNDS, () => timed(pids(), SIZE, async () => check(await readFile(running, path))));
     log(`UG: baseline: the RG's 1 MiB cache hits, ${PARALLEL_BLOCKS} in flight`);
     const urls = await rgBlockUrls(running, path);
-    const rg = await best(READ_ROUNDS, async () => {
+    const rg = await best(ROUNDS, async () => {
       const t = await timed(pids(), SIZE, () => rgHits(urls, PARALLEL_BLOCKS));
       return t;
     });
@@ -172,13 +174,13 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
     let koa: Timed;
     try {
       const url = `http://127.0.0.1:${koaServer.info.port as number}/`;
-      koa = await best(READ_ROUNDS, () => timed({ koa: koaServer.pid, bench: process.pid }, SIZE, async () => check(await countBytes(url))));
+      koa = await best(ROUNDS, () => timed({ koa: koaServer.pid, bench: process.pid }, SIZE, async () => check(await countBytes(url))));
     } finally {
       await koaServer.stop();
     }
     const write64: Row = {
       name: 'UG write 64 MiB, 1 MiB blocks, 1 RG', value: mbps(write), unit: 'MB/s',
-      note: `the RG's disk driver fsyncs every chunk; ${cpuNote(write)}`,
+      note: `best of ${ROUNDS}; the RG's disk driver fsyncs every chunk; ${cpuNote(write)}`,
     };
     if (putMBps !== undefined) Object.assign(write64, { baseline: putMBps, baselineName: 'POST PUTCHUNKS 1 MiB (put phase)', target: 'ratio ≥ 0.7', pass: write64.value / putMBps >= 0.7 });
     const rgRate = mbps(rg);
@@ -187,11 +189,11 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
       { name: 'UG read 64 MiB, UG and RG caches cold', value: mbps(coldBoth), unit: 'MB/s', note: `every block read from the RG's disk driver; ${cpuNote(coldBoth)}` },
       {
         name: 'UG read 64 MiB, UG cache cold', value: mbps(cold), unit: 'MB/s', baseline: rgRate, baselineName: `RG 1 MiB cache hits, ${PARALLEL_BLOCKS} in flight`,
-        target: 'ratio ≥ 0.7', pass: mbps(cold) / rgRate >= 0.7, note: `best of ${READ_ROUNDS}; ${cpuNote(cold)}; baseline ${cpuNote(rg)}`,
+        target: 'ratio ≥ 0.7', pass: mbps(cold) / rgRate >= 0.7, note: `best of ${ROUNDS}; ${cpuNote(cold)}; baseline ${cpuNote(rg)}`,
       },
       {
         name: 'UG read 64 MiB, UG cache warm', value: mbps(warm), unit: 'MB/s', baseline: mbps(koa), baselineName: 'plain Koa, 64 MiB from memory',
-        target: 'ratio ≥ 0.8', pass: mbps(warm) / mbps(koa) >= 0.8, note: `best of ${READ_ROUNDS}; ${cpuNote(warm)}; baseline ${cpuNote(koa)}`,
+        target: 'ratio ≥ 0.8', pass: mbps(warm) / mbps(koa) >= 0.8, note: `best of ${ROUNDS}; ${cpuNote(warm)}; baseline ${cpuNote(koa)}`,
       },
     ];
     return { rows, raw: { write, coldBoth, cold, warm, rg, koa, size: SIZE, block: BLOCK } };
