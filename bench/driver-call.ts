@@ -1,10 +1,13 @@
 // Driver-call round trips, 4 KiB chunks, the worker always in another process:
 //   bare   LPUSH a request, a worker BRPOPs it and LPUSHes it back, the client BRPOPs the reply
+//   bullmq the same frames as plain BullMQ jobs (Queue.add, a Worker LPUSHes the reply): the
+//          least any call that is a BullMQ job costs
 //   echo   sgw's Asker -> BullMQ job -> CallServer echoing the chunk -> reply list (machinery only)
 //   disk   sgw's Asker -> the gateway's real driver:read actor -> built-in disk driver read_chunk
 // plus Redis used_memory over 100k echo calls (it must level off: jobs are removed on completion).
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
 import { Asker } from '../queues/ask.js';
 import { JobMac } from '../queues/job-mac.js';
 import { DriverRequestCodec } from '../proto/messages.js';
@@ -48,7 +51,8 @@ class BareEchoClient {
   private closed = false;
   private readonly loop: Promise<void>;
 
-  constructor(url: string, private readonly requestList: string) {
+  /** `send` queues a frame for the worker: LPUSH on requestList by default. */
+  constructor(url: string, private readonly requestList: string, private readonly send?: (frame: Buffer) => Promise<unknown>) {
     this.out = new Redis(url);
     this.blocking = new Redis(url);
     const key = Buffer.from(this.replyKey);
@@ -78,7 +82,7 @@ class BareEchoClient {
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => { this.pending.delete(id); reject(new Error('bare echo timed out')); }, TIMEOUT_MS);
       this.pending.set(id, (reply) => { clearTimeout(timer); resolve(reply.subarray(this.header.length + 4)); });
-      this.out.lpush(this.requestList, frame).catch(reject);
+      (this.send ? this.send(frame) : this.out.lpush(this.requestList, frame)).catch(reject);
     });
   }
 
@@ -98,6 +102,22 @@ export async function bareEcho(redisUrl: string, seconds: number): Promise<Round
     return await roundTrips(async () => (await client.call(CHUNK)).length === CHUNK.length, seconds, await workerPids(worker.pid));
   } finally {
     await client.close();
+    await worker.stop();
+  }
+}
+
+/** The bare echo's frames as plain BullMQ jobs: one call, one job (no sgw code on either side). */
+export async function bullmqEcho(redisUrl: string, seconds: number): Promise<RoundTrips> {
+  const name = `bench-echo-${randomUUID()}`;
+  const worker = await forkBench('echo-worker', ['bullmq', redisUrl, name]);
+  const queue = new Queue(name, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), defaultJobOptions: { removeOnComplete: { count: 100 } } });
+  const client = new BareEchoClient(redisUrl, name, (frame) => queue.add('echo', { f: frame.toString('base64') }));
+  try {
+    return await roundTrips(async () => (await client.call(CHUNK)).length === CHUNK.length, seconds, await workerPids(worker.pid));
+  } finally {
+    await client.close();
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
     await worker.stop();
   }
 }

@@ -1,10 +1,14 @@
 // A worker process for the driver-call benchmark, answering every call with the bytes it got.
 //   echo-worker bare REDIS_URL REQUEST_LIST   BRPOP a frame, LPUSH it back onto the reply list
 //                                             named in its header (the bare-Redis baseline)
+//   echo-worker bullmq REDIS_URL QUEUE        a plain BullMQ Worker: each job's data is a bare-echo
+//                                             frame (base64), LPUSHed back the same way (the
+//                                             floor of any design that makes a call a BullMQ job)
 //   echo-worker sgw  REDIS_URL GATEWAY MODE N a CallServer (sgw's ask/reply machinery: BullMQ
 //                                             job in, reply list out) with concurrency N
 // Frames of the bare echo: [u16 reply-key length][reply key][u32 id][payload].
 import { Redis } from 'ioredis';
+import { Worker } from 'bullmq';
 import { CallServer } from '../queues/serve.js';
 import { childReady } from './support.js';
 import { redisAt } from '../queues/redis.js';
@@ -31,11 +35,25 @@ async function bare(requestList: string): Promise<void> {
     }
     if (!got) continue;
     const frame = got[1];
-    const keyLen = frame.readUInt16BE(0);
-    const replyKey = frame.subarray(2, 2 + keyLen);
     // Not awaited: replies are pipelined on their own connection while the next BRPOP waits.
-    out.lpush(replyKey, frame).catch(() => {});
+    out.lpush(replyKeyOf(frame), frame).catch(() => {});
   }
+}
+
+/** The reply list a bare-echo frame names in its header. */
+const replyKeyOf = (frame: Buffer) => frame.subarray(2, 2 + frame.readUInt16BE(0));
+
+async function bullmq(queue: string): Promise<void> {
+  const out = new Redis(redisUrl!);
+  const worker = new Worker(queue, async (job) => {
+    const frame = Buffer.from(job.data.f as string, 'base64');
+    await out.lpush(replyKeyOf(frame), frame);
+  }, { connection: new Redis(redisUrl!, { maxRetriesPerRequest: null }), concurrency: 64, removeOnComplete: { count: 100 } });
+  await worker.waitUntilReady();
+  childReady({}, async () => {
+    await worker.close();
+    out.disconnect();
+  });
 }
 
 async function sgw(gateway: string, mode: string, concurrency: number): Promise<void> {
@@ -48,5 +66,6 @@ async function sgw(gateway: string, mode: string, concurrency: number): Promise<
 }
 
 if (kind === 'bare') await bare(rest[0] ?? 'bench:echo:requests');
+else if (kind === 'bullmq') await bullmq(rest[0] ?? 'bench-echo');
 else if (kind === 'sgw') await sgw(rest[0] ?? 'bench.echo', rest[1] ?? 'read', Number(rest[2] ?? 64));
 else throw new Error(`unknown echo worker kind ${kind}`);

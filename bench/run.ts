@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { testRedis } from '../test/support/redis.js';
 import { DISK_DRIVER_PY } from '../test/support/gateway.js';
 import { startBenchGateway, ACTOR_CONCURRENCY, type BenchGateway } from './gateway.js';
-import { bareEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTrips } from './driver-call.js';
+import { bareEcho, bullmqEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTrips } from './driver-call.js';
 import { cacheHitGets, cacheMissGets, CONNECTIONS, loneMisses, type GetResult } from './http-get.js';
 import { putChunks, POSTS_IN_FLIGHT, WARMUP_MS } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
@@ -103,6 +103,16 @@ function pythonRows(calls: RoundTrips, tsCalls: RoundTrips, miss: GetResult, tsM
   ];
 }
 
+// Plain BullMQ jobs carrying the bare echo's frames: what one call as one job costs at the least.
+let bullmq: RoundTrips | null = null;
+async function bullmqFloor(url: string): Promise<RoundTrips> {
+  if (!bullmq) {
+    log('driver call: the bare echo\'s frames as plain BullMQ jobs');
+    bullmq = await bullmqEcho(url, SECONDS);
+  }
+  return bullmq;
+}
+
 async function bareBaseline(url: string, again = false): Promise<RoundTrips> {
   if (!bare || again) {
     log(`driver call: bare Redis LPUSH/BRPOP echo through a worker process${bare ? ' (again)' : ''}`);
@@ -165,6 +175,12 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     const base = await bareBaseline(g.f.redisUrl, true);
     raw.bare = base; raw.echo = echo;
     rows.push(...tripRows('driver call, ask/reply machinery (echo CallServer)', echo.trips, base));
+    const floor = await bullmqFloor(g.f.redisUrl);
+    raw.bullmq = floor;
+    rows.push(
+      { name: 'plain BullMQ job + reply list, no sgw code: p50 @1', value: floor.one.p50, unit: 'ms', baseline: base.one.p50, baselineName: 'bare echo' },
+      { name: `plain BullMQ job + reply list, no sgw code: calls/s @${IN_FLIGHT}`, value: floor.many.rate, unit: '/s', baseline: base.many.rate, baselineName: 'bare echo', note: `CPU cores: ${formatCpu(floor.cpu)}` },
+    );
     const m = echo.memory.usedMemory;
     const growth = ((m.quarters[3] ?? NaN) - (m.quarters[1] ?? NaN)) / MiB;
     rows.push({
@@ -201,12 +217,14 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     log('GET cache misses one at a time, then /PING one at a time');
     const lone = await loneMisses(g);
     const base = await bareBaseline(g.f.redisUrl);
+    const floor = await bullmqFloor(g.f.redisUrl);
     raw.lone = lone;
     const driverPath = lone.miss.p50 - lone.ping.p50;
     rows.push({
       name: 'lone GET 4 KiB cache miss (1 in flight): driver path p50 (GET − /PING)', value: driverPath, unit: 'ms',
       baseline: base.one.p50, baselineName: 'bare LPUSH/BRPOP echo @1', target: 'ratio ≤ 3', pass: driverPath / base.one.p50 <= 3 && lone.miss.errors === 0,
-      note: `GET p50 ${lone.miss.p50.toFixed(2)} ms, p99 ${lone.miss.p99.toFixed(2)} ms; /PING p50 ${lone.ping.p50.toFixed(2)} ms${lone.miss.errors ? `; ${lone.miss.errors} failed` : ''}`,
+      note: `GET p50 ${lone.miss.p50.toFixed(2)} ms, p99 ${lone.miss.p99.toFixed(2)} ms; /PING p50 ${lone.ping.p50.toFixed(2)} ms${lone.miss.errors ? `; ${lone.miss.errors} failed` : ''}; `
+        + `a plain BullMQ job round trip (no sgw code) @1: p50 ${floor.one.p50.toFixed(2)} ms (${(floor.one.p50 / base.one.p50).toFixed(1)}× the bare echo)`,
     });
   },
   async put(g, rows, raw) {
