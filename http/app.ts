@@ -73,6 +73,10 @@ export function createApp(deps: AppDeps): Koa {
   // logged on the request line with their reason; a client that went away is no fault either.
   app.on('error', (err: Error, ctx?: Context) => {
     if (isClientGone(err)) logger.info({ rid: ctx?.state.requestId, reason: err.message }, 'client went away');
+    // A streamed answer (a UG file read) whose later block no gateway could serve: its status line
+    // was already sent, so the body falls short; the cause is upstream (a replica cut off, its
+    // Redis failing over), not a fault here.
+    else if (err instanceof HttpError) logger.warn({ rid: ctx?.state.requestId, status: err.status, reason: err.message }, 'answer cut short after its headers');
     else logger.error({ err, rid: ctx?.state.requestId }, 'unhandled error in request');
   });
   // Its fields below are fixed and never secret: it may skip redaction (the hot path's cost).

@@ -4,7 +4,9 @@
 import test from 'ava';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'node:http';
 import { formatBlockUrl } from '../http/data-url.js';
+import { waitFor } from './support/gateway.js';
 import { patternBytes } from './support/ug.js';
 import { ugVolumePerFile } from './support/ug-per-file.js';
 
@@ -43,6 +45,38 @@ test.serial('a chunk corrupted on one replica\'s disk is detected and the read i
   const bad = await client.get('/corrupt/both.bin');
   t.is(bad.status, 502);
   t.regex(bad.body.toString(), /no gateway gave a valid block 0 of \/corrupt\/both\.bin.*SHA-256/);
+});
+
+test.serial('a read whose later block no replica can serve is cut short, and the UG logs it as a warning, not an error', async (t) => {
+  const { client, rgs, ug, ugProc } = vol.v;
+  const data = patternBytes(3 * BS, 24);
+  const e = (await client.put('/corrupt/late.bin', data)).json<{ entry: EntryJson }>().entry;
+  for (const rg of rgs) {
+    const dir = join(rg.storageDir, String(ug.volumeId), e.file_id, '2');
+    const p = join(dir, readdirSync(dir)[0]!);
+    const bytes = readFileSync(p);
+    bytes[7] ^= 1;
+    writeFileSync(p, bytes);
+  }
+  // The first block is good: the status line goes out, then the body stops short of its length.
+  const got = await new Promise<{ status: number; length: number; bytes: number }>((resolve) => {
+    request(`${client.url}/FILES/corrupt/late.bin`, { headers: { Authorization: `Bearer ${client.token}` } }, (res) => {
+      let bytes = 0;
+      const done = () => resolve({ status: res.statusCode ?? 0, length: Number(res.headers['content-length']), bytes });
+      res.on('data', (d: Buffer) => { bytes += d.length; });
+      res.once('end', done);
+      res.once('error', done);
+      res.once('aborted', done);
+    }).end();
+  });
+  t.is(got.status, 200);
+  t.is(got.length, data.length);
+  t.true(got.bytes < data.length, `the body fell short (${got.bytes} of ${data.length} bytes)`);
+  const lines = () => ugProc.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; status?: number; rid?: string });
+  const cut = await waitFor('the UG logs the cut answer', async () => lines().find((l) => l.msg === 'answer cut short after its headers'));
+  t.is(cut.level, 40, 'a warning');
+  t.is(cut.status, 502);
+  t.false(lines().some((l) => l.level >= 50), 'no error line');
 });
 
 test('a replica stopped in the middle of a read leaves the read to the other; writes then fail and change nothing', async (t) => {
