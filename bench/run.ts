@@ -6,7 +6,9 @@
 //   SGW_BENCH_ONLY=echo,disk,hit,miss,put,python,observe,ag,ug,ug1g,s3,aof,nonces,flood,wait,sizing,capacity,scaleout,idle   run some benchmarks only
 //   (scaleout needs root: it makes hosts of network namespaces, bench/scale-out.ts)
 //   SGW_BENCH_PROFILE=DIR          the gateways' processes write V8 CPU profiles to DIR (bench/cpu-profile.ts)
+import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { withMallocTuning } from '../actors/supervisor/malloc.js';
 import { fileURLToPath } from 'node:url';
 import { testRedis } from '../test/support/redis.js';
 import { DISK_DRIVER_PY } from '../test/support/gateway.js';
@@ -348,6 +350,13 @@ async function main(): Promise<void> {
   if (left.length) process.stderr.write(`bench: leftover child processes: ${JSON.stringify(left)}\n`);
 }
 
+// This process is a load generator too (the UG phases' client, the driver-call askers): it runs
+// with the malloc settings the actors and baselines get (actors/supervisor/malloc.ts), or its own
+// fresh-memory page faults weigh on the figures of both sides.
+if (process.env.GLIBC_TUNABLES === undefined) {
+  const again = spawnSync(process.execPath, process.argv.slice(1), { stdio: 'inherit', env: withMallocTuning(process.env) });
+  process.exit(again.status ?? 1);
+}
 main().then(() => process.exit(0), (err: Error) => {
   process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
   process.exit(1);
