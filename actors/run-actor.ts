@@ -6,6 +6,7 @@ import { loadConfig, type GatewayConfig } from '../proto/config/config.js';
 import { createLogger, type Logger } from './logger.js';
 import { lockFolders } from './supervisor/folder-lock.js';
 import { tuneHeapGrowth } from './supervisor/heap.js';
+import { releaseMemoryWhenIdle } from './idle-memory.js';
 import { onSignals } from './signals.js';
 import { EXIT } from './exit-codes.js';
 import { connectRedis, type RedisTarget } from '../queues/redis.js';
@@ -37,6 +38,7 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   const config = loadConfig(resolve(opts.config));
   const logger: Logger = createLogger(config.log.level, 'sgw');
   tuneHeapGrowth(config.actors.heap_growth_percent);
+  releaseMemoryWhenIdle();
   const target = config.redis;
   if (!target) throw new Error('an actor needs a Redis: set "redis" in the config file or SGW_REDIS_URL');
   // The owner of the chunk store holds its folder: under sgw start the supervisor does, run by a
@@ -52,9 +54,10 @@ export async function runActor(role: string, opts: ActorOptions): Promise<void> 
   } else if (role === 'cache') {
     const { runCacheActor } = await import('./cache/cache-actor.js');
     stop = (await runCacheActor(config, target, logger)).stop;
-  } else if (role.startsWith('driver:') && DRIVER_MODES.includes(role.slice(7) as DriverMode)) {
+  } else if (role.startsWith('driver:') && role.slice(7).split('+').every((m) => DRIVER_MODES.includes(m as DriverMode))) {
     const { runDriverActor } = await import('./driver-actor.js');
-    const d = await runDriverActor({ config, redis: target, logger, mode: role.slice(7) as DriverMode, ...(opts.version ? { version: opts.version } : {}) });
+    const modes = [...new Set(role.slice(7).split('+'))] as DriverMode[];
+    const d = await runDriverActor({ config, redis: target, logger, modes, ...(opts.version ? { version: opts.version } : {}) });
     stop = () => d.stop(0);
     // Run by a service manager (no supervisor to swap versions): follow publishes by exiting for a
     // restart, which loads the new version.

@@ -1,6 +1,6 @@
-// Memory of a default replica gateway at rest: `sgw start` without a config (the demo RG, its
-// private redis-server, an actor per driver mode) in a temp folder, left idle, then the RSS and the
-// PSS of every process of its tree summed. RSS counts the pages processes share (the node binary,
+// Memory of a default replica gateway at rest: `sgw start --demo rg` (the demo's RG alone, as its
+// config file sets it up: its private redis-server, the http actor, one process for its driver
+// modes) in a temp folder, left idle, then the RSS and the PSS of every process of its tree summed. RSS counts the pages processes share (the node binary,
 // ~40 MB resident in each) once per process; PSS divides them among their sharers, so its sum is
 // what the gateway really holds.
 import { spawn } from 'node:child_process';
@@ -43,11 +43,11 @@ export function treeMemory(root: number): TreeMemory {
   return { processes, rssKb: processes.reduce((a, p) => a + p.rssKb, 0), pssKb: processes.reduce((a, p) => a + p.pssKb, 0) };
 }
 
-/** Starts the demo RG in a temp folder, waits until it serves and then `idleSeconds`, and measures it. */
+/** Starts the demo's RG alone in a temp folder, waits until it serves and then `idleSeconds`, and measures it. */
 export async function idleGatewayMemory(idleSeconds: number): Promise<TreeMemory> {
   const home = mkdtempSync(join(tmpdir(), 'sgw-bench-idle-'));
   const port = await freePort();
-  const proc = spawn(process.execPath, [CLI, 'start'], {
+  const proc = spawn(process.execPath, [CLI, 'start', '--demo', 'rg'], {
     cwd: home, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SGW_HOME: join(home, '.sgw'), SGW_PORT: String(port), SGW_LOG_LEVEL: 'warn' },
   });
   let err = '';
@@ -55,7 +55,7 @@ export async function idleGatewayMemory(idleSeconds: number): Promise<TreeMemory
   try {
     const deadline = Date.now() + 60_000;
     while (!err.includes('stop with')) {
-      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`the demo gateway did not start: ${err}`);
+      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`the demo RG did not start: ${err}`);
       await sleep(200);
     }
     await sleep(idleSeconds * 1000);

@@ -150,12 +150,12 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     raw.ug = ug.raw;
   },
   async idle(_g, rows, raw) {
-    log(`idle memory: the demo RG (sgw start without a config), ${IDLE_SECONDS} s after it serves`);
+    log(`idle memory: the demo RG alone (sgw start --demo rg), ${IDLE_SECONDS} s after it serves`);
     const m = await idleGatewayMemory(IDLE_SECONDS);
     raw.idle = m;
     const each = m.processes.map((p) => `${p.args} ${(p.rssKb / 1024).toFixed(0)}/${(p.pssKb / 1024).toFixed(0)}/${(p.anonKb / 1024).toFixed(0)}`).join('; ');
     rows.push({
-      name: `RSS of a default RG (sgw start), idle, all ${m.processes.length} processes`, value: m.rssKb / 1024, unit: 'MiB',
+      name: `RSS of a default RG (sgw start --demo rg), idle, all ${m.processes.length} processes`, value: m.rssKb / 1024, unit: 'MiB',
       target: '≤ 300 MiB', pass: m.rssKb / 1024 <= 300, note: `per process RSS/PSS/anonymous MiB: ${each}`,
     }, {
       name: 'same, PSS (shared pages counted once)', value: m.pssKb / 1024, unit: 'MiB',

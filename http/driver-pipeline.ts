@@ -8,9 +8,18 @@ import type { DriverMode } from '../queues/names.js';
 import { unavailable } from './errors.js';
 import type { Readiness } from './readiness.js';
 
+/**
+ * memory false: leave the in-memory tier alone (a chunk that streams past once, in a read larger
+ * than that tier, would only push hot chunks out of memory, and hold memory until V8 collects it).
+ * A hint: a cache actor in another process keeps its own policy.
+ */
+export interface CacheHint {
+  memory?: boolean;
+}
+
 export interface ChunkCache {
-  get(key: string): Promise<Buffer | null>;
-  put(key: string, bytes: Uint8Array): Promise<void>;
+  get(key: string, hint?: CacheHint): Promise<Buffer | null>;
+  put(key: string, bytes: Uint8Array, hint?: CacheHint): Promise<void>;
   delete(key: string): Promise<boolean>;
 }
 

@@ -127,7 +127,9 @@ export function ugFilesApi(deps: UgDeps) {
     // a later failure can only cut the body short (the client sees it fall short of Content-Length).
     const blocks = reader.range(file, start, end);
     const first = await blocks.next();
-    ctx.body = Readable.from(resume(first, blocks));
+    // One block buffered in the stream: ug.parallel_blocks already fetch ahead, and the default of
+    // 16 objects would hold 16 more blocks (16 MiB of 1 MiB blocks) per reader.
+    ctx.body = Readable.from(resume(first, blocks), { highWaterMark: 1 });
   }
 
   async function formUpload(ctx: Context, dir: string): Promise<void> {

@@ -241,6 +241,18 @@ test('a memory-tier hit is served without reading the disk', async (t) => {
   t.deepEqual(await store.get(KEY), chunk(4096, 5));
 });
 
+test('memory: false (a read larger than the memory tier) stores on disk only, replaces a copy in memory, and a disk hit so asked is not promoted', async (t) => {
+  const dir = freshDir(t);
+  const store = await openStore(t, { dir, maxBytes: 1 << 20 });
+  await store.put(KEY, chunk(4096, 5));
+  await store.put(KEY, chunk(4096, 6), { memory: false });
+  t.is(store.stats().memoryBytes, 0, 'the older bytes left memory with the put that replaced them');
+  t.deepEqual(await store.get(KEY, { memory: false }), chunk(4096, 6), 'served from the disk');
+  t.is(store.stats().memoryBytes, 0, 'and not promoted into memory');
+  t.deepEqual(await store.get(KEY), chunk(4096, 6));
+  t.true(store.stats().memoryBytes > 0, 'an ordinary hit is promoted');
+});
+
 test('a chunk whose bytes changed on disk is a miss, not an error, and is forgotten', async (t) => {
   const dir = freshDir(t);
   const store = await openStore(t, { dir, maxBytes: 1 << 20, memoryBytes: 0 });

@@ -13,7 +13,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { LRUCache } from 'lru-cache';
-import type { ChunkStoreStats } from '../../http/driver-pipeline.js';
+import type { CacheHint, ChunkStoreStats } from '../../http/driver-pipeline.js';
 import { chunkOfRecord, encodeRecord, RECORD_HEADER, recordKeyLength, RecordKind, scanSegment, type EncodedRecord } from './chunk-records.js';
 
 export interface ChunkStoreOptions {
@@ -117,7 +117,7 @@ export class ChunkStore {
   }
 
   /** The chunk's bytes, or null on a miss. The Buffer is shared with other readers: do not mutate it. */
-  async get(key: string): Promise<Buffer | null> {
+  async get(key: string, hint: CacheHint = {}): Promise<Buffer | null> {
     if (this.closed) throw closedError();
     const hot = this.memory?.get(key);
     if (hot !== undefined) {
@@ -138,8 +138,8 @@ export class ChunkStore {
       return null;
     }
     this.hits++;
-    this.memory?.set(key, bytes);
-    this.keepRecent(key, bytes);
+    if (hint.memory !== false) this.memory?.set(key, bytes);
+    this.keepRecent(key, bytes, hint);
     return bytes;
   }
 
@@ -148,14 +148,14 @@ export class ChunkStore {
    * bytes are kept as given, not copied (a copy of 1 MiB into fresh memory costs more than the
    * write here): the caller must not change them afterwards.
    */
-  async put(key: string, bytes: Uint8Array): Promise<void> {
+  async put(key: string, bytes: Uint8Array, hint: CacheHint = {}): Promise<void> {
     if (this.closed) throw closedError();
     const record = encodeRecord(RecordKind.Chunk, Buffer.from(key), owned(bytes));
     if (record.length > this.maxBytes) return;
     const op = ++this.operations;
     if (record.length <= SYNC_IO_MAX) {
       if (this.inFlight.has(key)) this.inFlight.set(key, op); // supersedes a slower put of the key
-      this.storeSync(key, record);
+      this.storeSync(key, record, hint);
       return;
     }
     this.inFlight.set(key, op);
@@ -173,7 +173,7 @@ export class ChunkStore {
       this.unpin(at.segment);
       if (this.inFlight.get(key) === op) {
         this.inFlight.delete(key);
-        if (written) this.install(key, at, record);
+        if (written) this.install(key, at, record, hint);
       }
     }
   }
@@ -222,9 +222,9 @@ export class ChunkStore {
   }
 
   /** A whole small record: written at once, so nothing can interleave with it. */
-  private storeSync(key: string, record: EncodedRecord): void {
+  private storeSync(key: string, record: EncodedRecord, hint: CacheHint): void {
     const at = this.appendSync(key, record);
-    this.install(key, at, record);
+    this.install(key, at, record, hint);
     this.enforceBudget();
   }
 
@@ -240,10 +240,12 @@ export class ChunkStore {
   }
 
   /** Makes a written record the key's current chunk, unless its segment was evicted meanwhile. */
-  private install(key: string, at: Location, record: EncodedRecord): void {
+  private install(key: string, at: Location, record: EncodedRecord, hint: CacheHint): void {
     if (at.segment.evicted) return;
     this.index.set(key, at);
-    this.memory?.set(key, asBuffer(record.data));
+    // A replaced chunk's older bytes must not outlive it in memory.
+    if (hint.memory === false) this.memory?.delete(key);
+    else this.memory?.set(key, asBuffer(record.data));
   }
 
   /** Room for a record at the end of the log (see enforceBudget). */
@@ -325,13 +327,13 @@ export class ChunkStore {
   }
 
   /** A chunk read from the oldest quarter of the log is copied to its head, so it is not evicted soon. */
-  private keepRecent(key: string, bytes: Buffer): void {
+  private keepRecent(key: string, bytes: Buffer, hint: CacheHint = {}): void {
     const at = this.index.get(key);
     if (at === undefined || this.closed) return;
     const oldest = this.segments[0]!.id;
     const span = this.segments.at(-1)!.id - oldest + 1;
     if (span < 2 || at.segment.id >= oldest + Math.max(1, span / 4)) return;
-    this.track(this.put(key, bytes).catch(ignoreError));
+    this.track(this.put(key, bytes, hint).catch(ignoreError));
   }
 
   /** Indexes every segment oldest first, cuts torn tails, then evicts down to maxBytes. */

@@ -20,10 +20,11 @@ program.command('start')
   .description('run a gateway: its actors as a supervised process tree (without --config: the demo, four gateways of two volumes)')
   .option('-c, --config <file>', 'gateway configuration file')
   .option('-r, --roles <list>', 'actors to run on this host: http, cache, driver, driver:<mode>, crawl (AG) (default: all)')
-  .action(async (o: { config?: string; roles?: string }) => (await import('../supervisor/start.js')).startGateway(o));
+  .option('--demo <gateway>', 'without --config: only this gateway of the demo (rg, ug, ag, ug-sample), e.g. the demo RG alone')
+  .action(async (o: { config?: string; roles?: string; demo?: string }) => (await import('../supervisor/start.js')).startGateway(o));
 
 program.command('actor <role>')
-  .description('run one actor in the foreground (http, cache, driver:<mode>); for supervisors and external managers')
+  .description('run one actor in the foreground (http, cache, driver:<mode>[+<mode>...], crawl); for supervisors and external managers')
   .requiredOption('-c, --config <file>', 'gateway configuration file')
   .option('--version <hash>', 'driver bundle version to run (default: the current one)')
   .option('--with-cache', 'open the chunk store in the http actor')

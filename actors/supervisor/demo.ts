@@ -127,6 +127,8 @@ export function prepareDemo(home = demoHome(), basePort = Number(process.env.SGW
     state: { dir: 'state' },
     admin: { user: demo.admin.user, password },
     log: { level: 'warn' },
+    // A laptop's gateways are mostly idle: one process for all driver modes of each (operations.md#driver-processes).
+    actors: { driver_processes: 'shared' },
   });
   writeDriverFolder(join(root, 'rg-driver'), 'disk', { STORAGE_DIR: '../storage' });
   writeDriverFolder(join(root, 'ag-driver'), 'dataset', { DATASET_DIR: '../sample' });

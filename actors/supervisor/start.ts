@@ -7,11 +7,13 @@ import { loadConfig, type GatewayConfig } from '../../proto/config/config.js';
 import { createLogger, type Logger } from '../logger.js';
 import { demoBanner, PER_GATEWAY_ENV, prepareDemo, shownPath } from './demo.js';
 import { driverOnStart, type DriverDecision } from './driver-publishing.js';
+import { driverProcesses, driverRole } from './driver-processes.js';
 import { lockFolders } from './folder-lock.js';
 import { StateRedis, stateRedisPaths } from './state-redis.js';
 import { parseRoles, Supervisor, type Roles } from './supervisor.js';
 import { ProgressLine, withProgress } from '../cli/progress.js';
 import { onSignals } from '../signals.js';
+import { releaseMemoryWhenIdle } from '../idle-memory.js';
 import { claimAcquisitionGateway } from '../../queues/namespace/namespace.js';
 import { connectRedis, describeRedis, redisAt, whenReady, type RedisTarget } from '../../queues/redis.js';
 
@@ -32,6 +34,8 @@ const ACTORS_READY_WAIT_MS = 30_000;
 export interface StartOptions {
   config?: string;
   roles?: string;
+  /** Without config: run only this gateway of the demo (rg, ug, ag, ug-sample). */
+  demo?: string;
 }
 
 /** One gateway this `sgw start` runs the actors of. */
@@ -49,8 +53,10 @@ interface RunStyle {
 }
 
 export async function startGateway(opts: StartOptions): Promise<void> {
-  if (!opts.config) return startDemo(opts);
-  const configFile = resolve(opts.config);
+  releaseMemoryWhenIdle();
+  if (opts.config && opts.demo) throw new Error('--demo runs a gateway of the demo: leave out --config');
+  if (!opts.config && !opts.demo) return startDemo(opts);
+  const configFile = opts.config ? resolve(opts.config) : demoGatewayConfig(opts.demo!);
   const config = loadConfig(configFile);
   const logger = createLogger(config.log.level, 'sgw');
   const roles = parseRoles(opts.roles, config);
@@ -70,6 +76,15 @@ export async function startGateway(opts: StartOptions): Promise<void> {
       '',
     ].filter((l) => l !== null).join('\n'),
   });
+}
+
+/** `sgw start --demo <name>`: the demo folder made or refreshed, and the config file of that one gateway of it. */
+function demoGatewayConfig(name: string): string {
+  const demo = prepareDemo();
+  const g = demo.gateways.find((d) => d.name === name);
+  if (!g) throw new Error(`--demo ${name}: the demo's gateways are ${demo.gateways.map((d) => d.name).join(', ')}`);
+  for (const v of PER_GATEWAY_ENV) delete process.env[v]; // as for the whole demo: its file says
+  return g.configFile;
 }
 
 /** `sgw start` without --config: the demo's four gateways on one private Redis (demo.ts). */
@@ -159,10 +174,10 @@ async function claimVolume(config: GatewayConfig, target: RedisTarget): Promise<
 }
 
 /** The actor commands of these roles, as a service manager would run them. */
-export function actorCommands(roles: Roles, configFile: string): string[] {
+export function actorCommands(roles: Roles, config: GatewayConfig, configFile: string): string[] {
   const list = [
     ...(roles.http ? [roles.cache ? 'http --with-cache' : 'http'] : roles.cache ? ['cache'] : []),
-    ...[...roles.drivers].map((m) => `driver:${m}`),
+    ...new Set(driverProcesses(config.actors, [...roles.drivers]).map(driverRole)),
     ...(roles.crawl ? ['crawl'] : []),
   ];
   return list.map((r) => `sgw actor ${r} --config ${configFile}`);
@@ -183,7 +198,7 @@ async function prepareExternalActivation(config: GatewayConfig, configFile: stri
   process.stderr.write([
     `sgw: ${config.gateway.type} gateway ${config.gateway.id}: actors.activation is "none", so no actor is started here.`,
     '  Your service manager runs each actor of this host, e.g.:',
-    ...actorCommands(roles, configFile).map((c) => `    ${c}`),
+    ...actorCommands(roles, config, configFile).map((c) => `    ${c}`),
     ...(decision ? [`  driver: ${decision.reason}`] : []),
     '',
   ].join('\n'));

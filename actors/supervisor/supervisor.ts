@@ -8,6 +8,7 @@ import { EXIT } from '../exit-codes.js';
 import { isSingleExecutable, packagedFile } from '../../drivers/packaged-files.js';
 import { withMallocTuning } from './malloc.js';
 import { withHeapFlags } from './heap.js';
+import { driverProcesses, driverRole } from './driver-processes.js';
 import { CRAWL_MODES, DRIVER_MODES, keys, MODES_OF_GATEWAY, NEEDS_DRIVER, type DriverMode } from '../../queues/names.js';
 import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../../queues/redis.js';
 import { DriverVersionWatch, type DriverVersion } from '../../drivers/version-watch.js';
@@ -125,10 +126,9 @@ export class Supervisor {
 
   private startDrivers(v: DriverVersion): Actor[] {
     const started: Actor[] = [];
-    for (const mode of this.opts.roles.drivers) {
-      if (!v.modes.has(mode)) continue; // short-circuited: the driver lacks this method
-      for (let i = 0; i < this.opts.config.actors.count[mode]; i++) started.push(this.spawn(`driver:${mode}`, ['--version', v.hash], v.hash));
-    }
+    // A mode the driver lacks is short-circuited: no actor serves it.
+    const modes = [...this.opts.roles.drivers].filter((m) => v.modes.has(m));
+    for (const group of driverProcesses(this.opts.config.actors, modes)) started.push(this.spawn(driverRole(group), ['--version', v.hash], v.hash));
     if (this.opts.roles.crawl) started.push(this.spawn('crawl', ['--version', v.hash], v.hash));
     return started;
   }

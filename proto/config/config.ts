@@ -72,7 +72,9 @@ export interface GatewayConfig {
   actors: {
     /** Driver actor processes per mode on a host (default 1), by mode. */
     count: Record<DriverMode, number>;
-    /** Driver calls one actor runs at once. */
+    /** per_mode: a driver actor process per mode; shared: one process serves every mode of the host (driver-processes.ts). */
+    driver_processes: 'per_mode' | 'shared';
+    /** Driver calls one actor runs at once (per mode). */
     concurrency: number;
     /** Chassis processes a driver actor runs for a Python driver (each serves one call at a time). */
     python_processes: number;

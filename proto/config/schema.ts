@@ -143,7 +143,8 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   actors: z.strictObject({
     count: doc(driverCounts.default({}), { doc: 'driver actor processes per mode on each host, e.g. `{"read": 2}`', type: 'object: mode → integer ≥ 1', default: '1 each' }),
-    concurrency: doc(int(1).default(16), 'driver calls one driver actor runs at once'),
+    driver_processes: doc(z.enum(['per_mode', 'shared']).default('per_mode'), '`per_mode`: a driver actor process per mode (× `count`); `shared`: one process serves every driver mode of the host, each mode on its own queue worker (as many processes as the largest `count`; the demo runs so, [operations.md](operations.md#driver-processes))'),
+    concurrency: doc(int(1).default(16), 'driver calls one driver actor runs at once (per mode)'),
     python_processes: doc(int(1).optional(), { doc: 'Python chassis processes per driver actor of a `driver.py` (each serves one call at a time)', default: 'min(concurrency, 2)' }),
     heap_growth_percent: doc(int(0).default(300), "V8 heap growing factor of actor processes (1 + percent/100), see [below](#memory-settings-of-actor-processes) (0: V8's default)"),
     work_dir: doc(nonEmpty().default('.sgw-work'), { doc: 'per-host state (loaded bundles, spooled uploads)', env: 'SGW_WORK_DIR' }),
