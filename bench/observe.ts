@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { httpLoad, type HttpLoad } from './load.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 import { CONNECTIONS } from './http-get.js';
-import { childrenOf, cpuWindow } from './support.js';
+import { childrenOf, cpuWindow, cutProfiles, profiled } from './support.js';
 import { ChunkType } from '../proto/messages.js';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
@@ -54,7 +54,7 @@ async function startFront(g: BenchGateway, overrides: Record<string, unknown>): 
   const logFile = join(f.dir, 'sgw.log');
   const fd = openSync(logFile, 'a');
   const level = (overrides.log as { level: string }).level;
-  const gw = startGatewayProcess(f.configFile, 'http,cache', f.dir, { env: { SGW_LOG_LEVEL: level }, stdoutFd: fd });
+  const gw = await profiled(async () => startGatewayProcess(f.configFile, 'http,cache', f.dir, { env: { SGW_LOG_LEVEL: level }, stdoutFd: fd }));
   closeSync(fd); // the child holds its own copy
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -112,7 +112,9 @@ export async function observeCost(g: BenchGateway, seconds: number): Promise<Obs
       for (const which of order) {
         const started = performance.now();
         const cpu = cpuWindow({ http: pids[which] ?? 0 });
+        cutProfiles([pids[which] ?? 0]); // with SGW_BENCH_PROFILE, each measured run is a profile window of its own
         const load = await httpLoad({ url: (which === 'on' ? on : off).url, connections: CONNECTIONS, seconds, paths });
+        cutProfiles([pids[which] ?? 0]);
         cpuSeconds[which] += cpu().http! * ((performance.now() - started) / 1000); // cores × the window's seconds
         runs[which].push(load);
       }

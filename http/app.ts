@@ -81,9 +81,8 @@ export function createApp(deps: AppDeps): Koa {
   });
   // Its fields below are fixed and never secret: it may skip redaction (the hot path's cost).
   const requestLog = logger.child({}, { redact: { paths: [] } });
-  if (metrics) app.use(metrics.middleware());
 
-  // Request id, deadline and one log line per request.
+  // Request id, deadline, metrics and one log line per request: one middleware, one clock.
   app.use(async (ctx, next) => {
     const started = performance.now();
     // A caller's id is kept when it is a short token (it rides in job data and every log line).
@@ -94,12 +93,16 @@ export function createApp(deps: AppDeps): Koa {
     try {
       await next();
     } finally {
-      if (requestLog.isLevelEnabled('info')) {
-        requestLog.info({
-          rid: ctx.state.requestId, method: ctx.method, path: ctx.path, status: ctx.status,
-          ms: Math.round((performance.now() - started) * 100) / 100, cache: ctx.state.cache,
-          rc: ctx.state.errorCode, reason: ctx.state.reason,
-        }, 'request');
+      const logged = requestLog.isLevelEnabled('info');
+      if (metrics || logged) {
+        const ms = performance.now() - started;
+        const { method, path, status, state } = ctx;
+        metrics?.requestDone(method, path, status, ms / 1000, state);
+        if (logged) {
+          requestLog.info({
+            rid: state.requestId, method, path, status, ms: Math.round(ms * 100) / 100, cache: state.cache, rc: state.errorCode, reason: state.reason,
+          }, 'request');
+        }
       }
     }
   });

@@ -2,7 +2,7 @@
 // mix actors and tests that share a process). The hot path only bumps in-memory counters through
 // label children looked up once; whatever costs a Redis round trip is read on scrape, and queue
 // counts are cached for a second so that a burst of scrapes stays cheap.
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ChunkStoreStats } from './driver-pipeline.js';
 import type { AuthReason } from './errors.js';
@@ -71,6 +71,12 @@ export function routeOf(method: string, path: string): string {
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 
+/** What the handlers left in ctx.state that the metrics count. */
+export interface RequestState {
+  authRejection?: AuthReason;
+  cache?: unknown;
+}
+
 interface RequestSeries {
   count: { inc(): void };
   duration: { observe(v: number): void };
@@ -85,7 +91,8 @@ export class GatewayMetrics {
   private readonly authRejections: Counter<'reason'>;
   private readonly cacheHits: Counter;
   private readonly cacheMisses: Counter;
-  private readonly series = new Map<string, RequestSeries>();
+  /** Series by route, method and status, made on first use. */
+  private readonly series = new Map<string, Map<string, Map<number, RequestSeries>>>();
   /** The chunk store lives in this process and counts hits and misses itself. */
   private readonly localCache: boolean;
   private jobCounts: { at: number; stats: Promise<QueueStats[]> } | null = null;
@@ -228,33 +235,30 @@ export class GatewayMetrics {
     return this.jobCounts.stats;
   }
 
-  /** Koa middleware, outermost: counts and times every request by route template. */
-  middleware() {
-    return async (ctx: Context, next: Next): Promise<void> => {
-      const started = performance.now();
-      try {
-        await next();
-      } finally {
-        this.requestDone(ctx, (performance.now() - started) / 1000);
-      }
-    };
-  }
-
-  private requestDone(ctx: Context, seconds: number): void {
-    const method = METHODS.has(ctx.method) ? ctx.method : 'other';
-    const route = routeOf(method, ctx.path);
-    const key = `${route} ${method} ${ctx.status}`;
-    let s = this.series.get(key);
+  /**
+   * Counts and times one answered request by route template (called by the request-line
+   * middleware of http/app.ts, which reads the request's fields once for both).
+   */
+  requestDone(method: string, path: string, status: number, seconds: number, state: RequestState): void {
+    const m = METHODS.has(method) ? method : 'other';
+    const route = routeOf(m, path);
+    let byStatus = this.series.get(route)?.get(m);
+    if (!byStatus) {
+      byStatus = new Map();
+      let byMethod = this.series.get(route);
+      if (!byMethod) this.series.set(route, (byMethod = new Map()));
+      byMethod.set(m, byStatus);
+    }
+    let s = byStatus.get(status);
     if (!s) {
-      s = { count: this.requests.child({ route, method, status: String(ctx.status) }), duration: this.duration.child({ route, method }) };
-      this.series.set(key, s);
+      s = { count: this.requests.child({ route, method: m, status: String(status) }), duration: this.duration.child({ route, method: m }) };
+      byStatus.set(status, s);
     }
     s.count.inc();
     s.duration.observe(seconds);
-    const rejected = ctx.state.authRejection as AuthReason | undefined;
-    if (rejected) this.authRejections.inc({ reason: rejected });
-    if (ctx.state.cache === 'hit') this.cacheSeen(true);
-    else if (ctx.state.cache === 'miss') this.cacheSeen(false);
+    if (state.authRejection) this.authRejections.inc({ reason: state.authRejection });
+    if (state.cache === 'hit') this.cacheSeen(true);
+    else if (state.cache === 'miss') this.cacheSeen(false);
   }
 
   private cacheSeen(hit: boolean): void {

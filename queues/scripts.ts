@@ -8,9 +8,9 @@ import { Errno } from '../drivers/errno.js';
 import { packagedFile } from '../drivers/packaged-files.js';
 import type { RedisClient } from './redis.js';
 
-/** Every script, by name: its file in queues/lua/ and how many of its arguments are keys. */
+/** Every script, by name: its file in queues/lua/ and how many of its arguments are keys (null: as many as each call gives). */
 export const SCRIPTS = {
-  namespaceWrite: { file: 'namespace-write', keys: 4 },
+  namespaceWrite: { file: 'namespace-write', keys: null },
   namespaceFile: { file: 'namespace-file', keys: 3 },
   publishBundle: { file: 'publish-bundle', keys: 3 },
   leaseRenew: { file: 'lease-renew', keys: 1 },
@@ -49,27 +49,32 @@ export function defineScript(redis: RedisClient, name: ScriptName): string {
   if (!set) defined.set(redis, (set = new Set()));
   const command = `sgw_${name}`;
   if (!set.has(name)) {
-    redis.defineCommand(command, { numberOfKeys: SCRIPTS[name].keys, lua: scriptSource(name) });
+    const keys = SCRIPTS[name].keys;
+    redis.defineCommand(command, { ...(keys === null ? {} : { numberOfKeys: keys }), lua: scriptSource(name) });
     set.add(name);
   }
   return command;
 }
 
-function checkedKeys(name: ScriptName, keys: readonly string[]): void {
-  if (keys.length !== SCRIPTS[name].keys) throw new Error(`script ${name} takes ${SCRIPTS[name].keys} keys, not ${keys.length}`);
+/** The keys as the script's command takes them: a script of any number of keys is told how many first. */
+function checkedKeys(name: ScriptName, keys: readonly string[]): readonly string[] {
+  const n = SCRIPTS[name].keys;
+  if (n === null) return [String(keys.length), ...keys];
+  if (keys.length !== n) throw new Error(`script ${name} takes ${n} keys, not ${keys.length}`);
+  return keys;
 }
 
 /** Runs a script on a connection; resolves with its reply. */
 export function runScript(redis: RedisClient, name: ScriptName, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
-  checkedKeys(name, keys);
+  const k = checkedKeys(name, keys);
   const command = defineScript(redis, name);
-  return (redis as unknown as Record<string, ScriptCall>)[command]!.call(redis, ...keys, ...args);
+  return (redis as unknown as Record<string, ScriptCall>)[command]!.call(redis, ...k, ...args);
 }
 
 /** Adds a script call to a pipeline made from a connection the script was defined on (defineScript). */
 export function pipeScript(pipeline: ChainableCommander, name: ScriptName, keys: readonly string[], args: readonly (string | Buffer)[]): ChainableCommander {
-  checkedKeys(name, keys);
+  const k = checkedKeys(name, keys);
   const call = (pipeline as unknown as Record<string, ((...a: (string | Buffer)[]) => ChainableCommander) | undefined>)[`sgw_${name}`];
   if (!call) throw new Error(`script ${name} is not defined on the pipeline's connection: call defineScript first`);
-  return call.call(pipeline, ...keys, ...args);
+  return call.call(pipeline, ...k, ...args);
 }

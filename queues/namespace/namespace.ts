@@ -14,6 +14,7 @@ import type { MetadataCommand } from '../../drivers/helpers.js';
 import type { RedisClient } from '../redis.js';
 import { keys } from '../names.js';
 import { NO_WAIT, replicatedScript, type ReplicationPolicy } from '../replicas.js';
+import { WriteBatches, type Fence } from './write-batch.js';
 import { ConfigError, type GatewayConfig } from '../../proto/config/config.js';
 
 export type EntryType = 'file' | 'directory';
@@ -106,16 +107,22 @@ function timeOf(seconds: number): { sec: bigint; nsec: number } {
   return { sec: BigInt(sec), nsec: Math.min(999_999_999, Math.round((seconds - sec) * 1e6) * 1000) };
 }
 
+/** Random bytes drawn at once and used 8 at a time, each once (a call to randomBytes per value was ~10% of a crawl's CPU). */
+let randomPool = Buffer.alloc(0);
+let randomAt = 0;
+
 /** A random signed 64-bit value: file ids and versions are random over 64 bits, as deployed. */
 export function random64(signed: boolean): bigint {
-  const v = randomBytes(8).readBigUInt64BE();
+  if (randomAt + 8 > randomPool.length) {
+    randomPool = randomBytes(4096);
+    randomAt = 0;
+  }
+  const v = randomPool.readBigUInt64BE(randomAt);
+  randomAt += 8;
   return signed ? BigInt.asIntN(64, v) : v;
 }
 
-export interface Fence {
-  leaseKey: string;
-  token: string;
-}
+export type { Fence };
 
 export interface NamespaceWrites {
   /** How many replicas must have a change before it is acknowledged (default: none). */
@@ -130,10 +137,12 @@ export interface NamespaceWrites {
 export class Namespace {
   private readonly writer: RedisClient;
   private readonly replication: ReplicationPolicy;
+  private readonly batches: WriteBatches;
 
   constructor(private readonly redis: RedisClient, readonly volumeId: bigint, writes: NamespaceWrites = {}) {
     this.writer = writes.writer ?? redis;
     this.replication = writes.replication ?? NO_WAIT;
+    this.batches = new WriteBatches(this.writer, this.replication, keys.nsEntries(volumeId));
   }
 
   private async runFileScript(path: string, newParentPath: string, args: string[]): Promise<number> {
@@ -187,7 +196,8 @@ export class Namespace {
   }
 
   /**
-   * Applies one create/put/update/delete command. Returns 0 when the namespace changed,
+   * Applies one create/put/update/delete command (with the others applied in the same turn of the
+   * event loop, in one script call). Returns 0 when the namespace changed,
    * UNCHANGED for a put that found the entry as described, or a negative errno
    * (-EEXIST, -ENOENT, -ENOTDIR, -EISDIR, -ENOTEMPTY, -EINVAL, -ESTALE when fenced out).
    */
@@ -205,10 +215,11 @@ export class Namespace {
       coordinator_id: coordinatorId, read_ttl: cmd.read_ttl, write_ttl: cmd.write_ttl,
     });
     const parent = parentOf(path);
-    return Number(await replicatedScript(this.writer, this.replication, 'namespaceWrite', [
-      keys.nsEntries(this.volumeId), keys.nsChildren(this.volumeId, parent), keys.nsChildren(this.volumeId, path),
-      fence?.leaseKey ?? keys.nsEntries(this.volumeId),
-    ], [cmd.cmd, path, nameOf(path), JSON.stringify(entry), fence?.token ?? '', isRoot ? '1' : '0', parent, cmd.mtime === undefined ? '0' : '1']));
+    // Commands applied together go out as one batch (write-batch.ts), in this order.
+    return this.batches.write({
+      keys: [keys.nsChildren(this.volumeId, parent), keys.nsChildren(this.volumeId, path)],
+      args: [cmd.cmd, path, nameOf(path), JSON.stringify(entry), isRoot ? '1' : '0', parent, cmd.mtime === undefined ? '0' : '1'],
+    }, fence);
   }
 }
 

@@ -6,8 +6,8 @@
 // RESCAN_MS (default 2000) and hands the gateway what changed: new entries, updates (size, mode or
 // mtime changed) and deletions (children before their directory). refresh() re-checks one path
 // at once. Symbolic links are never published or followed, and no path may leave DATASET_DIR.
-import { closeSync, constants, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
-import { lstat, readdir, realpath } from 'node:fs/promises';
+import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { lstat, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import {
   Errno, log_error, negativeErrnoOf, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
@@ -29,18 +29,32 @@ function rescanMs(config: DriverConfig): number {
   return Number.isFinite(ms) && ms >= 10 ? ms : 2000;
 }
 
+/**
+ * How long a scan makes synchronous calls before it lets the event loop turn (the crawl actor
+ * renews its lease and serves refreshes meanwhile). Synchronous lstat and readdir cost a fraction
+ * of the thread-pool trips of their promise forms: a scan of 10,000 entries took ~4× as long so.
+ */
+const SCAN_SLICE_MS = 10;
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Walks the tree under `start` (a namespace path), without following symbolic links. */
 async function scan(root: string, start: string): Promise<Map<string, DatasetEntry>> {
   const found = new Map<string, DatasetEntry>();
   const queue = [start];
-  while (queue.length > 0) {
-    const nsPath = queue.shift()!;
+  let sliceEnd = performance.now() + SCAN_SLICE_MS;
+  for (let next = 0; next < queue.length; next++) {
+    if (performance.now() > sliceEnd) {
+      await turn();
+      sliceEnd = performance.now() + SCAN_SLICE_MS;
+    }
+    const nsPath = queue[next]!;
     let st;
     try {
-      st = await lstat(join(root, nsPath));
+      st = lstatSync(join(root, nsPath), { throwIfNoEntry: false });
     } catch {
-      continue; // gone while we looked: the next scan sees it missing
+      // unreadable: the next scan looks again
     }
+    if (!st) continue; // gone while we looked: the next scan sees it missing
     if (st.isSymbolicLink() || (!st.isFile() && !st.isDirectory())) continue;
     const seen: DatasetEntry = {
       type: st.isDirectory() ? 'directory' : 'file', size: st.isDirectory() ? 4096 : st.size, mode: st.mode & 0o7777,
@@ -50,7 +64,7 @@ async function scan(root: string, start: string): Promise<Map<string, DatasetEnt
     if (seen.type === 'directory') {
       let names: string[] = [];
       try {
-        names = await readdir(join(root, nsPath));
+        names = readdirSync(join(root, nsPath));
       } catch {
         continue;
       }
