@@ -110,6 +110,12 @@ test.serial('a call learns its deadline from the chassis: a read S3 never answer
   }, c, S3_SECRETS);
   t.is(result.rc, -Errno.ETIMEDOUT, 'the driver gave up at its deadline and answered (the chassis would have thrown DriverHung)');
   t.regex(log().join('\n'), /read p\/7\/DEADBEEFCAFEF00D\/4\/-9: .*deadline/);
+  // A write's request, body sent and no answer, is cut off at the deadline too.
+  const stuck = await callDriver(s3driver.write_chunk as unknown as DriverFunction, 'write', {
+    request: DriverRequestCodec.encode(request({ io_type: IoType.WRITE, block_id: 6n })), chunk: Buffer.alloc(256 << 10, 7),
+    deadline: Date.now() + 1500, requestId: 'r2', jobId: undefined,
+  }, c, S3_SECRETS);
+  t.is(stuck.rc, -Errno.ETIMEDOUT);
   s3.thaw();
   // The same driver serves again as soon as S3 answers.
   const write = request({ io_type: IoType.WRITE });
