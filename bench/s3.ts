@@ -63,7 +63,10 @@ async function puts({ g, s3, sdk, actors }: Sides, seconds: number, maxRequests 
   }
   // The keys the driver wrote: the 64 block ids the prepared requests rotate through.
   const keys = Array.from({ length: 64 }, (_, i) => PREFIX + request_to_storage_path(file.readRequest(i)));
-  const put = (i: number) => sdk.send(new PutObjectCommand({ Bucket: BUCKET, Key: keys[i % 64]!, Body: p.data, ContentLength: p.data.length })).then(() => true);
+  // The request write_chunk sends, from the same client settings.
+  const put = (i: number) => sdk.send(new PutObjectCommand({
+    Bucket: BUCKET, Key: keys[i % 64]!, Body: p.data, ContentLength: p.data.length, ContentType: 'application/octet-stream',
+  })).then(() => true);
   await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: WARMUP, maxMs: WARMUP_MS }, put);
   const cpu = cpuWindow({ s3: s3.pid, bench: process.pid });
   const alone = await closedLoop({ inFlight: POSTS_IN_FLIGHT, maxCount: maxRequests, maxMs: seconds * 1000 }, put);
