@@ -98,6 +98,29 @@ test.serial('each chunk is one object at PREFIX + request_to_storage_path; write
   t.is(after.byteLength, 0);
 });
 
+test.serial('calls running at once each get their own object: the client resolves its middleware once and shares it', async (t) => {
+  const c = config();
+  t.true(await s3driver.driver_init(c, S3_SECRETS));
+  const ids = Array.from({ length: 48 }, (_, i) => BigInt(100 + i));
+  const bytesOf = (id: bigint) => Buffer.alloc(3000 + Number(id), Number(id) & 0xff);
+  const deadline = () => Date.now() + 10_000;
+  t.deepEqual(await Promise.all(ids.map((id) => {
+    const r = request({ io_type: IoType.WRITE, block_id: id });
+    setCallDeadline(r, deadline());
+    return s3driver.write_chunk(r, bytesOf(id), c, S3_SECRETS);
+  })), ids.map(() => 0));
+  const sinks = ids.map(() => new ChunkSink());
+  t.deepEqual(await Promise.all(ids.map((id, i) => {
+    const r = request({ block_id: id });
+    setCallDeadline(r, deadline());
+    return s3driver.read_chunk(r, sinks[i]!, c, S3_SECRETS);
+  })), ids.map(() => 0));
+  for (const [i, id] of ids.entries()) {
+    t.deepEqual(await sinks[i]!.collect(), bytesOf(id), `block ${id} read back`);
+    t.deepEqual(await s3.object(BUCKET, `p/7/DEADBEEFCAFEF00D/${id}/-9`), bytesOf(id), `block ${id} stored at its key`);
+  }
+});
+
 test.serial('a call learns its deadline from the chassis: a read S3 never answers ends with -ETIMEDOUT, not a hung actor', async (t) => {
   const c = config();
   t.true(await s3driver.driver_init(c, S3_SECRETS));
@@ -110,6 +133,12 @@ test.serial('a call learns its deadline from the chassis: a read S3 never answer
   }, c, S3_SECRETS);
   t.is(result.rc, -Errno.ETIMEDOUT, 'the driver gave up at its deadline and answered (the chassis would have thrown DriverHung)');
   t.regex(log().join('\n'), /read p\/7\/DEADBEEFCAFEF00D\/4\/-9: .*deadline/);
+  // A write's request, body sent and no answer, is cut off at the deadline too.
+  const stuck = await callDriver(s3driver.write_chunk as unknown as DriverFunction, 'write', {
+    request: DriverRequestCodec.encode(request({ io_type: IoType.WRITE, block_id: 6n })), chunk: Buffer.alloc(256 << 10, 7),
+    deadline: Date.now() + 1500, requestId: 'r2', jobId: undefined,
+  }, c, S3_SECRETS);
+  t.is(stuck.rc, -Errno.ETIMEDOUT);
   s3.thaw();
   // The same driver serves again as soon as S3 answers.
   const write = request({ io_type: IoType.WRITE });

@@ -14,7 +14,7 @@ import {
   callDeadline, Errno, log_error, PublishedTree, request_byte_len, request_byte_offset, request_path, ScanPause,
   type ChunkSink, type DatasetEntry, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from 'sgw';
-import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from 'sgw/builtin/s3/bucket';
+import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalled, type Bucket } from 'sgw/builtin/s3/bucket';
 
 // An archive is read-only: files r--r--r--, directories r-xr-xr-x.
 const FILE_MODE = 0o444;
@@ -57,7 +57,7 @@ async function list(bucket: Bucket, under: string, deadlineOfPage: () => number)
   let token: string | undefined;
   do {
     const page = await bucket.withRetries(deadlineOfPage(), (abortSignal) => bucket.client.send(
-      new ListObjectsV2Command({ Bucket: bucket.settings.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal },
+      new ListObjectsV2Command(signalled({ Bucket: bucket.settings.bucket, Prefix: prefix, ContinuationToken: token }, abortSignal)),
     ));
     for (const object of page.Contents ?? []) {
       const relative = object.Key?.slice(bucket.settings.prefix.length) ?? '';

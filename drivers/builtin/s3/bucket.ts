@@ -2,8 +2,12 @@
 // in ../s3-dataset): its settings from config.json and the sealed secrets, one client per process,
 // attempts retried within a deadline, and S3's errors as negative errnos.
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Errno, log_error, negativeErrnoOf, type ChunkSink, type DriverConfig, type DriverSecrets } from 'sgw';
+import { signalled, withCallSignals } from './call-signal.js';
+
+/** Commands of a Bucket's client take the call's abort signal on their input (call-signal.ts). */
+export { signalled };
 
 // sgw pins an SDK release that supports Node 20; its warning about later releases is not for
 // the operator of a gateway, and its lines would break the actors' JSON log.
@@ -90,23 +94,35 @@ const BACKOFF_MAX_MS = 1000;
 /** How long a call without a deadline of its own (driver_init, a crawl's listing) keeps trying. */
 export const DEFAULT_BUDGET_MS = 10_000;
 
+/**
+ * The S3 client settings of both drivers (the bench's "SDK alone" baseline uses them too, so that
+ * it measures the gateway's own cost, not different client settings).
+ */
+export function clientConfig(settings: BucketSettings): S3ClientConfig {
+  return {
+    region: settings.region,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    forcePathStyle: settings.forcePathStyle,
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    // Retries are ours: the SDK's own would not stop at the call's deadline.
+    maxAttempts: 1,
+    // Chunks are already checked end to end (SHA-256 in manifests and signed block headers) and
+    // SigV4 signs the payload's hash; extra checksums only cost CPU and upset some S3-compatible servers.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // Connections kept open for reuse: at least as many as a driver actor runs calls at once
+    // (actors.concurrency, 16 by default).
+    requestHandler: { httpAgent: { keepAlive: true, maxSockets: 64 }, httpsAgent: { keepAlive: true, maxSockets: 64 } },
+    // The middleware stack resolved once per command class, not on every send (call-signal.ts).
+    cacheMiddleware: true,
+  };
+}
+
 export class Bucket {
   readonly client: S3Client;
 
   constructor(readonly settings: BucketSettings) {
-    this.client = new S3Client({
-      region: settings.region,
-      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-      forcePathStyle: settings.forcePathStyle,
-      ...(settings.credentials ? { credentials: settings.credentials } : {}),
-      // Retries are ours: the SDK's own would not stop at the call's deadline.
-      maxAttempts: 1,
-      // Chunks are already checked end to end (SHA-256 in manifests and signed block headers) and
-      // SigV4 signs the payload's hash; extra checksums only cost CPU and upset some S3-compatible servers.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { httpAgent: { keepAlive: true, maxSockets: 64 }, httpsAgent: { keepAlive: true, maxSockets: 64 } },
-    });
+    this.client = withCallSignals(new S3Client(clientConfig(settings)));
   }
 
   /** The object key of a path below PREFIX. */
@@ -151,7 +167,7 @@ export class Bucket {
    */
   async readInto(key: string, chunk_fd: ChunkSink, deadline: number, range?: string): Promise<void> {
     await this.withRetries(deadline, async (abortSignal) => {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range: range }), { abortSignal });
+      const object = await this.client.send(new GetObjectCommand(signalled({ Bucket: this.settings.bucket, Key: key, Range: range }, abortSignal)));
       const body = object.Body as Readable;
       if ((object.ContentLength ?? 0) > chunk_fd.limit) {
         body.destroy();
@@ -175,7 +191,7 @@ export class Bucket {
     const { bucket, endpoint, region } = this.settings;
     const where = `bucket ${JSON.stringify(bucket)} at ${endpoint ?? `AWS S3 (${region})`}`;
     try {
-      await this.withRetries(deadline, (abortSignal) => this.client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal }));
+      await this.withRetries(deadline, (abortSignal) => this.client.send(new HeadBucketCommand(signalled({ Bucket: bucket }, abortSignal))));
       return null;
     } catch (err) {
       const status = statusOf(err);

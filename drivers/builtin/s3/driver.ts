@@ -14,7 +14,7 @@ import {
   callDeadline, Errno, log_error, request_to_storage_path,
   type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from 'sgw';
-import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, type Bucket } from './bucket.js';
+import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalled, type Bucket } from './bucket.js';
 
 /** Refuses to start (false, and a log line saying why) on bad settings, or a bucket that does not answer to the credentials. */
 export function driver_init(driver_config: DriverConfig, driver_secrets: DriverSecrets): Promise<boolean> {
@@ -59,8 +59,7 @@ export async function write_chunk(request: DriverRequest, chunk: Buffer, driver_
   const { bucket, key, deadline } = t;
   try {
     await bucket.withRetries(deadline, (abortSignal) => bucket.client.send(
-      new PutObjectCommand({ Bucket: bucket.settings.bucket, Key: key, Body: chunk, ContentLength: chunk.length, ContentType: 'application/octet-stream' }),
-      { abortSignal },
+      new PutObjectCommand(signalled({ Bucket: bucket.settings.bucket, Key: key, Body: chunk, ContentLength: chunk.length, ContentType: 'application/octet-stream' }, abortSignal)),
     ));
     return 0;
   } catch (err) {
@@ -74,7 +73,7 @@ export async function delete_chunk(request: DriverRequest, driver_config: Driver
   if (!t) return -Errno.EINVAL;
   const { bucket, key, deadline } = t;
   try {
-    await bucket.withRetries(deadline, (abortSignal) => bucket.client.send(new DeleteObjectCommand({ Bucket: bucket.settings.bucket, Key: key }), { abortSignal }));
+    await bucket.withRetries(deadline, (abortSignal) => bucket.client.send(new DeleteObjectCommand(signalled({ Bucket: bucket.settings.bucket, Key: key }, abortSignal))));
     return 0;
   } catch (err) {
     const rc = failed('delete', t, err);
