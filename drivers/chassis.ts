@@ -4,7 +4,7 @@
 import { DriverRequestCodec, type DriverRequest } from '../proto/messages.js';
 import { METHOD_OF_MODE, type DriverMode } from '../queues/names.js';
 import { timeToAnswer, type CallResult, type IncomingCall } from '../queues/ask.js';
-import { ChunkSink, setCallDeadline } from './helpers.js';
+import { ChunkSink, setCallDeadline, setChunkSha256 } from './helpers.js';
 import { Errno, negativeErrnoOf } from './errno.js';
 
 export type DriverFunction = (...args: unknown[]) => unknown;
@@ -45,6 +45,7 @@ export async function callDriver(
   // The driver learns a deadline a little before this chassis gives up on it, so that a driver
   // that stops retrying there still has its answer counted (and keeps its actor).
   setCallDeadline(request, Math.floor(Date.now() + budget - Math.min(200, budget / 10)));
+  if (call.verifiedSha256 && call.chunk) setChunkSha256(request, call.verifiedSha256);
   const run = async (): Promise<CallResult> => {
     switch (mode) {
       case 'read': {

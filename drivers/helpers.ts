@@ -323,6 +323,28 @@ export function callSignal(request: DriverRequest): AbortSignal | undefined {
   return at === undefined ? undefined : AbortSignal.timeout(Math.max(0, Math.floor(at - Date.now())));
 }
 
+// The SHA-256 of the chunk a running write call carries, when the actor already checked it.
+const CHUNK_SHA256 = Symbol.for('sgw.chunkSha256');
+
+function chunkHashes(): WeakMap<DriverRequest, Uint8Array> {
+  const g = globalThis as Record<symbol, WeakMap<DriverRequest, Uint8Array> | undefined>;
+  return (g[CHUNK_SHA256] ??= new WeakMap());
+}
+
+/** For the chassis: the chunk handed to the driver method with `request` has this SHA-256 (checked). */
+export function setChunkSha256(request: DriverRequest, sha256: Uint8Array): void {
+  chunkHashes().set(request, sha256);
+}
+
+/**
+ * The SHA-256 of the chunk write_chunk was handed with `request`, when the actor checked it before
+ * the call (it always does for a PUTCHUNKS chunk): a driver whose back-end wants the hash (an S3
+ * request's signature, a content address) need not hash the chunk again. Undefined otherwise.
+ */
+export function chunkSha256(request: DriverRequest): Uint8Array | undefined {
+  return chunkHashes().get(request);
+}
+
 export interface ChunkSinkOptions {
   /** Most bytes the sink accepts; a write past it fails with EFBIG. Default 64 MiB. */
   limit?: number;

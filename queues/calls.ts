@@ -61,6 +61,12 @@ export interface IncomingCall extends Omit<Call, 'blockVec'> {
   /** Epoch ms after which nobody waits for the answer. */
   deadline: number;
   jobId: string | undefined;
+  /**
+   * The chunk's SHA-256 once it is known to be right: checked by the serving actor before the
+   * handler, or checked by a MAC'd asker and carried in a host file (serve.ts). A driver may use
+   * it instead of hashing the chunk again (drivers/helpers.ts chunkSha256).
+   */
+  verifiedSha256?: Uint8Array;
 }
 
 export interface CallData {

@@ -223,6 +223,7 @@ export class CallServer {
         result = { rc: -Errno.EIO, error: 'the chunk was altered on its way: it does not match the hash its call was made with' };
       } else result = { rc: -Errno.EBADMSG, mismatch: true, error: 'the chunk does not match its SHA-256' };
     } else {
+      if (d.sha256 !== undefined && call.chunk) call.verifiedSha256 = Buffer.from(d.sha256, 'base64');
       await this.slots.acquire();
       try {
         result = await this.opts.handler(call);

@@ -49,6 +49,11 @@ test('a chunk is checked against the call\'s SHA-256 before the handler runs, in
     t.is(ok.mismatch, undefined, how);
     t.is(handled.length, 1, `${how}: the right hash lets the call run`);
     t.true(handled[0]!.chunk!.equals(chunk), how);
+    t.deepEqual(handled[0]!.verifiedSha256 && Buffer.from(handled[0]!.verifiedSha256), right, `${how}: the handler is told the checked hash (for drivers: chunkSha256)`);
   }
+  // A call without a hash to check tells the handler none.
+  handled.length = 0;
+  t.is((await asker.ask('write', { request: Buffer.from('req'), chunk: randomBytes(100) }, 10_000)).rc, 0);
+  t.is(handled[0]!.verifiedSha256, undefined);
   t.deepEqual(asker.chunkTransfers, { host: 2, redis: 0 }, 'both large chunks went by host file');
 });

@@ -4,7 +4,10 @@
 // client per process, and a test with other settings replaces it.
 import test, { type ExecutionContext } from 'ava';
 import { callDriver, type DriverFunction } from '../drivers/chassis.js';
-import { ChunkSink, DriverRequestType, Errno, IoType, setCallDeadline, type DriverRequest } from '../drivers/helpers.js';
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ChunkSink, DriverRequestType, Errno, IoType, setCallDeadline, setChunkSha256, type DriverRequest } from '../drivers/helpers.js';
 import { DriverRequestCodec } from '../proto/messages.js';
 import { freePort } from '../actors/supervisor/embedded-redis.js';
 import * as s3driver from '../drivers/builtin/s3/driver.js';
@@ -119,6 +122,36 @@ test.serial('calls running at once each get their own object: the client resolve
     t.deepEqual(await sinks[i]!.collect(), bytesOf(id), `block ${id} read back`);
     t.deepEqual(await s3.object(BUCKET, `p/7/DEADBEEFCAFEF00D/${id}/-9`), bytesOf(id), `block ${id} stored at its key`);
   }
+});
+
+test.serial('a write whose chunk the actor already hashed signs with that SHA-256 instead of hashing the chunk again', async (t) => {
+  // A loopback endpoint that answers like S3 and keeps each PUT's headers: s3rver does not check
+  // a body against its declared hash, so only the request shows which hash the signature used.
+  const puts: IncomingHttpHeaders[] = [];
+  const recorder = createServer((req, res) => {
+    req.resume();
+    req.once('end', () => {
+      if (req.method === 'PUT') puts.push(req.headers);
+      res.writeHead(200, { ETag: '"0"', 'Content-Length': '0' }).end();
+    });
+  });
+  await new Promise<void>((r) => recorder.listen(0, '127.0.0.1', r));
+  t.teardown(() => { recorder.close(); });
+  const c = config({ ENDPOINT: `http://127.0.0.1:${(recorder.address() as AddressInfo).port}` });
+  t.true(await s3driver.driver_init(c, S3_SECRETS));
+  const chunk = Buffer.from('a chunk the write actor checked against its signed hash');
+  const write = async (known?: Buffer) => {
+    const req = request({ io_type: IoType.WRITE });
+    setCallDeadline(req, Date.now() + 10_000);
+    if (known) setChunkSha256(req, known);
+    t.is(await s3driver.write_chunk(req, chunk, c, S3_SECRETS), 0);
+    return puts[puts.length - 1]!['x-amz-content-sha256'];
+  };
+  const real = createHash('sha256').update(chunk).digest();
+  t.is(await write(), real.toString('hex'), 'without a known hash the SDK hashes the body');
+  // Any hash handed over is the one signed: the chunk was not hashed again.
+  const handed = Buffer.alloc(32, 0xab);
+  t.is(await write(handed), handed.toString('hex'));
 });
 
 test.serial('a call learns its deadline from the chassis: a read S3 never answers ends with -ETIMEDOUT, not a hung actor', async (t) => {

@@ -11,7 +11,7 @@
 // succeeds: every call may be retried.
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
-  callDeadline, Errno, log_error, request_to_storage_path,
+  callDeadline, chunkSha256, Errno, log_error, request_to_storage_path,
   type ChunkSink, type DriverConfig, type DriverRequest, type DriverSecrets,
 } from 'sgw';
 import { bucketFor, closeBucket, DEFAULT_BUDGET_MS, describe, errnoOf, initBucket, signalled, type Bucket } from './bucket.js';
@@ -57,9 +57,11 @@ export async function write_chunk(request: DriverRequest, chunk: Buffer, driver_
   const t = targetOf(request, driver_config, driver_secrets);
   if (!t) return -Errno.EINVAL;
   const { bucket, key, deadline } = t;
+  // Checked by the actor before this call: the request's signature need not hash the chunk again.
+  const sha256 = chunkSha256(request);
   try {
     await bucket.withRetries(deadline, (abortSignal) => bucket.client.send(
-      new PutObjectCommand(signalled({ Bucket: bucket.settings.bucket, Key: key, Body: chunk, ContentLength: chunk.length, ContentType: 'application/octet-stream' }, abortSignal)),
+      new PutObjectCommand(signalled({ Bucket: bucket.settings.bucket, Key: key, Body: chunk, ContentLength: chunk.length, ContentType: 'application/octet-stream' }, abortSignal, sha256)),
     ));
     return 0;
   } catch (err) {
