@@ -145,7 +145,7 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
   const redisServer = await testRedis();
   const redis = new Redis(redisServer.url);
   let v: RunningVolume | null = null;
-  const path = '/bench/big.bin';
+  let path = '/bench/big.bin';
   try {
     log('UG: starting a UG and one RG (1 MiB blocks)');
     v = await startBenchVolume(redis);
@@ -154,8 +154,14 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
     const check = (n: number) => { if (n !== SIZE) throw new Error(`read ${n} bytes, wrote ${SIZE}`); };
     // Like the reads (and the PUTCHUNKS baseline, measured after its warm-up), the best of a few
     // writes: the first write of a fresh gateway also pays for its actors' heaps growing.
-    log(`UG: write 64 MiB; ${ROUNDS} rounds, each a new version of the file`);
-    const write = await best(ROUNDS, () => timed(pids(), SIZE, () => putFile(running, path, createReadStream(src, { highWaterMark: BLOCK }))));
+    // Each round writes a new file (the last is read below): replacing one would add the deletion
+    // of its old version's chunks, which the UG awaits to report its warnings.
+    log(`UG: write 64 MiB; ${ROUNDS} rounds, each a new file`);
+    let round = 0;
+    const write = await best(ROUNDS, () => {
+      path = `/bench/big-${++round}.bin`;
+      return timed(pids(), SIZE, () => putFile(running, path, createReadStream(src, { highWaterMark: BLOCK })));
+    });
     log('UG: read 64 MiB, UG and RG caches cold');
     const coldBoth = await timed(pids(), SIZE, async () => check(await readFile(running, path)));
     // A running UG reading a file it has not cached, from an RG that has: each round writes a new

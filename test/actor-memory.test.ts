@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { ConfigError, parseConfig } from '../proto/config/config.js';
 import { MALLOC_TUNABLES, withMallocTuning } from '../actors/supervisor/malloc.js';
+import { withHeapFlags } from '../actors/supervisor/heap.js';
 import { childrenOf } from '../bench/support.js';
 import { configFolder } from './support/config-folder.js';
 import { cleanup, makeGatewayFolder, startGatewayProcess, waitForGateway } from './support/gateway.js';
@@ -53,3 +54,10 @@ for (const [title, own] of [['every actor process starts with the malloc setting
     }
   });
 }
+
+test('heap flags: chunk-holding actors get 4 MB semi-spaces, rarely called ones 1 MB, others V8\'s own; NODE_OPTIONS kept', (t) => {
+  t.is(withHeapFlags({ NODE_OPTIONS: '--enable-source-maps' }, 'http').NODE_OPTIONS, '--enable-source-maps --max-semi-space-size=4');
+  t.is(withHeapFlags({}, 'cache').NODE_OPTIONS, '--max-semi-space-size=4');
+  t.is(withHeapFlags({}, 'driver:rename').NODE_OPTIONS, '--max-semi-space-size=1');
+  t.is(withHeapFlags({}, 'driver:read').NODE_OPTIONS, undefined);
+});
