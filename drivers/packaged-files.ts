@@ -37,6 +37,7 @@ export const EMBEDDED_FILES: readonly EmbeddedFile[] = [
   // pre-bundled packages drivers may import (drivers/driver-packages.ts).
   { path: 'dist/drivers/builtin/s3/driver.js' },
   { path: 'dist/drivers/builtin/s3/bucket.js' },
+  { path: 'dist/drivers/builtin/s3/call-signal.js' },
   { path: 'dist/drivers/builtin/s3-dataset/driver.js' },
   { path: 'dist/drivers/provided' },
   { path: ESBUILD_BINARY, executable: true },
