@@ -293,18 +293,20 @@ export function log_debug(...args: unknown[]): void {
   if (process.env.SGW_DRIVER_DEBUG) writeLogLine(20, args);
 }
 
-// The deadline of each running call, by its request object, kept where every copy of this module
-// finds it: each driver bundle carries its own copy, the chassis uses sgw's.
-const CALL_DEADLINES = Symbol.for('sgw.callDeadlines');
-
-function callDeadlines(): WeakMap<DriverRequest, number> {
-  const g = globalThis as Record<symbol, WeakMap<DriverRequest, number> | undefined>;
-  return (g[CALL_DEADLINES] ??= new WeakMap());
+// What the chassis tells a driver about a running call, by its request object, kept where every
+// copy of this module finds it: each driver bundle carries its own copy, the chassis uses sgw's.
+function perCall<T>(name: string): WeakMap<DriverRequest, T> {
+  const g = globalThis as Record<symbol, WeakMap<DriverRequest, T> | undefined>;
+  return (g[Symbol.for(name)] ??= new WeakMap());
 }
+
+const callDeadlines = perCall<number>('sgw.callDeadlines');
+/** The SHA-256 of the chunk a running write call carries, when the actor already checked it. */
+const chunkHashes = perCall<Uint8Array>('sgw.chunkSha256');
 
 /** For the chassis: the driver method given `request` must answer by `at` (epoch ms). */
 export function setCallDeadline(request: DriverRequest, at: number): void {
-  callDeadlines().set(request, at);
+  callDeadlines.set(request, at);
 }
 
 /**
@@ -314,7 +316,7 @@ export function setCallDeadline(request: DriverRequest, at: number): void {
  * that has one (driver_init, next_dataset, a direct call in a test).
  */
 export function callDeadline(request: DriverRequest): number | undefined {
-  return callDeadlines().get(request);
+  return callDeadlines.get(request);
 }
 
 /** An AbortSignal that fires at callDeadline(request), for fetch or an SDK; undefined without a deadline. */
@@ -323,17 +325,9 @@ export function callSignal(request: DriverRequest): AbortSignal | undefined {
   return at === undefined ? undefined : AbortSignal.timeout(Math.max(0, Math.floor(at - Date.now())));
 }
 
-// The SHA-256 of the chunk a running write call carries, when the actor already checked it.
-const CHUNK_SHA256 = Symbol.for('sgw.chunkSha256');
-
-function chunkHashes(): WeakMap<DriverRequest, Uint8Array> {
-  const g = globalThis as Record<symbol, WeakMap<DriverRequest, Uint8Array> | undefined>;
-  return (g[CHUNK_SHA256] ??= new WeakMap());
-}
-
 /** For the chassis: the chunk handed to the driver method with `request` has this SHA-256 (checked). */
 export function setChunkSha256(request: DriverRequest, sha256: Uint8Array): void {
-  chunkHashes().set(request, sha256);
+  chunkHashes.set(request, sha256);
 }
 
 /**
@@ -342,7 +336,7 @@ export function setChunkSha256(request: DriverRequest, sha256: Uint8Array): void
  * request's signature, a content address) need not hash the chunk again. Undefined otherwise.
  */
 export function chunkSha256(request: DriverRequest): Uint8Array | undefined {
-  return chunkHashes().get(request);
+  return chunkHashes.get(request);
 }
 
 export interface ChunkSinkOptions {

@@ -15,6 +15,17 @@ const vol = ugVolumePerFile({ blockSize: BS });
 
 interface EntryJson { file_id: string; file_version: string; size: number }
 
+/** Flips one byte of block `block` of a file on every replica's disk. */
+function corruptEverywhere(e: EntryJson, block: number, at: number): void {
+  for (const rg of vol.v.rgs) {
+    const dir = join(rg.storageDir, String(vol.v.ug.volumeId), e.file_id, String(block));
+    const p = join(dir, readdirSync(dir)[0]!);
+    const bytes = readFileSync(p);
+    bytes[at] ^= 1;
+    writeFileSync(p, bytes);
+  }
+}
+
 // Serial tests run before the concurrent one, which stops a replica.
 test.serial('a chunk corrupted on one replica\'s disk is detected and the read is served from the other', async (t) => {
   const { client, rgs, ug } = vol.v;
@@ -35,29 +46,17 @@ test.serial('a chunk corrupted on one replica\'s disk is detected and the read i
 
   // Corrupted on both replicas: no valid copy is left, and the reader says so.
   const e2 = (await client.put('/corrupt/both.bin', patternBytes(BS, 22))).json<{ entry: EntryJson }>().entry;
-  for (const rg of rgs) {
-    const dir = join(rg.storageDir, String(ug.volumeId), e2.file_id, '0');
-    const p = join(dir, readdirSync(dir)[0]!);
-    const bytes = readFileSync(p);
-    bytes[0] ^= 1;
-    writeFileSync(p, bytes);
-  }
+  corruptEverywhere(e2, 0, 0);
   const bad = await client.get('/corrupt/both.bin');
   t.is(bad.status, 502);
   t.regex(bad.body.toString(), /no gateway gave a valid block 0 of \/corrupt\/both\.bin.*SHA-256/);
 });
 
 test.serial('a read whose later block no replica can serve is cut short, and the UG logs it as a warning, not an error', async (t) => {
-  const { client, rgs, ug, ugProc } = vol.v;
+  const { client, ugProc } = vol.v;
   const data = patternBytes(3 * BS, 24);
   const e = (await client.put('/corrupt/late.bin', data)).json<{ entry: EntryJson }>().entry;
-  for (const rg of rgs) {
-    const dir = join(rg.storageDir, String(ug.volumeId), e.file_id, '2');
-    const p = join(dir, readdirSync(dir)[0]!);
-    const bytes = readFileSync(p);
-    bytes[7] ^= 1;
-    writeFileSync(p, bytes);
-  }
+  corruptEverywhere(e, 2, 7);
   // The first block is good: the status line goes out, then the body stops short of its length.
   const got = await new Promise<{ status: number; length: number; bytes: number }>((resolve) => {
     request(`${client.url}/FILES/corrupt/late.bin`, { headers: { Authorization: `Bearer ${client.token}` } }, (res) => {
