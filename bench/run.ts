@@ -34,7 +34,11 @@ import { childrenOf, cpuTicks, formatCpu, memoryOf, MiB, profiled, RssSampler, s
 import { printTable, ratio, writeJson, type Row } from './report.js';
 
 const SECONDS = Number(process.env.SGW_BENCH_SECONDS ?? 5);
-const IDLE_SECONDS = 10;
+/**
+ * A gateway at rest, not one just started: its actors give back what start-up grew after some
+ * quiet seconds (actors/idle-memory.ts: a first collection after 2 s, another after 6 more).
+ */
+const IDLE_SECONDS = 30;
 const PHASES = ['echo', 'disk', 'hit', 'miss', 'put', 'python', 'observe', 'ag', 'ug', 'ug1g', 's3', 'aof', 'nonces', 'flood', 'wait', 'sizing', 'capacity', 'scaleout', 'idle'] as const;
 const ONLY = new Set((process.env.SGW_BENCH_ONLY ?? PHASES.join(',')).split(',').map((s) => s.trim()));
 const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
