@@ -70,6 +70,11 @@ test('npm start runs the demo, the README quickstart works line by line, and Ctr
   t.regex(out, /redis {6}redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ {2}\(private redis-server, data in .*\.sgw[/\\]state[/\\]redis/, 'names the private Redis, not its password');
   const dash = /(http:\/\/127\.0\.0\.1:\d+\/admin\/queues) {2}user (\S+), password ([0-9a-f]+)/.exec(out);
   t.truthy(dash, 'prints the dashboard URL and its credential');
+  // The banner comes once every actor said it is ready, or after 30 s of waiting for them: on a
+  // machine busy with other tests, the four front actors may still be starting.
+  for (const port of [basePort!, basePort! + 1, basePort! + 2, basePort! + 3]) {
+    await waitFor(`the gateway on port ${port} to answer`, async () => (await fetch(`http://127.0.0.1:${port}/PING`).catch(() => null))?.ok, 120_000);
+  }
   t.is((await fetch(dash![1]!)).status, 401, 'the dashboard asks for the credential');
   const basic = `Basic ${Buffer.from(`${dash![2]}:${dash![3]}`).toString('base64')}`;
   t.is((await fetch(dash![1]!, { headers: { Authorization: basic } })).status, 200, 'and opens with the printed one');
