@@ -1,8 +1,9 @@
 // The data plane of a checked Request, read as it arrives into one buffer per chunk, each of
-// exactly its declared size (one buffer for the whole plane, 8 MiB for a UG's batch, was over
+// exactly its declared size. (One buffer for the whole plane, 8 MiB for a UG's batch, was over
 // glibc's mmap threshold: a fresh mapping per request whose every page faulted in as it was
-// copied to, a third of the http actor's CPU on a freshly booted VM); with hashes, each chunk's SHA-256 is computed piece by piece as its
-// bytes come and checked as soon as it is complete, so a bad chunk stops the reading there.
+// copied to, a third of the http actor's CPU on a freshly booted VM.) With hashes, each chunk's
+// SHA-256 is computed piece by piece as its bytes come and checked as soon as it is complete, so
+// a bad chunk stops the reading there.
 import { createHash, type Hash } from 'node:crypto';
 import { HttpError } from './errors.js';
 import type { MultipartReader } from './multipart.js';
