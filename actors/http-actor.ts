@@ -95,6 +95,7 @@ export async function runHttpActor(opts: HttpActorOptions): Promise<RunningHttpA
     cacheStats: () => store?.stats() ?? null,
     chunkTransfers: () => asker.chunkTransfers,
     chunkHostMisses: () => asker.chunkHostMisses,
+    chunkKeyLosses: () => asker.chunkKeyLosses,
     postBytesInFlight: () => postBudget.inFlight,
   }) : null;
   if (metrics) asker.observe = metrics.observeCall;

@@ -35,6 +35,8 @@ export interface MetricsSources {
   chunkTransfers(): { host: number; redis: number };
   /** Host files a serving actor on another host could not read (sent again through Redis). */
   chunkHostMisses(): number;
+  /** Chunk keys a serving actor found gone (lost in a failover; put again and sent again). */
+  chunkKeyLosses(): number;
   /** Bytes of POST bodies held now (limits.post_bytes_in_flight). */
   postBytesInFlight(): number;
 }
@@ -203,6 +205,13 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         this.inc(self.sources.chunkHostMisses());
+      },
+    });
+    new Counter({
+      name: 'sgw_chunk_key_losses_total', help: 'Chunks sent as a Redis key that a serving actor found gone (lost with a failed master), then put and sent again', registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources.chunkKeyLosses());
       },
     });
     const pingSeconds = new Histogram({ name: 'sgw_redis_ping_duration_seconds', help: 'Round trip of a Redis PING, measured on each scrape', buckets: PING_BUCKETS, registers });

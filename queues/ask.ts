@@ -29,6 +29,9 @@ import {
 
 export * from './calls.js';
 
+/** Times a call whose chunk key was lost is sent again (a key lost twice means Redis is failing: answer 503). */
+const REDIS_RESENDS = 2;
+
 /** A reply pop (blocking one second) unanswered this long means its server hangs. */
 const REPLY_POP_STUCK_MS = 10_000;
 
@@ -42,6 +45,8 @@ interface Pending {
   deadline: number;
   /** Sent as a host file: kept to send again through Redis if the worker cannot read the file. */
   blob?: { ref: BlobRef; chunk: Buffer; data: CallData };
+  /** Sent as a Redis key: kept to put again if the key is gone when the worker looks (lost in a failover). */
+  inRedis?: { chunk: Buffer; data: CallData; resends: number };
   /** How the call's large chunk travels now (counted once its answer comes). */
   carried?: 'host' | 'redis';
   /** The latest attempt known to run the call's job: answers of earlier attempts are stale. */
@@ -65,6 +70,8 @@ export class Asker {
   readonly chunkTransfers = { host: 0, redis: 0 };
   /** Host files a worker of another host could not read (the chunk was sent again through Redis). */
   chunkHostMisses = 0;
+  /** Chunk keys a worker found gone, a failover having lost them (the chunk was put again). */
+  chunkKeyLosses = 0;
   /** Answers dropped because a later attempt of their job runs (its lock was lost meanwhile). */
   staleAnswers = 0;
   private closed = false;
@@ -163,17 +170,32 @@ export class Asker {
     data.chunkKey = keys.chunk(data.id);
     p.chunkKey = data.chunkKey;
     p.carried = 'redis';
+    p.inRedis = { chunk, data, resends: p.inRedis?.resends ?? 0 };
     await this.redis.set(data.chunkKey, chunk, 'PX', Math.max(1, p.deadline - Date.now()) + 5000);
   }
 
-  /** A worker could not read the call's host file (it runs elsewhere): send the call again, chunk in Redis. */
+  /**
+   * The worker could not get the call's chunk: its host file (the worker runs elsewhere) or its
+   * Redis key (written to a master that failed before its replicas had it). Sends the call again
+   * with the chunk put in Redis anew, at most REDIS_RESENDS times for a lost key.
+   */
   private resendThroughRedis(id: string): void {
     const p = this.pending.get(id);
-    if (!p?.blob) return; // answered, timed out, or already re-sent
-    const { ref, chunk, data } = p.blob;
-    delete p.blob;
-    ref.release();
-    this.chunkHostMisses++;
+    if (!p) return; // answered or timed out
+    let chunk: Buffer;
+    let data: CallData;
+    if (p.blob) {
+      ({ chunk, data } = p.blob);
+      p.blob.ref.release();
+      delete p.blob;
+      this.chunkHostMisses++;
+    } else if (p.inRedis && p.inRedis.resends < REDIS_RESENDS) {
+      ({ chunk, data } = p.inRedis);
+      p.inRedis.resends++;
+      this.chunkKeyLosses++;
+    } else {
+      return;
+    }
     const again: CallData = { ...data };
     delete again.blob;
     delete again.host;

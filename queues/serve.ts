@@ -204,7 +204,13 @@ export class CallServer {
       call.chunk = chunk;
     } else if (d.chunkKey) {
       const chunk = await this.redis.getBuffer(d.chunkKey);
-      if (chunk) call.chunk = chunk;
+      // Gone before its deadline: written to a master that failed before its replicas had it.
+      // The asker still holds the chunk and sends the call again.
+      if (!chunk) {
+        await this.replies.send(d.reply, encodeUnreachable(d.id, this.seal, lease.attempt));
+        return null;
+      }
+      call.chunk = chunk;
     } else if (d.chunk !== undefined) call.chunk = Buffer.from(d.chunk, 'base64');
     let vecMissing: string | null = null;
     if (d.vec !== undefined) {
@@ -215,8 +221,7 @@ export class CallServer {
         this.opts.onRefused?.('bad-block-vec', jobId);
       } else call.blockVec = vec;
     }
-    if (d.chunkKey && !call.chunk) result = { rc: -Errno.EIO, error: 'chunk expired before the call ran' };
-    else if (vecMissing !== null) result = { rc: -Errno.EIO, error: `the request's block_vec: ${vecMissing}` };
+    if (vecMissing !== null) result = { rc: -Errno.EIO, error: `the request's block_vec: ${vecMissing}` };
     else if (d.sha256 !== undefined && !this.trusted(d) && !(await hasSha256(call.chunk ?? Buffer.alloc(0), Buffer.from(d.sha256, 'base64')))) {
       if (d.vouched === 1) {
         this.opts.onRefused?.('altered-chunk', jobId);

@@ -18,7 +18,7 @@ import { HostPresence } from '../queues/registry.js';
 import { keys, modeQueueName, queuePrefix } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
 import { whenReady } from '../queues/redis.js';
-import { stopChild } from './support/gateway.js';
+import { stopChild, waitFor } from './support/gateway.js';
 import { connectRedis, redisAt } from '../queues/redis.js';
 
 const ECHO_SERVER = fileURLToPath(new URL('./support/echo-server.js', import.meta.url));
@@ -122,6 +122,30 @@ test.serial('a worker on another host that gets a host file anyway cannot read i
   t.deepEqual(asker.chunkTransfers, { host: 0, redis: 2 }, 'counted once each, by what carried them in the end');
   t.is(asker.chunkHostMisses, 2, 'each call went out as a file first');
   t.deepEqual(callFiles(), []);
+});
+
+test.serial('a chunk key gone when the worker looks (lost with a failed master) is put again and the call sent again', async (t) => {
+  const redis = await testRedis();
+  const gateway = `rg.${randomUUID()}`;
+  const asker = new Asker(redisAt(redis.url), gateway);
+  const probe = new Redis(redis.url);
+  t.teardown(async () => { await asker.close(); probe.disconnect(); });
+  await whenReady(asker.redis, 10_000);
+  const chunk = randomBytes(1 << 20);
+
+  // No worker yet: the call waits in its queue, its chunk in Redis. The key is then lost.
+  const answer = asker.ask('write', { request: Buffer.from('req'), chunk }, 30_000);
+  const [key] = await waitFor('the call\'s chunk key', async () => {
+    const found = await probe.keys(keys.chunk('*'));
+    return found.length > 0 ? found : null;
+  });
+  t.is(await probe.del(key!), 1);
+  await otherHostServer(t, redis.url, gateway);
+  const result = await answer;
+
+  t.is(result.value, sha(chunk), 'the worker got the chunk put again');
+  t.is(asker.chunkKeyLosses, 1);
+  t.deepEqual(await probe.keys(keys.chunk('*')), [], 'the second copy was removed after the answer');
 });
 
 test.serial('a job naming a file outside the side channel is refused, and its driver method never runs', async (t) => {
