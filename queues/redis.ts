@@ -170,10 +170,22 @@ export function connectRedis(target: RedisTarget, kind: 'fail-fast' | 'patient',
     fatal ??= refusalOf((err as { lastNodeError?: Error }).lastNodeError ?? null, target);
   });
   refusals.set(client, () => fatal);
+  targets.set(client, target);
   return client;
 }
 
 const refusals = new WeakMap<RedisClient, () => RedisRefusedError | null>();
+const targets = new WeakMap<RedisClient, RedisTarget>();
+
+/** The target a connection made by connectRedis reaches (null for one made elsewhere). */
+export function targetOf(redis: RedisClient): RedisTarget | null {
+  return targets.get(redis) ?? null;
+}
+
+/** TLS options for a connection to the target's nodes or sentinels. */
+export function tlsOf(target: RedisTarget): ConnectionOptions | undefined {
+  return tlsOptions(target.tls);
+}
 
 /**
  * ioredis 6 gives up a Sentinel connection for good (status "end") when the failover detector of

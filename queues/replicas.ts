@@ -9,7 +9,8 @@
 // too, typically a replica's round trip (well under a millisecond on a LAN).
 import calculateSlot from 'cluster-key-slot';
 import type { ChainableCommander } from 'ioredis';
-import { Cluster, type RedisClient } from './redis.js';
+import { Cluster, targetOf, type RedisClient } from './redis.js';
+import { SentinelReplicas } from './sentinel-replicas.js';
 import { defineScript, pipeScript, type ScriptName } from './scripts.js';
 
 export interface ReplicationPolicy {
@@ -35,13 +36,18 @@ export class NotReplicatedError extends Error {
 /** Times a write goes out again after its slot moved to another node. */
 const MAX_REDIRECTS = 3;
 
-/** How long a master's replica count (from ROLE) is trusted before it is asked again. */
+/** How long a master's replica count (from ROLE, and from the sentinels) is trusted before it is asked again. */
 const ROLE_TTL_MS = 1000;
 
 interface ReplicaCount {
   count: number;
   at: number;
   asking: Promise<number> | null;
+  /** With Sentinel: the replicas the sentinels could promote (kept across failovers; a failing sentinel leaves it as it was). */
+  sentinels: SentinelReplicas | null;
+  promotable: number;
+  promotableAt: number;
+  askingSentinels: Promise<void> | null;
 }
 
 const counts = new WeakMap<RedisClient, ReplicaCount>();
@@ -57,20 +63,41 @@ async function askRole(redis: RedisClient, entry: ReplicaCount): Promise<number>
   }
 }
 
-/** Replicas of the master that takes writes of `key`, as last seen (at most ROLE_TTL_MS old). */
+/** The sentinels' count of promotable replicas: asked in the background once known, awaited the first time. */
+function promotable(entry: ReplicaCount): number | Promise<number> {
+  const sentinels = entry.sentinels;
+  if (!sentinels) return 0;
+  if (Date.now() - entry.promotableAt >= ROLE_TTL_MS) {
+    entry.askingSentinels ??= sentinels.count().then((n) => {
+      if (n !== null) entry.promotable = n;
+      entry.promotableAt = Date.now();
+    }).finally(() => { entry.askingSentinels = null; });
+  }
+  return entry.promotableAt === 0 && entry.askingSentinels ? entry.askingSentinels.then(() => entry.promotable) : entry.promotable;
+}
+
+/**
+ * Replicas that must confirm a write of `key` for it to survive a failover: the master's streaming
+ * replicas (ROLE), and with Sentinel at least every replica the sentinels could promote; at most
+ * ROLE_TTL_MS old.
+ */
 export async function replicasOf(redis: RedisClient, key: string): Promise<number> {
   // A Cluster learns each slot's master and replicas with its slot table.
   if (redis instanceof Cluster) return Math.max(0, (redis.slots[calculateSlot(key)]?.length ?? 1) - 1);
   let entry = counts.get(redis);
   if (!entry) {
-    entry = { count: 0, at: 0, asking: null };
+    const target = targetOf(redis);
+    entry = {
+      count: 0, at: 0, asking: null,
+      sentinels: target?.kind === 'sentinel' ? new SentinelReplicas(target) : null, promotable: 0, promotableAt: 0, askingSentinels: null,
+    };
     counts.set(redis, entry);
     // After a failover the connection reaches another master, with replicas of its own.
     redis.on('ready', () => { entry!.at = 0; });
   }
-  if (Date.now() - entry.at < ROLE_TTL_MS) return entry.count;
-  entry.asking ??= askRole(redis, entry);
-  return entry.asking;
+  const sentinelView = promotable(entry);
+  const streaming = Date.now() - entry.at < ROLE_TTL_MS ? entry.count : await (entry.asking ??= askRole(redis, entry));
+  return Math.max(streaming, await sentinelView);
 }
 
 /**

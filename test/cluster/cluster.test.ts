@@ -27,7 +27,7 @@ test.after.always(() => {
 /** On failure, what the gateways logged at warn and above (all of it into SGW_CLUSTER_LOG, when set). */
 function logFailure(t: ExecutionContext): void {
   t.teardown(() => {
-    if (!t.passed && c && process.env.SGW_CLUSTER_LOG) writeFileSync(process.env.SGW_CLUSTER_LOG, c.output());
+    if (!t.passed && c && process.env.SGW_CLUSTER_LOG) writeFileSync(process.env.SGW_CLUSTER_LOG, `${c.output()}\n${c.redis.logs()}`);
     if (!t.passed && c) t.log(c.output().split('\n').filter((l) => /"level":(40|50|60)|Error|error/.test(l)).slice(-40).map((l) => l.slice(0, 400)).join('\n'));
   });
 }
@@ -180,15 +180,27 @@ test.serial('Redis failover across hosts: the Sentinel master is killed under lo
   logFailure(t);
   const ug = c.ugClient();
   const load = new ClusterLoad(ug, '/failover').start();
+  // On failure: when each write that later read back 404 was made, against the failover's steps.
+  const marks: Record<string, number> = {};
+  t.teardown(() => {
+    if (t.passed) return;
+    const lost = new Set(load.answers.filter((a) => a.kind === 'GET' && a.status === 404).map((a) => a.path));
+    const at = (ms: number) => ms - (marks.kill ?? 0);
+    t.log('steps (ms after the kill):', JSON.stringify(Object.fromEntries(Object.entries(marks).map(([k, v]) => [k, at(v)]))));
+    t.log('writes read back 404:', load.answers.filter((a) => a.kind === 'PUT' && lost.has(a.path)).map((a) => `${a.path} ${a.status} at ${at(a.started)} +${a.ms} ms`).join('; '));
+  });
   try {
     await load.acknowledgedAfter(0, 4);
     const killed = await c.redis.master();
     const at = Date.now();
+    marks.kill = at;
     await killed.kill();
     const master = await waitForNewMaster(c.redis, killed);
+    marks.newMaster = Date.now();
     t.log(`master ${killed.host.name} killed; ${master.host.name} took over`);
     await load.acknowledgedAfter(at, 6);
     const resumed = Date.now();
+    marks.resumed = resumed;
     for (const f of ['front1', 'front2'] as const) await c.waitReady(f, c.urlOf(f));
     for (const w of ['worker1', 'worker2'] as const) {
       const jobs = await c.jobsOn(w);
@@ -196,11 +208,13 @@ test.serial('Redis failover across hosts: the Sentinel master is killed under lo
     }
     for (const [name, url] of [['the AG', c.agUrl], ['the UG', c.ugClient().url], ['the AG volume\'s UG', c.agUgClient().url]]) await c.waitReady(name!, url!);
     await load.acknowledgedAfter(resumed, 4);
+    marks.restart = Date.now();
     await killed.start();
     await waitFor('the old master to rejoin as a replica', async () => {
       const role = (await killed.command('ROLE')) as [string, string, number, string];
       return role[0] === 'slave' && role[3] === 'connected';
     });
+    marks.rejoined = Date.now();
   } finally {
     await load.stop();
   }

@@ -1,7 +1,7 @@
 // Redis across the bed's hosts: one data node (AOF on, its files on the machine's disk, so they
 // outlive a host crash) and one sentinel per Redis host; the first host's node starts as master.
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { waitFor } from '../support/gateway.js';
@@ -60,6 +60,8 @@ export interface HostSentinels {
   config: { sentinels: string[]; name: string };
   master(): Promise<HostRedis>;
   client(): Redis;
+  /** What every data node and sentinel logged, each line prefixed with its host, for a failing test. */
+  logs(): string;
 }
 
 /** A data node and a sentinel on each host; waits until replicas and sentinels all know each other. */
@@ -72,7 +74,7 @@ export async function startHostSentinels(hosts: Host[], name = 'sgwbed'): Promis
     mkdirSync(dir, { recursive: true });
     const args = [
       '--bind', h.address, '--port', String(DATA_PORT), '--dir', dir, '--protected-mode', 'no',
-      '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction', '--loglevel', 'warning',
+      '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction', '--loglevel', 'notice', '--logfile', join(dir, 'redis.log'),
       ...(h === first ? [] : ['--replicaof', first.address, String(DATA_PORT)]),
     ];
     const node = new HostRedis(h, DATA_PORT, args);
@@ -85,7 +87,7 @@ export async function startHostSentinels(hosts: Host[], name = 'sgwbed'): Promis
     mkdirSync(dir, { recursive: true });
     // Sentinel rewrites its config file as it learns the topology: each its own, writable.
     writeFileSync(join(dir, 'sentinel.conf'), [
-      `port ${SENTINEL_PORT}`, `bind ${h.address}`, 'protected-mode no', `dir ${dir}`, 'loglevel warning',
+      `port ${SENTINEL_PORT}`, `bind ${h.address}`, 'protected-mode no', `dir ${dir}`, 'loglevel notice', `logfile ${join(dir, 'sentinel.log')}`,
       `sentinel monitor ${name} ${first.address} ${DATA_PORT} 2`,
       `sentinel down-after-milliseconds ${name} 1000`,
       `sentinel failover-timeout ${name} 10000`,
@@ -109,6 +111,12 @@ export async function startHostSentinels(hosts: Host[], name = 'sgwbed'): Promis
         }
       }
       throw new Error('no sentinel names a master');
+    },
+    logs() {
+      return hosts.flatMap((h) => ['redis/redis.log', 'sentinel/sentinel.log'].map((f) => {
+        const file = join(h.dir, f);
+        return existsSync(file) ? readFileSync(file, 'utf8').split('\n').map((l) => `[${h.name} ${f.split('/')[0]}] ${l}`).join('\n') : '';
+      })).join('\n');
     },
     client() {
       const client = new Redis({ sentinels: sentinels.map((s) => ({ host: s.host.address, port: s.port })), name, maxRetriesPerRequest: 3 });
