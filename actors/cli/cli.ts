@@ -21,7 +21,8 @@ program.command('start')
   .option('-c, --config <file>', 'gateway configuration file')
   .option('-r, --roles <list>', 'actors to run on this host: http, cache, driver, driver:<mode>, crawl (AG) (default: all)')
   .option('--demo <gateway>', 'without --config: only this gateway of the demo (rg, ug, ag, ug-sample), e.g. the demo RG alone')
-  .action(async (o: { config?: string; roles?: string; demo?: string }) => (await import('../supervisor/start.js')).startGateway(o));
+  .option('--wait <seconds>', 'how long to wait for the actors to be ready before printing the summary', '30')
+  .action(async (o: { config?: string; roles?: string; demo?: string; wait?: string }) => (await import('../supervisor/start.js')).startGateway(o));
 
 program.command('actor <role>')
   .description('run one actor in the foreground (http, cache, driver:<mode>[+<mode>...], crawl); for supervisors and external managers')

@@ -28,14 +28,16 @@ function assertPortFree(host: string, port: number, hint: string): Promise<void>
   });
 }
 
-/** `sgw start` prints its summary once the actors are ready, or after this long anyway. */
-const ACTORS_READY_WAIT_MS = 30_000;
+/** `sgw start` prints its summary once the actors are ready, or after this long anyway (--wait). */
+const ACTORS_READY_WAIT_S = 30;
 
 export interface StartOptions {
   config?: string;
   roles?: string;
   /** Without config: run only this gateway of the demo (rg, ug, ag, ug-sample). */
   demo?: string;
+  /** Seconds to wait for the actors to be ready before the summary (default 30). */
+  wait?: string;
 }
 
 /** One gateway this `sgw start` runs the actors of. */
@@ -50,6 +52,15 @@ interface RunStyle {
   holder: string;
   portHint(g: HostedGateway): string;
   summary(redisLine: string, decisions: (DriverDecision | null)[]): string;
+  /** How long the actors may take to be ready before the summary is printed anyway. */
+  waitMs: number;
+}
+
+function waitMsOf(opts: StartOptions): number {
+  if (opts.wait === undefined) return ACTORS_READY_WAIT_S * 1000;
+  const s = Number(opts.wait);
+  if (!(s >= 0) || !Number.isFinite(s)) throw new Error(`--wait ${opts.wait}: give the seconds to wait for the actors, a number ≥ 0`);
+  return s * 1000;
 }
 
 export async function startGateway(opts: StartOptions): Promise<void> {
@@ -63,7 +74,7 @@ export async function startGateway(opts: StartOptions): Promise<void> {
   if (config.actors.activation === 'none') return prepareExternalActivation(config, configFile, roles, logger);
   const g: HostedGateway = { config, configFile, roles };
   await runGateways([g], logger, {
-    holder: configFile,
+    holder: configFile, waitMs: waitMsOf(opts),
     portHint: () => `set gateway.port in ${configFile} or SGW_PORT`,
     summary: (redisLine, [decision]) => [
       `sgw: ${config.gateway.type} gateway ${config.gateway.id} (volume ${config.gateway.volume_id})`,
@@ -98,7 +109,7 @@ async function startDemo(opts: StartOptions): Promise<void> {
   });
   const logger = createLogger(gateways[0]!.config.log.level, 'sgw');
   await runGateways(gateways, logger, {
-    holder: demo.home,
+    holder: demo.home, waitMs: waitMsOf(opts),
     portHint: (g) => `the demo uses ports ${demo.gateways[0]!.port} to ${demo.gateways[0]!.port + 3}; set SGW_PORT to the first of 4 free ports (${shownPath(g.configFile)} wants ${g.config.gateway.port})`,
     summary: (redisLine) => demoBanner(demo, redisLine, process.pid),
   });
@@ -153,13 +164,19 @@ async function runGateways(gateways: HostedGateway[], logger: Logger, style: Run
     await supervisor.start();
   }
   const counts = running.map(() => ({ ready: 0, total: 0 }));
-  await Promise.all(running.map(({ supervisor }, i) => supervisor.settled(ACTORS_READY_WAIT_MS, (ready, total) => {
+  const starting = await Promise.all(running.map(({ supervisor }, i) => supervisor.settled(style.waitMs, (ready, total) => {
     counts[i] = { ready, total };
     progress.update('waiting for the actors', `${counts.reduce((n, c) => n + c.ready, 0)}/${counts.reduce((n, c) => n + c.total, 0)} ready`);
   })));
   progress.done();
   const redisLine = `${describeRedis(target)}${embedded ? `  (private redis-server, data in ${stateRedisPaths(first).dir}, stopped with sgw)` : ''}`;
   process.stderr.write(style.summary(redisLine, decisions));
+  const late = running.flatMap(({ g }, i) => starting[i]!.map((role) => (running.length > 1 ? `${g.config.gateway.key} ${role}` : role)));
+  if (late.length > 0) {
+    process.stderr.write(`sgw: still starting after ${style.waitMs / 1000} s: ${late.join(', ')}; they serve once ready `
+      + `(the log says what they wait for; sgw status shows who runs)\n`);
+    logger.warn({ actors: late }, 'actors still starting after the summary');
+  }
 }
 
 /** Refuses a second AG for the volume here, with the reason, rather than in crash-looping actors. */

@@ -207,16 +207,20 @@ export class Supervisor {
   }
 
   /** Waits until every actor started so far said it is ready or exited, at most timeoutMs. */
-  async settled(timeoutMs: number, onProgress: (ready: number, total: number) => void = () => {}): Promise<void> {
+  /** Waits until every actor is ready or timeoutMs passed; resolves with the roles of those not ready. */
+  async settled(timeoutMs: number, onProgress: (ready: number, total: number) => void = () => {}): Promise<string[]> {
     const list = [...this.actors];
-    let ready = 0;
-    onProgress(ready, list.length);
+    const waiting = new Set(list);
+    onProgress(0, list.length);
     const all = Promise.all(list.map((a) => a.ready.then((ok) => {
-      if (ok) onProgress(++ready, list.length);
+      if (!ok) return;
+      waiting.delete(a);
+      onProgress(list.length - waiting.size, list.length);
     })));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise<void>((r) => { timer = setTimeout(r, timeoutMs); })]);
     clearTimeout(timer);
+    return [...new Set([...waiting].map((a) => a.role))];
   }
 
   /** Live child processes by role (for status and tests). */

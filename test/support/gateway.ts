@@ -176,12 +176,14 @@ export interface GatewayProcessOptions {
   stdoutFd?: number;
   /** A process group of its own, so killGroup() can kill -9 every process of the gateway at once. */
   detached?: boolean;
+  /** More arguments of `sgw start`. */
+  args?: string[];
 }
 
 /** `sgw start --config FILE [--roles R]` as a child process (its own process tree). */
 export function startGatewayProcess(configFile: string, roles?: string, cwd?: string, opts: GatewayProcessOptions = {}): RunningGateway {
   // Killed with the test process, however it ends (ava kills a worker that times out).
-  const [command, args] = tiedToParent(process.execPath, [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : [])], 'KILL');
+  const [command, args] = tiedToParent(process.execPath, [CLI, 'start', '--config', configFile, ...(roles ? ['--roles', roles] : []), ...(opts.args ?? [])], 'KILL');
   const proc = spawn(command, args, {
     cwd, stdio: ['ignore', opts.stdoutFd ?? 'pipe', 'pipe'], detached: opts.detached ?? false,
     env: { ...process.env, SGW_LOG_LEVEL: process.env.SGW_TEST_LOG_LEVEL ?? 'warn', ...opts.env },
