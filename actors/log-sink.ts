@@ -26,6 +26,8 @@ const EXIT_WAIT_MS = 1000;
 export class LogSink {
   /** Lines refused because maxHeld bytes were already held. */
   dropped = 0;
+  /** Dropped lines already told of in the log itself. */
+  private reported = 0;
   private chunk = Buffer.allocUnsafe(CHUNK);
   /** chunk[start, used) holds lines not yet queued; chunk[0, start) was queued and is never touched again. */
   private start = 0;
@@ -143,8 +145,17 @@ export class LogSink {
     if (this.closed) {
       this.queue = [];
       this.held = 0;
-    } else if (this.held >= this.opts.minWrite) {
-      this.writeOut();
+      return;
     }
+    // Room again: the log says what it is missing, once the reader has caught up half-way.
+    if (this.dropped > this.reported && this.held < this.opts.maxHeld / 2) this.reportDropped();
+    if (!this.writing && this.held >= this.opts.minWrite) this.writeOut();
+  }
+
+  /** A warn line, as pino writes them, counting the lines dropped since the last one. */
+  private reportDropped(): void {
+    const n = this.dropped - this.reported;
+    this.reported = this.dropped;
+    this.write(`{"level":40,"time":${Date.now()},"dropped":${n},"msg":"${n} log line(s) dropped: the log's reader did not keep up (${this.opts.maxHeld} bytes held at most)"}\n`);
   }
 }
