@@ -206,8 +206,7 @@ export class Supervisor {
     setTimeout(() => { if (!this.stopping && !a.retiring) this.launch(a); }, delay).unref();
   }
 
-  /** Waits until every actor started so far said it is ready or exited, at most timeoutMs. */
-  /** Waits until every actor is ready or timeoutMs passed; resolves with the roles of those not ready. */
+  /** Waits until every actor started so far is ready, at most timeoutMs; resolves with the roles of those not ready. */
   async settled(timeoutMs: number, onProgress: (ready: number, total: number) => void = () => {}): Promise<string[]> {
     const list = [...this.actors];
     const waiting = new Set(list);
