@@ -32,7 +32,8 @@ async function streaming(): Promise<number> {
 
 test.serial('a replica the sentinels could promote but the master no longer streams to is waited for: the write is not acknowledged', async (t) => {
   const [, held, other] = set.nodes;
-  t.is(await new SentinelReplicas(target).count(), 2);
+  // The sentinel counts both once its links to them are up and it has their INFO.
+  await waitFor('the sentinel to count both replicas as candidates', async () => (await new SentinelReplicas(target).count()) === 2);
   const writer = connectRedis(target, 'fail-fast', 'sgw-test-writer');
   t.teardown(() => writer.disconnect());
   await whenReady(writer);
