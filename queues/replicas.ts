@@ -24,7 +24,8 @@ export const NO_WAIT: ReplicationPolicy = { acks: 0, timeoutMs: 0 };
 /**
  * Every replica the master has when it takes the write. Sentinel promotes the replica it saw
  * furthest ahead in its last INFO, which may be seconds old: with two replicas and one confirmation,
- * the promoted one can be the other, and an acknowledged write is lost (seen under load).
+ * the promoted one can be the other, and an acknowledged write is lost (seen under load). With
+ * Sentinel, "has" includes every replica the sentinels could promote (sentinel-replicas.ts).
  */
 export const ALL_REPLICAS = Number.MAX_SAFE_INTEGER;
 
