@@ -2,7 +2,7 @@
 // the gateway keeps serving, and the supervisor replaces the broken actor.
 import test from 'ava';
 import { DISK_DRIVER_JS, liveActors, waitFor } from './support/gateway.js';
-import { faultProbes, faultTests, type FaultCase } from './support/driver-faults.js';
+import { answeredInTime, faultProbes, faultTests, timedOut, type FaultCase } from './support/driver-faults.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 
 const FAULTY_DRIVER = `
@@ -59,15 +59,14 @@ const faults: FaultCase[] = [
     check: (t, r) => {
       t.is(r.status, 503);
       t.truthy(r.retryAfter);
-      t.true(r.ms < 4500, `answered in ${r.ms} ms`);
+      answeredInTime(t, r);
     },
   },
   {
-    title: 'a driver call that never settles gets 504 at its deadline, and the actor is recycled',
+    title: 'a driver call that never settles gets 504 at its deadline (503 if that answer comes late), and the actor is recycled',
     block: 3n, healthy: 12n,
     check: (t, r) => {
-      t.is(r.status, 504);
-      t.true(r.ms < 4500, `answered in ${r.ms} ms`);
+      timedOut(t, r);
     },
   },
   {
@@ -75,7 +74,7 @@ const faults: FaultCase[] = [
     block: 4n, healthy: 13n,
     check: (t, r) => {
       t.true(r.status === 503 || r.status === 504, `status ${r.status}`);
-      t.true(r.ms < 4500, `answered in ${r.ms} ms`);
+      answeredInTime(t, r);
     },
   },
 ];

@@ -5,7 +5,7 @@ import test from 'ava';
 import { listActors } from '../queues/registry.js';
 import { childrenOf } from '../bench/support.js';
 import { liveActors, waitFor } from './support/gateway.js';
-import { faultTests, type FaultCase } from './support/driver-faults.js';
+import { answeredInTime, faultTests, timedOut, type FaultCase } from './support/driver-faults.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 
 const FAULTY_DRIVER = `
@@ -65,7 +65,7 @@ const faults: FaultCase[] = [
     check: (t, r) => {
       t.is(r.status, 500);
       t.regex(r.body, /exited \(code 3\).*retried once/);
-      t.true(r.ms < 4500, `answered in ${r.ms} ms`);
+      answeredInTime(t, r);
     },
   },
   {
@@ -77,11 +77,10 @@ const faults: FaultCase[] = [
     },
   },
   {
-    title: 'a Python driver call that hangs gets 504 at its deadline, and the actor keeps serving',
+    title: 'a Python driver call that hangs gets 504 at its deadline (503 if that answer comes late), and the actor keeps serving',
     block: 3n, healthy: 14n,
     check: (t, r) => {
-      t.is(r.status, 504);
-      t.true(r.ms < 4500, `answered in ${r.ms} ms`);
+      timedOut(t, r);
     },
   },
 ];

@@ -17,6 +17,24 @@ export interface FaultCase {
   check: (t: ExecutionContext, r: Answer) => void | Promise<void>;
 }
 
+/**
+ * The faulty call was answered, not left hanging: within the request deadline plus what a machine
+ * busy with other tests may add (the fault tests use request_timeout_ms 4000). A bound, not a timing.
+ */
+export function answeredInTime(t: ExecutionContext, r: Answer): void {
+  t.true(r.ms < 4000 + 5000, `answered in ${r.ms} ms`);
+}
+
+/**
+ * A call that outlived its deadline: 504 from the actor's -ETIMEDOUT, or 503 with Retry-After when
+ * that answer came later than the http actor's own wait (the actor answers 250 ms before the
+ * deadline; a machine busy with other tests can take longer to deliver it).
+ */
+export function timedOut(t: ExecutionContext, r: Answer): void {
+  t.true(r.status === 504 || (r.status === 503 && r.retryAfter !== null), `status ${r.status}: ${r.body}`);
+  answeredInTime(t, r);
+}
+
 export function faultProbes(gateway: PerFileGateway) {
   const url = (block: bigint) => formatBlockUrl(gateway.f.url, { volume_id: 3n, fs_path: '/f', file_id: 0xabcn, file_version: 1n, block_id: block, block_version: 0n });
   return {
