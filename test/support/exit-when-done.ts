@@ -8,7 +8,7 @@ const GRACE_MS = 20_000;
 
 registerCompletionHandler(() => {
   setTimeout(() => {
-    const open = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout');
+    const open = process.getActiveResourcesInfo(); // this grace timer is one of the Timeouts
     process.stderr.write(`# a test file's process was still busy ${GRACE_MS / 1000} s after its tests ended (${open.join(', ')}): exiting it\n`);
     process.exit(0);
   }, GRACE_MS).unref();
