@@ -7,9 +7,9 @@
 //                              timed in the same rounds; the UG is a running one that has not read
 //                              the file (a restarted UG is shown too, without a target)
 //   read, UG cache warm        plain Koa answering the same 64 MiB from memory
-// Every transfer reports the CPU each process spent per MiB. Files are written by node:http in
-// this process (fetch cost the client more CPU than some actors) and read, with every baseline,
-// by node:http in a small process of its own (bench/read-client.ts).
+// Every transfer reports the CPU each process spent per MiB. Every transfer, the UG's and the
+// baselines', is made by node:http in one small client process of its own
+// (bench/transfer-client.ts; fetch cost the client more CPU than some actors).
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -24,7 +24,7 @@ import { ManifestCodec } from '../proto/messages.js';
 import { formatBlockUrl, formatManifestUrl } from '../http/data-url.js';
 import type { Row } from './report.js';
 import { childrenOf, cpuWindow, cutProfiles, forkBench, formatCpu, profiled, type Child } from './support.js';
-import type { ReadTask } from './read-client.js';
+import type { TransferTask } from './transfer-client.js';
 
 export const SIZE = 64 << 20;
 const BLOCK = 1 << 20;
@@ -62,36 +62,47 @@ export function putFile(v: RunningVolume, path: string, body: NodeJS.ReadableStr
   });
 }
 
-/** The reading client of the UG benchmarks, a process of its own (bench/read-client.ts). */
-class ReadClient {
+/** The client of the UG benchmarks' transfers, a process of its own (bench/transfer-client.ts). */
+class TransferClient {
   private constructor(private readonly child: Child) {}
 
-  static async start(): Promise<ReadClient> {
-    return new ReadClient(await forkBench('read-client', []));
+  static async start(): Promise<TransferClient> {
+    return new TransferClient(await forkBench('transfer-client', []));
   }
 
   get pid(): number {
     return this.child.pid;
   }
 
-  /** GETs every URL, `inFlight` at a time; the bytes received. */
-  read(urls: string[], inFlight = 1, headers: Record<string, string> = {}): Promise<number> {
-    const task: ReadTask = { urls, inFlight, headers };
+  /** Bytes received (GETs) or sent (a PUT). */
+  private run(task: TransferTask): Promise<number> {
     return new Promise((resolve, reject) => {
       this.child.proc.once('message', (m: { bytes?: number; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve(m.bytes ?? 0)));
       this.child.proc.send({ task });
     });
   }
 
+  /** GETs every URL, `inFlight` at a time. */
+  read(urls: string[], inFlight = 1, headers: Record<string, string> = {}): Promise<number> {
+    return this.run({ get: { urls, inFlight, headers } });
+  }
+
   /** A file of the volume, whole, through the UG's application API. */
   readFile(v: RunningVolume, path: string): Promise<number> {
-    return this.read([`${v.client.url}/FILES${path}`], 1, { Authorization: `Bearer ${v.client.token}` });
+    return this.read([`${v.client.url}/FILES${path}`], 1, ugAuth(v));
+  }
+
+  /** A local file written to the volume through the UG's application API, streamed in blocks. */
+  writeFile(v: RunningVolume, path: string, src: string): Promise<number> {
+    return this.run({ put: { url: `${v.client.url}/FILES${path}`, headers: ugAuth(v), file: src, chunkBytes: BLOCK } });
   }
 
   stop(): Promise<void> {
     return this.child.stop();
   }
 }
+
+const ugAuth = (v: RunningVolume) => ({ Authorization: `Bearer ${v.client.token}` });
 
 /** The actor processes of the volume's gateways ("ug http", "rg driver:write", ...), Redis and this bench. */
 export function volumePids(v: RunningVolume, redisPid: number): Record<string, number> {
@@ -165,15 +176,15 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
   const redisServer = await testRedis();
   const redis = new Redis(redisServer.url);
   let v: RunningVolume | null = null;
-  let reader: ReadClient | null = null;
+  let transfers: TransferClient | null = null;
   let path = '/bench/big.bin';
   try {
     log('UG: starting a UG and one RG (1 MiB blocks)');
     v = await startBenchVolume(redis);
     const running = v;
-    const client = reader = await ReadClient.start();
+    const client = transfers = await TransferClient.start();
     const pids = () => ({ ...volumePids(running, redisServer.pid), client: client.pid });
-    const check = (n: number) => { if (n !== SIZE) throw new Error(`read ${n} bytes, wrote ${SIZE}`); };
+    const check = (n: number) => { if (n !== SIZE) throw new Error(`${n} bytes moved, the file has ${SIZE}`); };
     // Like the reads (and the PUTCHUNKS baseline, measured after its warm-up), the best of a few
     // writes: the first write of a fresh gateway also pays for its actors' heaps growing.
     // Each round writes a new file (the last is read below): replacing one would add the deletion
@@ -182,7 +193,7 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
     let round = 0;
     const write = await best(ROUNDS, () => {
       path = `/bench/big-${++round}.bin`;
-      return timed(pids(), SIZE, () => putFile(running, path, createReadStream(src, { highWaterMark: BLOCK })));
+      return timed(pids(), SIZE, async () => check(await client.writeFile(running, path, src)));
     });
     log('UG: read 64 MiB, UG and RG caches cold');
     const coldBoth = await timed(pids(), SIZE, async () => check(await client.readFile(running, path)));
@@ -193,7 +204,7 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
     const fresh = '/bench/unread.bin';
     const rounds: { rg: Timed; cold: Timed }[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      await putFile(running, fresh, createReadStream(src, { highWaterMark: BLOCK }));
+      await client.writeFile(running, fresh, src);
       const urls = await rgBlockUrls(running, fresh);
       const rgHits = async () => check(await client.read(urls, PARALLEL_BLOCKS));
       await rgHits();
@@ -252,7 +263,7 @@ export async function ugBenchmarks(putMBps?: number): Promise<{ rows: Row[]; raw
     ];
     return { rows, raw: { write, coldBoth, cold, restarted, warm, rg, koa, size: SIZE, block: BLOCK } };
   } finally {
-    await reader?.stop();
+    await transfers?.stop();
     await v?.stop();
     redis.disconnect();
     rmSync(dir, { recursive: true, force: true });
