@@ -2,9 +2,9 @@
 // hold a namespace change, not only those streaming from the master at that moment. A replica that
 // dropped off (resyncing, or a master just promoted that none follows yet) would otherwise not be
 // waited for, and a failover to it would undo the acknowledged change.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
-import { connectRedis, whenReady, type RedisTarget } from '../queues/redis.js';
+import { connectRedis, whenReady, type RedisClient, type RedisTarget } from '../queues/redis.js';
 import { ALL_REPLICAS, NotReplicatedError, replicatedWrite } from '../queues/replicas.js';
 import { SentinelReplicas } from '../queues/sentinel-replicas.js';
 import { startSentinelSet, type SentinelSet } from './support/redis-topologies.js';
@@ -30,39 +30,42 @@ async function streaming(): Promise<number> {
   return [...String(await master!.command('INFO', 'replication')).matchAll(/^slave\d+:.*state=online/gm)].length;
 }
 
+/** Cuts a replica off its master (its AUTH is refused from now on) while the sentinel still sees it up. */
+async function holdOff(node: SentinelSet['nodes'][number], streamingAfter: number): Promise<void> {
+  await node.command('CONFIG', 'SET', 'masterauth', 'not-the-password');
+  await node.command('CLIENT', 'KILL', 'TYPE', 'master');
+  await waitFor(`the master to stream to ${streamingAfter} replica(s)`, async () => (await streaming()) === streamingAfter);
+}
+
+/** A new writing connection: it asks for the replicas now (a connection keeps its count 1 s). */
+async function freshWriter(t: ExecutionContext, name: string): Promise<RedisClient> {
+  const writer = connectRedis(target, 'fail-fast', name);
+  t.teardown(() => writer.disconnect());
+  await whenReady(writer);
+  return writer;
+}
+
 test.serial('a replica the sentinels could promote but the master no longer streams to is waited for: the write is not acknowledged', async (t) => {
   const [, held, other] = set.nodes;
   // The sentinel counts both once its links to them are up and it has their INFO.
   await waitFor('the sentinel to count both replicas as candidates', async () => (await new SentinelReplicas(target).count()) === 2);
-  const writer = connectRedis(target, 'fail-fast', 'sgw-test-writer');
-  t.teardown(() => writer.disconnect());
-  await whenReady(writer);
+  const writer = await freshWriter(t, 'sgw-test-writer');
   const policy = { acks: ALL_REPLICAS, timeoutMs: 1500 };
   const key = `t:${randomUUID()}`;
   await replicatedWrite(writer, policy, key, (p) => p.set(key, 'both replicas up'));
   t.is(await other!.command('GET', key), 'both replicas up');
 
-  // The held replica cannot sync any more (its AUTH is refused) while the sentinel still sees it up.
-  await held!.command('CONFIG', 'SET', 'masterauth', 'not-the-password');
-  await held!.command('CLIENT', 'KILL', 'TYPE', 'master');
   try {
-    await waitFor('the master to stream to one replica', async () => (await streaming()) === 1);
-    // A new connection: it asks the master for its replicas now (a connection keeps the count 1 s).
-    const later = connectRedis(target, 'fail-fast', 'sgw-test-writer-2');
-    t.teardown(() => later.disconnect());
-    await whenReady(later);
+    await holdOff(held!, 1);
+    const later = await freshWriter(t, 'sgw-test-writer-2');
     const err = await t.throwsAsync(replicatedWrite(later, policy, key, (p) => p.set(key, 'one replica held off')), { instanceOf: NotReplicatedError });
     t.regex(err!.message, /1 of the 2 replica\(s\)/);
     t.is(await other!.command('GET', key), 'one replica held off', 'the streaming replica has it, but a failover could pick the other');
 
     // No replica streams (as after a failover, before any replica follows the new master): the
     // master alone must not acknowledge.
-    await other!.command('CONFIG', 'SET', 'masterauth', 'not-the-password');
-    await other!.command('CLIENT', 'KILL', 'TYPE', 'master');
-    await waitFor('the master to stream to no replica', async () => (await streaming()) === 0);
-    const alone = connectRedis(target, 'fail-fast', 'sgw-test-writer-3');
-    t.teardown(() => alone.disconnect());
-    await whenReady(alone);
+    await holdOff(other!, 0);
+    const alone = await freshWriter(t, 'sgw-test-writer-3');
     const lone = await t.throwsAsync(replicatedWrite(alone, policy, key, (p) => p.set(key, 'no replica')), { instanceOf: NotReplicatedError });
     t.regex(lone!.message, /0 of the 2 replica\(s\)/);
   } finally {
