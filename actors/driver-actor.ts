@@ -17,7 +17,7 @@ import { callRefusals, openChecked } from './refusal-log.js';
 import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../drivers/chassis.js';
 import { Errno } from '../drivers/errno.js';
 
-import { EXIT } from './exit-codes.js';
+import { EXIT, NOT_NEEDED } from './exit-codes.js';
 
 export { EXIT };
 
@@ -55,7 +55,8 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
   await whenReady(redis, 30_000);
   /** Ends the actor before it served anything (the exit hook does not return in production). */
   const giveUp = (code: number, fields: object, msg: string): never => {
-    log.error(fields, msg);
+    if (code === EXIT.OK) log.info(fields, msg);
+    else log.error(fields, msg);
     redis.disconnect();
     exit(code);
     throw new Error(`driver actor gave up: ${msg}`);
@@ -76,6 +77,8 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
     ? await startPythonDriver(opts, opened, log)
     : await startNodeDriver(opts, opened, () => void stop(EXIT.RECYCLE), log);
   if (driver === 'not-implemented') {
+    // Said before the exit, so that the supervisor does not start it again.
+    await new Promise<void>((resolve) => (process.send ? process.send({ type: NOT_NEEDED }, () => resolve()) : resolve()));
     return giveUp(EXIT.OK, { hash, modes: opts.modes }, 'this driver version does not implement the mode');
   }
   if (driver === 'failed') {

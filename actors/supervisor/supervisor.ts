@@ -4,7 +4,7 @@
 import { fork, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../proto/config/config.js';
-import { EXIT } from '../exit-codes.js';
+import { EXIT, NOT_NEEDED } from '../exit-codes.js';
 import { isSingleExecutable, packagedFile } from '../../drivers/packaged-files.js';
 import { withMallocTuning } from './malloc.js';
 import { withHeapFlags } from './heap.js';
@@ -19,6 +19,8 @@ import { join } from 'node:path';
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 10_000;
 const HEALTHY_AFTER_MS = 30_000;
+/** How long a cleanly exited actor's IPC channel may take to close before its exit is judged. */
+const CHANNEL_CLOSE_MS = 1000;
 const STARTUP_GRACE_MS = 45_000;
 
 export interface Roles {
@@ -64,6 +66,8 @@ interface Actor {
   startedAt: number;
   failures: number;
   retiring: boolean;
+  /** The actor said it is not needed (NOT_NEEDED) and exits: not restarted. */
+  notNeeded: boolean;
   version?: string;
 }
 
@@ -159,7 +163,7 @@ export class Supervisor {
   private spawn(role: string, extra: string[], version?: string): Actor {
     const actor: Actor = {
       role, args: ['actor', role, '--config', this.opts.configFile, ...extra],
-      child: null, ready: Promise.resolve(false), lastBeat: 0, startedAt: Date.now(), failures: 0, retiring: false,
+      child: null, ready: Promise.resolve(false), lastBeat: 0, startedAt: Date.now(), failures: 0, retiring: false, notNeeded: false,
     };
     if (version) actor.version = version;
     this.actors.add(actor);
@@ -183,18 +187,28 @@ export class Supervisor {
       child.on('message', (m: { type?: string }) => {
         a.lastBeat = Date.now();
         if (m?.type === 'ready') resolve(true);
+        if (m?.type === NOT_NEEDED) a.notNeeded = true;
       });
       child.once('exit', () => resolve(false));
     });
-    child.once('exit', (code, signal) => this.exited(a, code, signal));
+    child.once('exit', (code, signal) => {
+      // Its last messages travel on the IPC channel, which may still hold them when the exit is
+      // seen: a clean exit is judged once the channel has closed (bounded: a process it started
+      // may hold the channel open).
+      if (code !== EXIT.OK || !child.connected) return this.exited(a, code, signal);
+      const judge = () => { clearTimeout(timer); this.exited(a, code, signal); };
+      const timer = setTimeout(judge, CHANNEL_CLOSE_MS);
+      child.once('disconnect', judge);
+    });
   }
 
   private exited(a: Actor, code: number | null, signal: NodeJS.Signals | null): void {
+    if (a.child === null) return; // judged already
     a.child = null;
     const log = this.opts.logger;
-    if (this.stopping || a.retiring || code === EXIT.OK) {
+    if (this.stopping || a.retiring || (code === EXIT.OK && a.notNeeded)) {
       this.actors.delete(a);
-      if (!this.stopping && !a.retiring) log.info({ role: a.role }, 'actor exited cleanly; not restarted');
+      if (!this.stopping && !a.retiring) log.info({ role: a.role }, 'actor not needed by this driver version; not restarted');
       return;
     }
     const uptime = Date.now() - a.startedAt;

@@ -1,0 +1,71 @@
+// An actor the supervisor did not stop is started again, even when it exited cleanly: an actor
+// someone sent SIGTERM to leaves its gateway without that role otherwise. Only an actor that says
+// it is not needed (its driver version lacks its mode) stays down.
+import test from 'ava';
+import { Redis } from 'ioredis';
+import { keys } from '../queues/names.js';
+import { testRedis } from './support/redis.js';
+import { cleanup, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway } from './support/gateway.js';
+
+test('an actor sent SIGTERM by someone else exits cleanly and is started again', async (t) => {
+  const redis = new Redis((await testRedis()).url);
+  const f = await makeGatewayFolder();
+  const gw = startGatewayProcess(f.configFile);
+  try {
+    await waitForGateway(f, redis, ['http', 'driver:read']);
+    const restartsBefore = Number(await redis.hget(keys.restarts(f.gatewayKey), 'driver:read') ?? 0);
+    const [instance] = await liveActors(redis, f.gatewayKey, 'driver:read');
+    const pid = Number(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'));
+    t.true(pid > 0);
+    process.kill(pid, 'SIGTERM');
+    await waitFor('a new driver:read actor', async () => {
+      const now = await liveActors(redis, f.gatewayKey, 'driver:read');
+      return now.length > 0 && !now.includes(instance!);
+    });
+    t.is(Number(await redis.hget(keys.restarts(f.gatewayKey), 'driver:read')) - restartsBefore, 1, 'counted as a restart');
+    t.regex(gw.output(), /actor exited; restarting/);
+
+    // The http actor too: the gateway answers again without anyone restarting it.
+    const [front] = await liveActors(redis, f.gatewayKey, 'http');
+    process.kill(Number(await redis.hget(keys.actor(f.gatewayKey, front!), 'pid')), 'SIGTERM');
+    await waitFor('a new http actor', async () => {
+      const now = await liveActors(redis, f.gatewayKey, 'http');
+      return now.length > 0 && !now.includes(front!);
+    });
+    const ping = await waitFor('PING answered', async () => (await fetch(`${f.url}/PING`).catch(() => null))?.status === 200);
+    t.true(ping);
+  } finally {
+    await gw.stop();
+    redis.disconnect();
+    cleanup([f.dir]);
+  }
+});
+
+// Published, the module has serialize; in an actor process it has not (it looks at its command
+// line): the serialize actor finds its mode missing and says so before it exits.
+const VANISHING_SERIALIZE = `
+export function read_chunk(request, chunk_fd) { chunk_fd.write(Buffer.from('ok')); return 0; }
+export function write_chunk() { return 0; }
+export function delete_chunk() { return 0; }
+export function rename_hint() { return 0; }
+export const serialize = process.argv.includes('actor') ? undefined : (request, bytes) => bytes;
+`;
+
+test('an actor whose driver version lacks its mode says it is not needed and is not started again', async (t) => {
+  const redis = new Redis((await testRedis()).url);
+  const f = await makeGatewayFolder({ driverSource: VANISHING_SERIALIZE });
+  const gw = startGatewayProcess(f.configFile, undefined, undefined, { env: { SGW_LOG_LEVEL: 'info' } });
+  try {
+    // (Not ready as a whole: its reads wait for a serialize actor that will not come.)
+    await waitFor('the read actor', async () => (await liveActors(redis, f.gatewayKey, 'driver:read')).length > 0);
+    await waitFor('the serialize actor to say it is not needed', async () => /not needed by this driver version; not restarted/.test(gw.output()));
+    // It stays down: no restart is counted for it.
+    t.is(await redis.hget(keys.restarts(f.gatewayKey), 'driver:serialize'), null);
+    t.is((gw.output().match(/does not implement the mode/g) ?? []).length, 1, 'started once');
+    t.deepEqual(await liveActors(redis, f.gatewayKey, 'driver:serialize'), []);
+  } finally {
+    await gw.stop();
+    redis.disconnect();
+    cleanup([f.dir]);
+  }
+});
