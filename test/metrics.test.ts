@@ -10,7 +10,7 @@ import { Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import { keys, modeQueueName, queuePrefix } from '../queues/names.js';
 import type { JobData } from '../queues/ask.js';
-import { fileRef, liveActors, rawGet, waitFor } from './support/gateway.js';
+import { fileRef, liveActors, rawGet, signalActorAndAwaitAnother, waitFor } from './support/gateway.js';
 import { gatewayPerFile } from './support/gateway-per-file.js';
 import { parsePrometheusText, sampleValue, type Family } from './support/prom-text.js';
 
@@ -131,14 +131,7 @@ test.serial('counters move with traffic: requests, durations, driver calls, cach
 test.serial('a driver actor killed and restarted by the supervisor is counted in sgw_actor_restarts_total', async (t) => {
   const { f, redis } = gateway;
   const before = v(await scrape(), 'sgw_actor_restarts_total', { role: 'driver:read' });
-  const [instance] = await liveActors(redis, f.gatewayKey, 'driver:read');
-  const pid = Number(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'));
-  t.true(pid > 0);
-  process.kill(pid, 'SIGKILL');
-  await waitFor('a new driver:read actor', async () => {
-    const now = await liveActors(redis, f.gatewayKey, 'driver:read');
-    return now.length > 0 && !now.includes(instance!);
-  });
+  await signalActorAndAwaitAnother(redis, f.gatewayKey, 'driver:read', 'SIGKILL');
   t.is(v(await scrape(), 'sgw_actor_restarts_total', { role: 'driver:read' }) - before, 1);
 });
 

@@ -5,7 +5,7 @@ import test from 'ava';
 import { Redis } from 'ioredis';
 import { keys } from '../queues/names.js';
 import { testRedis } from './support/redis.js';
-import { cleanup, liveActors, makeGatewayFolder, startGatewayProcess, waitFor, waitForGateway } from './support/gateway.js';
+import { cleanup, liveActors, makeGatewayFolder, signalActorAndAwaitAnother, startGatewayProcess, waitFor, waitForGateway } from './support/gateway.js';
 
 test('an actor sent SIGTERM by someone else exits cleanly and is started again', async (t) => {
   const redis = new Redis((await testRedis()).url);
@@ -14,24 +14,12 @@ test('an actor sent SIGTERM by someone else exits cleanly and is started again',
   try {
     await waitForGateway(f, redis, ['http', 'driver:read']);
     const restartsBefore = Number(await redis.hget(keys.restarts(f.gatewayKey), 'driver:read') ?? 0);
-    const [instance] = await liveActors(redis, f.gatewayKey, 'driver:read');
-    const pid = Number(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'));
-    t.true(pid > 0);
-    process.kill(pid, 'SIGTERM');
-    await waitFor('a new driver:read actor', async () => {
-      const now = await liveActors(redis, f.gatewayKey, 'driver:read');
-      return now.length > 0 && !now.includes(instance!);
-    });
+    await signalActorAndAwaitAnother(redis, f.gatewayKey, 'driver:read', 'SIGTERM');
     t.is(Number(await redis.hget(keys.restarts(f.gatewayKey), 'driver:read')) - restartsBefore, 1, 'counted as a restart');
     t.regex(gw.output(), /actor exited; restarting/);
 
     // The http actor too: the gateway answers again without anyone restarting it.
-    const [front] = await liveActors(redis, f.gatewayKey, 'http');
-    process.kill(Number(await redis.hget(keys.actor(f.gatewayKey, front!), 'pid')), 'SIGTERM');
-    await waitFor('a new http actor', async () => {
-      const now = await liveActors(redis, f.gatewayKey, 'http');
-      return now.length > 0 && !now.includes(front!);
-    });
+    await signalActorAndAwaitAnother(redis, f.gatewayKey, 'http', 'SIGTERM');
     const ping = await waitFor('PING answered', async () => (await fetch(`${f.url}/PING`).catch(() => null))?.status === 200);
     t.true(ping);
   } finally {

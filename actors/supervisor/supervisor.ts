@@ -196,14 +196,20 @@ export class Supervisor {
       // seen: a clean exit is judged once the channel has closed (bounded: a process it started
       // may hold the channel open).
       if (code !== EXIT.OK || !child.connected) return this.exited(a, code, signal);
-      const judge = () => { clearTimeout(timer); this.exited(a, code, signal); };
+      let judged = false;
+      const judge = () => {
+        if (judged) return;
+        judged = true;
+        clearTimeout(timer);
+        child.off('disconnect', judge);
+        this.exited(a, code, signal);
+      };
       const timer = setTimeout(judge, CHANNEL_CLOSE_MS);
       child.once('disconnect', judge);
     });
   }
 
   private exited(a: Actor, code: number | null, signal: NodeJS.Signals | null): void {
-    if (a.child === null) return; // judged already
     a.child = null;
     const log = this.opts.logger;
     if (this.stopping || a.retiring || (code === EXIT.OK && a.notNeeded)) {

@@ -237,6 +237,18 @@ export async function liveActors(redis: RedisClient, gateway: string, role: stri
   return redis.zrangebyscore(keys.alive(gateway, role), Date.now(), '+inf');
 }
 
+/** Sends `signal` to one live actor of `role` and waits until another instance of the role is live. */
+export async function signalActorAndAwaitAnother(redis: RedisClient, gateway: string, role: string, signal: NodeJS.Signals): Promise<void> {
+  const [instance] = await liveActors(redis, gateway, role);
+  const pid = Number(await redis.hget(keys.actor(gateway, instance!), 'pid'));
+  if (!(pid > 0)) throw new Error(`no pid registered for the ${role} actor ${instance}`);
+  process.kill(pid, signal);
+  await waitFor(`a new ${role} actor`, async () => {
+    const now = await liveActors(redis, gateway, role);
+    return now.length > 0 && !now.includes(instance!);
+  });
+}
+
 /**
  * Waits until the gateway answers /PING, every listed role has a live actor, and /ready says the
  * whole gateway serves (until then every driver call gets 503).
