@@ -54,6 +54,10 @@ async function cycle(worker: number, n: number, log: Outcome[]): Promise<void> {
 }
 
 test('a Redis restart under load: no request hangs, and read, write and delete succeed again', async (t) => {
+  // A mode that does not come back is the actors' story: their warnings and errors, on failure.
+  t.teardown(() => {
+    if (!t.passed) t.log(gateway.gw.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-60).map((l) => l.slice(0, 400)).join('\n'));
+  });
   const log: Outcome[] = [];
   let running = true;
   const workers = Array.from({ length: WORKERS }, async (_, w) => {
