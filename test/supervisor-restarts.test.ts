@@ -1,9 +1,11 @@
 // An actor the supervisor did not stop is started again, even when it exited cleanly: an actor
 // someone sent SIGTERM to leaves its gateway without that role otherwise. Only an actor that says
-// it is not needed (its driver version lacks its mode) stays down.
+// it is not needed (its driver version lacks its mode) stays down. And an actor that stops on its
+// own exits even when its Redis stopped answering, so that a fresh one can take over.
 import test from 'ava';
 import { Redis } from 'ioredis';
 import { keys } from '../queues/names.js';
+import { startRedisServer } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
 import { cleanup, liveActors, makeGatewayFolder, signalActorAndAwaitAnother, startGatewayProcess, waitFor, waitForGateway } from './support/gateway.js';
 
@@ -57,3 +59,45 @@ test('an actor whose driver version lacks its mode says it is not needed and is 
     cleanup([f.dir]);
   }
 });
+
+test('a driver actor whose Redis stopped answering still exits when stopped, and a fresh one takes over once Redis answers', async (t) => {
+  // A Redis of its own: it is frozen (SIGSTOP) mid-test, connections open and silent.
+  const server = await startRedisServer({ quiet: true });
+  const redis = new Redis(server.url);
+  const f = await makeGatewayFolder({ redisUrl: server.url, config: { limits: { call_timeout_ms: 1000, request_timeout_ms: 2000 } } });
+  const gw = startGatewayProcess(f.configFile, undefined, undefined, { env: { SGW_LOG_LEVEL: 'info' } });
+  let frozen = false;
+  const thaw = () => { if (frozen) process.kill(server.pid, 'SIGCONT'); frozen = false; };
+  try {
+    await waitForGateway(f, redis, ['http', 'driver:delete']);
+    const [instance] = await liveActors(redis, f.gatewayKey, 'driver:delete');
+    const pid = Number(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'));
+    process.kill(server.pid, 'SIGSTOP');
+    frozen = true;
+    // Its stop waits on Redis (the heartbeat's removal, the queue's close): bounded, it exits.
+    process.kill(pid, 'SIGTERM');
+    await waitFor('the actor to exit while Redis is frozen', async () => !alive(pid));
+    t.true(frozen, 'Redis was frozen all along');
+    t.regex(gw.output(), /driver actor stop is taking too long; exiting/);
+    thaw();
+    await waitFor('a fresh driver:delete actor', async () => {
+      const now = await liveActors(redis, f.gatewayKey, 'driver:delete');
+      return now.length > 0 && !now.includes(instance!);
+    });
+  } finally {
+    thaw();
+    await gw.stop();
+    redis.disconnect();
+    await server.stop();
+    cleanup([f.dir]);
+  }
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
