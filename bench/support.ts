@@ -1,7 +1,8 @@
 // Shared pieces of the benchmark: bounded closed-loop load, latency statistics, child
 // processes that say when they are ready, and process/Redis memory readings.
 import { fork, execFileSync, type ChildProcess } from 'node:child_process';
-import { get as httpGet, type Agent } from 'node:http';
+import { get as httpGet, request as httpRequest, type Agent } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { RedisClient } from '../queues/redis.js';
@@ -288,6 +289,18 @@ export function usPerRequest(cores: number | undefined, rate: number): number {
 }
 
 /** GET a URL and count its bytes without keeping them. */
+/** PUT of a streamed body; resolves on 201, else rejects with the status and the answer's text. */
+export function putStream(url: string, headers: Record<string, string>, body: NodeJS.ReadableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'PUT', headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.once('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`PUT ${url}: ${res.statusCode} ${Buffer.concat(parts).toString()}`))));
+    });
+    pipeline(body, req).catch(reject);
+  });
+}
+
 export function countBytes(url: string, headers: Record<string, string> = {}, agent?: Agent): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = httpGet(url, { headers, ...(agent ? { agent } : {}) }, (res) => {

@@ -4,9 +4,8 @@
 // over IPC what to do, it GETs a list of URLs (some at once) or PUTs a file, and answers with the
 // bytes it received or sent.
 import { createReadStream } from 'node:fs';
-import { Agent, request } from 'node:http';
-import { pipeline } from 'node:stream/promises';
-import { childReady, closedLoop, countBytes } from './support.js';
+import { Agent } from 'node:http';
+import { childReady, closedLoop, countBytes, putStream } from './support.js';
 
 export type TransferTask =
   | { get: { urls: string[]; headers: Record<string, string>; inFlight: number } }
@@ -28,18 +27,12 @@ async function getAll(t: { urls: string[]; headers: Record<string, string>; inFl
 }
 
 /** PUT of a file, streamed in `chunkBytes` pieces; 201 expected. */
-function put(t: { url: string; headers: Record<string, string>; file: string; chunkBytes: number }): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let sent = 0;
-    const body = createReadStream(t.file, { highWaterMark: t.chunkBytes });
-    body.on('data', (d) => { sent += d.length; });
-    const req = request(t.url, { method: 'PUT', headers: t.headers }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.once('end', () => (res.statusCode === 201 ? resolve(sent) : reject(new Error(`PUT ${t.url}: ${res.statusCode} ${Buffer.concat(parts).toString()}`))));
-    });
-    pipeline(body, req).catch(reject);
-  });
+async function put(t: { url: string; headers: Record<string, string>; file: string; chunkBytes: number }): Promise<number> {
+  let sent = 0;
+  const body = createReadStream(t.file, { highWaterMark: t.chunkBytes });
+  body.on('data', (d) => { sent += d.length; });
+  await putStream(t.url, t.headers, body);
+  return sent;
 }
 
 process.on('message', (m: { task?: TransferTask }) => {

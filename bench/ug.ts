@@ -12,10 +12,8 @@
 // (bench/transfer-client.ts; fetch cost the client more CPU than some actors).
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import { testRedis } from '../test/support/redis.js';
 import { startUgVolume, type RunningVolume } from '../test/support/ug.js';
@@ -23,7 +21,7 @@ import { UG_TEST_TOKEN } from '../test/support/gateway.js';
 import { ManifestCodec } from '../proto/messages.js';
 import { formatBlockUrl, formatManifestUrl } from '../http/data-url.js';
 import type { Row } from './report.js';
-import { childrenOf, cpuWindow, cutProfiles, forkBench, formatCpu, profiled, type Child } from './support.js';
+import { childrenOf, cpuWindow, cutProfiles, forkBench, formatCpu, profiled, putStream, type Child } from './support.js';
 import type { TransferTask } from './transfer-client.js';
 
 export const SIZE = 64 << 20;
@@ -52,14 +50,7 @@ export function startBenchVolume(redis: Redis, o: { redisUrl?: string; memoryTie
 
 /** PUT a body to the UG's application API, streamed. */
 export function putFile(v: RunningVolume, path: string, body: NodeJS.ReadableStream): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${v.client.url}/FILES${path}`, { method: 'PUT', headers: { Authorization: `Bearer ${v.client.token}` } }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.once('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`PUT ${path}: ${res.statusCode} ${Buffer.concat(parts).toString()}`))));
-    });
-    pipeline(body, req).catch(reject);
-  });
+  return putStream(`${v.client.url}/FILES${path}`, { Authorization: `Bearer ${v.client.token}` }, body);
 }
 
 /** The client of the UG benchmarks' transfers, a process of its own (bench/transfer-client.ts). */
