@@ -3,7 +3,7 @@
 // and the blocks make up the files, manifests are fresh per GET, live changes reach the namespace,
 // REFRESH is answered, and nothing outside DATASET_DIR is published or read.
 import { createPublicKey } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -111,7 +111,10 @@ export function agScenarios(driver: Pick<FolderOptions, 'driverSource' | 'driver
 
   test('a file created, grown, shrunk and deleted after start follows in the namespace', async (t) => {
     const p = join(dataset, 'docs', 'live.txt');
-    writeFileSync(p, 'hello');
+    // Made whole, then moved in: a scan between writeFileSync's open and its write would see it empty.
+    const staged = join(dataset, '..', `live-${process.pid}.txt`);
+    writeFileSync(staged, 'hello');
+    renameSync(staged, p);
     const created = await waitFor('the new file', async () => stat(g.f.url, '/docs/live.txt'));
     t.is(created.size, 5);
     appendFileSync(p, content(BS, 9));
