@@ -18,11 +18,9 @@ import { callDriver, DriverHung, DriverThrew, type DriverFunction } from '../dri
 import { Errno } from '../drivers/errno.js';
 
 import { EXIT, NOT_NEEDED } from './exit-codes.js';
+import { boundStop } from './stop-bound.js';
 
 export { EXIT };
-
-/** How much longer than its requests an actor's stop may take before it exits regardless. */
-const STOP_GRACE_MS = 5_000;
 
 export interface DriverActorOptions {
   config: GatewayConfig;
@@ -112,12 +110,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
     stopping ??= (async () => {
       log.info({ code }, 'driver actor stopping');
       clearInterval(selfCheck);
-      // The steps below wait on Redis, which may have stopped answering: the process ends anyway
-      // (its heartbeat is gone by then, so it counts as dead; its supervisor starts a fresh one).
-      const bound = setTimeout(() => {
-        log.warn({ code, afterMs: config.limits.request_timeout_ms + STOP_GRACE_MS }, 'driver actor stop is taking too long; exiting');
-        exit(code);
-      }, config.limits.request_timeout_ms + STOP_GRACE_MS);
+      const unbound = boundStop('driver actor', code, config.limits.request_timeout_ms, log, exit);
       await Promise.all(served.map((s) => s.heartbeat.stop()));
       await Promise.all(served.map((s) => s.server.close(config.limits.request_timeout_ms)));
       try {
@@ -125,7 +118,7 @@ export async function runDriverActor(opts: DriverActorOptions): Promise<{ stop(c
       } catch (err) {
         log.warn({ err }, 'driver_shutdown threw');
       }
-      clearTimeout(bound);
+      unbound();
       redis.disconnect();
       exit(code);
     })();

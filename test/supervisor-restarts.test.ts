@@ -2,12 +2,15 @@
 // someone sent SIGTERM to leaves its gateway without that role otherwise. Only an actor that says
 // it is not needed (its driver version lacks its mode) stays down. And an actor that stops on its
 // own exits even when its Redis stopped answering, so that a fresh one can take over.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { keys } from '../queues/names.js';
 import { startRedisServer } from '../actors/supervisor/embedded-redis.js';
 import { testRedis } from './support/redis.js';
-import { cleanup, liveActors, makeGatewayFolder, signalActorAndAwaitAnother, startGatewayProcess, waitFor, waitForGateway } from './support/gateway.js';
+import { cleanup, DATASET_DRIVER_JS, liveActors, makeGatewayFolder, type FolderOptions, signalActorAndAwaitAnother, startGatewayProcess, waitFor, waitForGateway } from './support/gateway.js';
 
 test('an actor sent SIGTERM by someone else exits cleanly and is started again', async (t) => {
   const redis = new Redis((await testRedis()).url);
@@ -60,28 +63,31 @@ test('an actor whose driver version lacks its mode says it is not needed and is 
   }
 });
 
-test('a driver actor whose Redis stopped answering still exits when stopped, and a fresh one takes over once Redis answers', async (t) => {
-  // A Redis of its own: it is frozen (SIGSTOP) mid-test, connections open and silent.
+/**
+ * Freezes the gateway's own Redis (SIGSTOP: connections open and silent), sends an actor of `role`
+ * SIGTERM, and checks that its stop, which waits on Redis, ends anyway with `said` in the log; then,
+ * Redis thawed, that a fresh actor of the role is live.
+ */
+async function stopWhileRedisFrozen(t: ExecutionContext, folder: FolderOptions, role: string, said: RegExp): Promise<void> {
   const server = await startRedisServer({ quiet: true });
   const redis = new Redis(server.url);
-  const f = await makeGatewayFolder({ redisUrl: server.url, config: { limits: { call_timeout_ms: 1000, request_timeout_ms: 2000 } } });
+  const f = await makeGatewayFolder({ ...folder, redisUrl: server.url, config: { limits: { call_timeout_ms: 1000, request_timeout_ms: 2000 } } });
   const gw = startGatewayProcess(f.configFile, undefined, undefined, { env: { SGW_LOG_LEVEL: 'info' } });
   let frozen = false;
   const thaw = () => { if (frozen) process.kill(server.pid, 'SIGCONT'); frozen = false; };
   try {
-    await waitForGateway(f, redis, ['http', 'driver:delete']);
-    const [instance] = await liveActors(redis, f.gatewayKey, 'driver:delete');
+    await waitForGateway(f, redis, ['http', role]);
+    const [instance] = await liveActors(redis, f.gatewayKey, role);
     const pid = Number(await redis.hget(keys.actor(f.gatewayKey, instance!), 'pid'));
     process.kill(server.pid, 'SIGSTOP');
     frozen = true;
-    // Its stop waits on Redis (the heartbeat's removal, the queue's close): bounded, it exits.
     process.kill(pid, 'SIGTERM');
-    await waitFor('the actor to exit while Redis is frozen', async () => !alive(pid));
+    await waitFor(`the ${role} actor to exit while Redis is frozen`, async () => !alive(pid));
     t.true(frozen, 'Redis was frozen all along');
-    t.regex(gw.output(), /driver actor stop is taking too long; exiting/);
+    t.regex(gw.output(), said);
     thaw();
-    await waitFor('a fresh driver:delete actor', async () => {
-      const now = await liveActors(redis, f.gatewayKey, 'driver:delete');
+    await waitFor(`a fresh ${role} actor`, async () => {
+      const now = await liveActors(redis, f.gatewayKey, role);
       return now.length > 0 && !now.includes(instance!);
     });
   } finally {
@@ -90,6 +96,23 @@ test('a driver actor whose Redis stopped answering still exits when stopped, and
     redis.disconnect();
     await server.stop();
     cleanup([f.dir]);
+  }
+}
+
+test('a driver actor whose Redis stopped answering still exits when stopped, and a fresh one takes over once Redis answers', async (t) => {
+  // Its stop waits on Redis (the heartbeat's removal, the queue's close): bounded, it exits.
+  await stopWhileRedisFrozen(t, {}, 'driver:delete', /driver actor stop is taking too long; exiting/);
+});
+
+test('a crawl actor whose Redis stopped answering still exits when stopped, and a fresh one takes over once Redis answers', async (t) => {
+  // Its stop waits on Redis too (heartbeats, the refresh worker, the lease's release).
+  const dataset = mkdtempSync(join(tmpdir(), 'sgw-frozen-crawl-'));
+  writeFileSync(join(dataset, 'f'), 'published');
+  try {
+    const driverSource = `export * from ${JSON.stringify(DATASET_DRIVER_JS)};\n`;
+    await stopWhileRedisFrozen(t, { type: 'AG', driverSource, driverConfig: { DATASET_DIR: dataset } }, 'crawl', /crawl actor stop is taking too long; exiting/);
+  } finally {
+    cleanup([dataset]);
   }
 });
 

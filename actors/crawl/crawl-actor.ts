@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../../proto/config/config.js';
 import { EXIT } from '../exit-codes.js';
+import { boundStop } from '../stop-bound.js';
 import { waitForVersion } from '../driver-actor.js';
 import { crawlDriver } from './crawl-driver.js';
 import { Lease } from './lease.js';
@@ -76,6 +77,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
     stopping ??= (async () => {
       log.info({ code, leading, ...stats }, 'crawl actor stopping');
       if (renewTimer) clearInterval(renewTimer);
+      const unbound = boundStop('crawl actor', code, config.limits.request_timeout_ms, log, exit);
       await Promise.all(beats.map((b) => b.stop()));
       await refreshServer?.close(config.limits.request_timeout_ms);
       try {
@@ -85,6 +87,7 @@ export async function runCrawlActor(opts: CrawlActorOptions): Promise<{ stop(cod
       }
       // Freeing the lease lets a standby take over at once instead of after the TTL.
       if (leading) await lease.release().catch(() => {});
+      unbound();
       redis.disconnect();
       nsWriter.disconnect();
       exit(code);
