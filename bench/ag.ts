@@ -2,15 +2,16 @@
 //   crawl  a 10,000-file tree published by the built-in dataset driver (entries/s), against a
 //          plain lstat walk of the same tree
 //   GET    64 KiB blocks through the AG, cache miss (every URL once: fresh manifests give fresh
-//          block versions) and cache hit, against reading the same byte ranges with pread
+//          block versions) and cache hit, in alternated turns with the run's RG serving its own
+//          64 KiB misses and hits (the rows' baselines); pread of the same ranges in the notes
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { httpLoad, type HttpLoad } from './load.js';
+import { alternated, formatRatios, httpLoad, measuredLoad, TURNS, type Measured } from './load.js';
 import { startBenchGateway, type BenchGateway } from './gateway.js';
-import { CONNECTIONS, type GetResult } from './http-get.js';
-import { closedLoop, cpuWindow, cutProfiles, formatCpu, profiled, sleep, usPerRequest, type Latency } from './support.js';
+import { CONNECTIONS, seedMissBlocks, storeHitSet, turnSeconds } from './http-get.js';
+import { closedLoop, cutProfiles, formatCpu, profiled, sleep, usPerRequest, type Latency } from './support.js';
 import type { Row } from './report.js';
 import { DATASET_DRIVER_JS } from '../test/support/gateway.js';
 import { stat, fileUrl, type EntryJson } from '../test/support/ag.js';
@@ -115,27 +116,31 @@ async function blockPaths(g: BenchGateway, manifests: number): Promise<string[]>
   return paths.map((p, i) => ({ p, k: (i * 7919) % paths.length })).sort((a, b) => a.k - b.k).map((x) => x.p);
 }
 
-/** The RG's figures of the same run that the AG's are held against. */
-export interface RgGets {
-  hit: GetResult;
-  miss: GetResult;
-}
-
-function getRows(label: string, load: HttpLoad, pread: Latency, cpu: Record<string, number>, rg: GetResult, min: number): Row[] {
+function getRows(label: string, turns: { a: Measured; b: Measured; ratios: number[] }, pread: Latency, min: number): Row[] {
+  const { load, cpu } = turns.a;
+  const rg = turns.b;
   return [{
     name: `AG GET 64 KiB ${label}, req/s (${CONNECTIONS} conns)`, value: load.rate, unit: '/s',
-    baseline: rg.gateway.rate, baselineName: `RG 64 KiB ${label}`, target: `ratio ≥ ${min}`, pass: load.rate / rg.gateway.rate >= min && load.failed === 0,
-    note: `p99 ${load.p99.toFixed(1)} ms; ${load.failed ? `${load.failed} failed ${JSON.stringify(load.statuses)}; ` : ''}CPU cores: ${formatCpu(cpu)}, `
-      + `load generator ${load.generatorCores} (RG run: ${rg.gateway.generatorCores}); fs pread of the same ranges ${Math.round(pread.rate)}/s`,
+    baseline: rg.load.rate, baselineName: `RG 64 KiB ${label}`, target: `ratio ≥ ${min}`, pass: load.rate / rg.load.rate >= min && load.failed === 0 && rg.load.failed === 0,
+    note: `AG/RG in ${turns.ratios.length} alternated turns: ${formatRatios(turns.ratios)} (the median turn's figures); p99 ${load.p99.toFixed(1)} ms; `
+      + `${load.failed ? `${load.failed} failed ${JSON.stringify(load.statuses)}; ` : ''}CPU cores: ${formatCpu(cpu)}, `
+      + `load generator ${load.generatorCores} (RG turn: ${rg.load.generatorCores}); fs pread of the same ranges ${Math.round(pread.rate)}/s`,
   }, {
     name: `AG GET 64 KiB ${label}, http actor CPU per request`, value: usPerRequest(cpu.http, load.rate), unit: 'µs',
-    baseline: usPerRequest(rg.cpu.http, rg.gateway.rate), baselineName: 'RG http actor',
-    note: `driver:read ${usPerRequest(cpu['driver:read'], load.rate).toFixed(0)} µs (RG ${usPerRequest(rg.cpu['driver:read'], rg.gateway.rate).toFixed(0)} µs); `
-      + `Redis ${usPerRequest(cpu.redis, load.rate).toFixed(0)} µs (RG ${usPerRequest(rg.cpu.redis, rg.gateway.rate).toFixed(0)} µs)`,
+    baseline: usPerRequest(rg.cpu.http, rg.load.rate), baselineName: 'RG http actor',
+    note: `driver:read ${usPerRequest(cpu['driver:read'], load.rate).toFixed(0)} µs (RG ${usPerRequest(rg.cpu['driver:read'], rg.load.rate).toFixed(0)} µs); `
+      + `Redis ${usPerRequest(cpu.redis, load.rate).toFixed(0)} µs (RG ${usPerRequest(rg.cpu.redis, rg.load.rate).toFixed(0)} µs)`,
   }];
 }
 
-export async function agBenchmarks(seconds: number, rg: RgGets): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
+/** RG 64 KiB blocks nobody asked for yet, per alternated turn of the misses (more than a turn can use here). */
+const RG_MISSES_PER_TURN = 4000;
+
+/**
+ * The crawl against an lstat walk; then the AG's 64 KiB misses and hits, each in turns with the
+ * same requests to `rg`, the run's RG (its misses on blocks its disk driver holds).
+ */
+export async function agBenchmarks(seconds: number, rg: BenchGateway): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
   log(`AG: writing a dataset of ${DIRS * FILES_PER_DIR} small files and ${BIG_FILES} × ${BIG_SIZE >> 20} MiB files`);
   const root = makeDataset();
   const expected = DIRS * FILES_PER_DIR + DIRS + 1 + 1 + BIG_FILES; // files, their dirs, /tree, /big, big files
@@ -162,21 +167,30 @@ export async function agBenchmarks(seconds: number, rg: RgGets): Promise<{ rows:
       target: 'ratio ≥ 0.5', pass: crawl.rate / walkRate >= 0.5, note: `${crawl.seconds.toFixed(1)} s for the whole tree`,
     }];
     const base = await preadBaseline(root, seconds);
-    log('AG: GET cache misses (fresh manifests), then cache hits');
+    log('AG: GET cache misses (fresh manifests), then cache hits, in turns with the RG\'s');
     const misses = await blockPaths(g, 60);
+    const rgHits = await storeHitSet(rg, BLOCK);
+    const rgMisses = seedMissBlocks(rg, BLOCK, TURNS * RG_MISSES_PER_TURN + 500);
+    // Warm-up of the RG's miss path on blocks of its own (the last ones), the AG's having crawled.
+    await httpLoad({ url: rg.f.url, connections: CONNECTIONS, seconds: 2, once: true, paths: rgMisses.slice(TURNS * RG_MISSES_PER_TURN) });
+    const agMissesPerTurn = Math.floor(misses.length / TURNS);
+    const agGateway = g;
     const actors = Object.values(g.pids);
-    cutProfiles(actors);
-    let cpu = cpuWindow(g.cpuPids);
-    const miss = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, once: true, paths: misses });
-    cutProfiles(actors);
-    rows.push(...getRows('cache miss', miss, base, cpu(), rg.miss, 0.5));
+    const side = (gw: BenchGateway, pathsOf: (turn: number) => string[], once: boolean) => async (turn: number) => {
+      cutProfiles(actors); // with SGW_BENCH_PROFILE, each measured run is a profile window of its own
+      const m = await measuredLoad({ url: gw.f.url, connections: CONNECTIONS, seconds: turnSeconds(seconds), once, paths: pathsOf(turn) }, gw.cpuPids);
+      cutProfiles(actors);
+      return m;
+    };
+    const miss = await alternated(TURNS,
+      side(agGateway, (t) => misses.slice(t * agMissesPerTurn, (t + 1) * agMissesPerTurn), true),
+      side(rg, (t) => rgMisses.slice(t * RG_MISSES_PER_TURN, (t + 1) * RG_MISSES_PER_TURN), true));
+    rows.push(...getRows('cache miss', miss, base, 0.5));
     const hot = misses.slice(0, 64);
     await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, paths: hot }); // warm-up
-    cutProfiles(actors);
-    cpu = cpuWindow(g.cpuPids);
-    const hit = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, paths: hot });
-    cutProfiles(actors);
-    rows.push(...getRows('cache hit', hit, base, cpu(), rg.hit, 0.8));
+    await httpLoad({ url: rg.f.url, connections: CONNECTIONS, seconds: 1, paths: rgHits });
+    const hit = await alternated(TURNS, side(agGateway, () => hot, false), side(rg, () => rgHits, false));
+    rows.push(...getRows('cache hit', hit, base, 0.8));
     return { rows, raw: { crawl, walkRate, miss, hit, pread: base, missUrls: misses.length } };
   } finally {
     await g?.stop();

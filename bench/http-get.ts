@@ -1,11 +1,12 @@
 // GET benchmarks through the gateway's real http actor (the load from bench/load.ts's processes),
-// each against a plain Koa server in its own process answering the same number of bytes from memory.
+// each against a plain Koa server in its own process answering the same number of bytes from memory,
+// the two measured in alternated turns (load.ts alternated()).
 //   hit   64 KiB (and 4 KiB) blocks stored with PUTCHUNKS and read once, so every measured GET is a
 //         cache hit
 //   miss  4 KiB blocks, each requested once: every GET goes read -> (serialize) -> cache put
-import { httpLoad, type HttpLoad } from './load.js';
+import { alternated, httpLoad, measuredLoad, TURNS, type HttpLoad } from './load.js';
 import { Agent } from 'node:http';
-import { closedLoop, countBytes, cpuWindow, forkBench, type Latency } from './support.js';
+import { closedLoop, countBytes, forkBench, type Latency } from './support.js';
 import { BenchFile, type BenchGateway } from './gateway.js';
 import { ChunkType } from '../proto/messages.js';
 import { layOutChunks, putChunksFields, sendControlPlane } from '../http/rg-client.js';
@@ -22,16 +23,28 @@ export interface GetResult {
   blocks: number;
   /** The run used every prepared block before its time was up (raise maxBlocks). */
   exhausted?: boolean;
+  /** Gateway/Koa rates of each alternated turn; the figures above are the median turn's. */
+  ratios: number[];
 }
 
-async function koaBaseline(size: number, seconds: number, paths: string[]): Promise<{ koa: HttpLoad; koaCpu: Record<string, number> }> {
+/** Seconds of each side's turn: the phase's `seconds` per side, a little more in all, over TURNS turns. */
+export function turnSeconds(seconds: number): number {
+  return (2 * seconds) / TURNS;
+}
+
+/**
+ * The gateway and a plain Koa server answering `size` bytes from memory (a process of its own),
+ * measured in turns over the paths `pathsOf(turn)`.
+ */
+async function againstKoa(g: BenchGateway, size: number, seconds: number, pathsOf: (turn: number) => string[], once: boolean) {
   const koa = await forkBench('baseline-server', ['koa', String(size)]);
   try {
     const url = `http://127.0.0.1:${koa.info.port as number}`;
-    await httpLoad({ url, connections: CONNECTIONS, seconds: 1, paths }); // warm-up
-    const cpu = cpuWindow({ koa: koa.pid, bench: process.pid });
-    const load = await httpLoad({ url, connections: CONNECTIONS, seconds, paths });
-    return { koa: load, koaCpu: cpu() };
+    await httpLoad({ url, connections: CONNECTIONS, seconds: 1, paths: pathsOf(0) }); // warm-up
+    const side = (target: string, pids: Record<string, number>) => (turn: number) =>
+      measuredLoad({ url: target, connections: CONNECTIONS, seconds: turnSeconds(seconds), once, paths: pathsOf(turn) }, pids);
+    const r = await alternated(TURNS, side(g.f.url, g.cpuPids), side(url, { koa: koa.pid, bench: process.pid }));
+    return { gateway: r.a.load, cpu: r.a.cpu, koa: r.b.load, koaCpu: r.b.cpu, ratios: r.ratios };
   } finally {
     await koa.stop();
   }
@@ -58,11 +71,8 @@ export async function storeHitSet(g: BenchGateway, size: number, fileId = 0xcac4
 
 export async function cacheHitGets(g: BenchGateway, seconds: number, size = 64 * 1024): Promise<GetResult> {
   const paths = await storeHitSet(g, size);
-  const blocks = paths.length;
   await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 1, paths }); // warm-up
-  const cpu = cpuWindow(g.cpuPids);
-  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, paths });
-  return { gateway, cpu: cpu(), ...(await koaBaseline(size, seconds, paths)), blocks };
+  return { ...(await againstKoa(g, size, seconds, () => paths, false)), blocks: paths.length };
 }
 
 /** Puts `count` blocks of `size` bytes in the disk driver's storage, none in the cache: their paths. */
@@ -72,17 +82,16 @@ export function seedMissBlocks(g: BenchGateway, size: number, count: number, fil
   return Array.from({ length: count }, (_, i) => file.path(i));
 }
 
-export async function cacheMissGets(g: BenchGateway, seconds: number, size = 4096, maxBlocks = 24_000): Promise<GetResult> {
+/** Cache misses in turns with Koa: each turn of the gateway's asks blocks of its own, each once. */
+export async function cacheMissGets(g: BenchGateway, seconds: number, size = 4096, maxBlocks = 36_000): Promise<GetResult> {
   const warm = 2000;
   const paths = seedMissBlocks(g, size, warm + maxBlocks);
   // Warm-up on blocks of their own, so that every measured GET misses the cache.
   await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds: 2, once: true, paths: paths.slice(0, warm) });
-  const cpu = cpuWindow(g.cpuPids);
-  const gateway = await httpLoad({ url: g.f.url, connections: CONNECTIONS, seconds, once: true, paths: paths.slice(warm) });
-  const gatewayCpu = cpu();
-  const baseline = await koaBaseline(size, seconds, paths.slice(warm));
-  const requested = gateway.ok + gateway.failed;
-  return { gateway, cpu: gatewayCpu, ...baseline, blocks: Math.min(maxBlocks, requested), exhausted: requested >= maxBlocks };
+  const perTurn = Math.floor(maxBlocks / TURNS);
+  const r = await againstKoa(g, size, seconds, (turn) => paths.slice(warm + turn * perTurn, warm + (turn + 1) * perTurn), true);
+  const requested = r.gateway.ok + r.gateway.failed;
+  return { ...r, blocks: Math.min(perTurn, requested), exhausted: requested >= perTurn };
 }
 
 export interface LoneMisses {

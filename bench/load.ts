@@ -1,7 +1,7 @@
 // The HTTP load generator of the GET benchmarks: closed-loop keep-alive GETs from several
 // processes (bench/load-worker.ts), so that the generator is not what limits the figure; the CPU
 // it used is reported with every run. Rates count 2xx answers over the slowest process's window.
-import { forkBench, ticksOf, type Child } from './support.js';
+import { cpuWindow, forkBench, ticksOf, type Child } from './support.js';
 import type { WorkerResult, WorkerTask } from './load-worker.js';
 
 /** Processes the load is spread over (this machine has two cores; the server needs one). */
@@ -81,4 +81,45 @@ export async function httpLoad(o: HttpLoadOptions): Promise<HttpLoad> {
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }
+}
+
+/** One side of a comparison, measured once: its load and the cores its processes used meanwhile. */
+export interface Measured {
+  load: HttpLoad;
+  cpu: Record<string, number>;
+}
+
+/** Turns of an alternated comparison. */
+export const TURNS = 3;
+
+/** Runs `o` against `pids`' processes: the load and their CPU over it. */
+export async function measuredLoad(o: HttpLoadOptions, pids: Record<string, number>): Promise<Measured> {
+  const cpu = cpuWindow(pids);
+  const load = await httpLoad(o);
+  return { load, cpu: cpu() };
+}
+
+/**
+ * Measures two sides in turns (a, b, a, b, ...). This VM's speed drifts by up to 2× within minutes
+ * (its neighbours, its first-touch costs), so one side timed after the other compares two
+ * machines; within a turn both see about the same one. Returns the turn whose ratio of rates a/b
+ * is the median (its figures are the row's), and every turn's ratio.
+ */
+export async function alternated(
+  turns: number, a: (turn: number) => Promise<Measured>, b: (turn: number) => Promise<Measured>,
+): Promise<{ a: Measured; b: Measured; ratios: number[] }> {
+  const done: { a: Measured; b: Measured; ratio: number }[] = [];
+  for (let turn = 0; turn < turns; turn++) {
+    const ma = await a(turn);
+    const mb = await b(turn);
+    done.push({ a: ma, b: mb, ratio: ma.load.rate / mb.load.rate });
+  }
+  const ratios = done.map((d) => d.ratio);
+  const median = [...done].sort((x, y) => x.ratio - y.ratio)[Math.floor((done.length - 1) / 2)]!;
+  return { a: median.a, b: median.b, ratios };
+}
+
+/** "0.81, 0.92, 0.88": the ratios of an alternated comparison's turns, for a row's note. */
+export function formatRatios(ratios: number[]): string {
+  return ratios.map((r) => r.toFixed(2)).join(', ');
 }

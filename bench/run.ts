@@ -17,7 +17,7 @@ import { bareEcho, bullmqEcho, diskDriverCalls, sgwEcho, IN_FLIGHT, type RoundTr
 import { cacheHitGets, cacheMissGets, CONNECTIONS, loneMisses, type GetResult } from './http-get.js';
 import { putChunks, POSTS_IN_FLIGHT, WARMUP_MS } from './post-chunks.js';
 import { agBenchmarks } from './ag.js';
-import { LOAD_PROCESSES } from './load.js';
+import { formatRatios, LOAD_PROCESSES } from './load.js';
 import { ugBenchmarks } from './ug.js';
 import { ugLargeTransfers } from './ug-large.js';
 import { idleGatewayMemory } from './idle-rss.js';
@@ -80,6 +80,7 @@ function getRows(
     baseline: run.koa.rate, baselineName: 'Koa from memory', target,
   };
   row.pass = passes(row) && run.gateway.failed === 0;
+  notes.push(`gateway/Koa in ${run.ratios.length} alternated turns: ${formatRatios(run.ratios)} (the median turn's figures)`);
   notes.push(`CPU cores: ${formatCpu(run.cpu)}, load generator ${run.gateway.generatorCores} (Koa: ${formatCpu(run.koaCpu)}, load generator ${run.koa.generatorCores})${disturbed(run.cpu, run.koaCpu)}`);
   if (run.gateway.failed) notes.push(`${run.gateway.failed} failed: ${JSON.stringify(run.gateway.statuses)}`);
   row.note = notes.join('; ');
@@ -139,12 +140,8 @@ function standalone(name: string, run: (g: BenchGateway) => Promise<{ rows: Row[
 
 const phases: Record<(typeof PHASES)[number], Phase> = {
   async ag(g, rows, raw) {
-    // The RG's 64 KiB hits and misses of this run, for the AG's to be held against.
-    const hit = (raw.hit as GetResult | undefined) ?? (log('GET cache hits, 64 KiB (for the AG)'), await cacheHitGets(g, SECONDS));
-    log('GET cache misses, 64 KiB (for the AG)');
-    const miss = await cacheMissGets(g, SECONDS, 65536, 8000);
-    raw.miss64k = miss;
-    const ag = await agBenchmarks(SECONDS, { hit, miss });
+    // The AG's figures are held against this RG's, measured in turns with them.
+    const ag = await agBenchmarks(SECONDS, g);
     rows.push(...ag.rows);
     raw.ag = ag.raw;
   },
