@@ -105,14 +105,15 @@ export async function measuredLoad(o: HttpLoadOptions, pids: Record<string, numb
  * machines; within a turn both see about the same one. Returns the turn whose ratio of rates a/b
  * is the median (its figures are the row's), and every turn's ratio.
  */
-export async function alternated(
-  turns: number, a: (turn: number) => Promise<Measured>, b: (turn: number) => Promise<Measured>,
-): Promise<{ a: Measured; b: Measured; ratios: number[] }> {
-  const done: { a: Measured; b: Measured; ratio: number }[] = [];
+export async function alternated<A, B>(
+  turns: number, a: (turn: number) => Promise<A>, b: (turn: number) => Promise<B>,
+  rateOf: (side: A | B) => number = (side) => (side as Measured).load.rate,
+): Promise<{ a: A; b: B; ratios: number[] }> {
+  const done: { a: A; b: B; ratio: number }[] = [];
   for (let turn = 0; turn < turns; turn++) {
     const ma = await a(turn);
     const mb = await b(turn);
-    done.push({ a: ma, b: mb, ratio: ma.load.rate / mb.load.rate });
+    done.push({ a: ma, b: mb, ratio: rateOf(ma) / rateOf(mb) });
   }
   const ratios = done.map((d) => d.ratio);
   const median = [...done].sort((x, y) => x.ratio - y.ratio)[Math.floor((done.length - 1) / 2)]!;
