@@ -27,7 +27,7 @@ export interface GetResult {
   ratios: number[];
 }
 
-/** Seconds of each side's turn: the phase's `seconds` per side, a little more in all, over TURNS turns. */
+/** Seconds of one side's turn: 2 × `seconds` per side in all, spread over TURNS turns. */
 export function turnSeconds(seconds: number): number {
   return (2 * seconds) / TURNS;
 }
