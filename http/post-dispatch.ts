@@ -88,7 +88,8 @@ export async function dispatch(p: CheckedPost, deps: DispatchDeps, post: PostCal
   const blocks = request.blocks ?? [];
   const base: RequestBase = { request, ioContext: randomIoContext(), blockSize: BigInt(deps.blockSize) };
   if (request.request_type !== RequestType.REFRESH) {
-    const ids = blocks.map((b) => b.block_id);
+    // Block ids only: a manifest chunk's block id is its mtime (a UG sends it with its last blocks).
+    const ids = blocks.filter((b) => b.chunk_type !== ChunkType.MANIFEST).map((b) => b.block_id);
     if (ids.length <= INLINE_BLOCK_VEC_MAX) base.blockVec = ids;
     else post.blockVec = await pipeline.shareBlockVec(encodeBlockVec(ids), post.deadline);
   }

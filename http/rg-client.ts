@@ -48,9 +48,9 @@ export interface ChunkUpload {
   bytes: Buffer | readonly Buffer[];
 }
 
-/** Places chunks back to back in a data plane: each block's offset, size and hash, and the pieces in order. */
-export function layOut(chunks: ChunkUpload[]): { blocks: ManifestBlock[]; pieces: Buffer[] } {
-  let offset = 0n;
+/** Places chunks back to back in a data plane (from byte `from` of it): each block's offset, size and hash, and the pieces in order. */
+export function layOut(chunks: ChunkUpload[], from = 0n): { blocks: ManifestBlock[]; pieces: Buffer[] } {
+  let offset = from;
   const pieces: Buffer[] = [];
   const blocks = chunks.map((c) => {
     const parts = Buffer.isBuffer(c.bytes) ? [c.bytes] : c.bytes;

@@ -166,9 +166,12 @@ export class UgWriter {
     let size = 0;
     let batch: Piecewise[] = [];
     const posting: Promise<void>[] = [];
+    let mtime = manifestMtime();
     // Up to ug.posts_in_flight batches are on their way while the next is read and serialized (the
-    // replicas fsync each chunk: overlap hides it).
-    const flush = async () => {
+    // replicas fsync each chunk: overlap hides it). The last batch carries the new manifest too:
+    // it names blocks whose hashes are known by then, and no reader can find it before the
+    // namespace publishes this version, which waits for every batch; a small file is one POST.
+    const flush = async (last: boolean) => {
       const first = sent.length;
       const raw = batch;
       batch = [];
@@ -182,23 +185,30 @@ export class UgWriter {
       });
       const laid = layOut(uploads as ChunkUpload[]); // no stop: every item ran
       sent.push(...laid.blocks);
+      if (last) {
+        mtime = manifestMtime();
+        const manifest = await this.signedManifest(file, size, sent, mtime);
+        const end = laid.blocks.reduce((at, b) => at + b.size!, 0n);
+        const m = layOut([{ block: manifestBlock(mtime), bytes: manifest }], end);
+        sent.push(...m.blocks); // cleaned up with the blocks should the write fail
+        laid.blocks.push(...m.blocks);
+        laid.pieces.push(...m.pieces);
+      }
       if (posting.length >= this.v.config.ug.posts_in_flight) await posting.shift();
-      const post = this.toEveryReplica(`PUTCHUNKS of ${path}`, putChunksFields(this.fileRef(file), laid.blocks), laid.pieces);
+      const what = last ? `PUTCHUNKS of ${path} (with its manifest)` : `PUTCHUNKS of ${path}`;
+      const post = this.toEveryReplica(what, putChunksFields(this.fileRef(file), laid.blocks), laid.pieces);
       post.catch(() => undefined); // awaited in turn, or at the end
       posting.push(post);
     };
     try {
       for await (const block of blocksOf(body, bs)) {
+        // A full batch goes once a block follows it; the last one waits for the manifest.
+        if (batch.length >= perBatch) await flush(false);
         size += block.length;
         batch.push(block);
-        if (batch.length >= perBatch) await flush();
       }
-      if (batch.length > 0) await flush();
+      await flush(true);
       await Promise.all(posting);
-      const mtime = manifestMtime();
-      const manifest = await this.signedManifest(file, size, sent, mtime);
-      const m = layOut([{ block: manifestBlock(mtime), bytes: manifest }]);
-      await this.toEveryReplica(`PUTCHUNKS of the manifest of ${path}`, putChunksFields(this.fileRef(file), m.blocks), m.pieces);
       await this.makeParents(path);
       const entry: NamespaceEntry = {
         path, type: 'file', file_id: file.file_id, file_version: file.file_version, size, mode,
@@ -206,10 +216,7 @@ export class UgWriter {
         coordinator_id: this.v.id, read_ttl: 5000, write_ttl: 0,
       };
       const rc = await ns.publishFile(entry, old?.file_version ?? null);
-      if (rc !== 0) {
-        sent.push(m.blocks[0]!);
-        throw namespaceFailure(rc, path);
-      }
+      if (rc !== 0) throw namespaceFailure(rc, path);
       const warnings = old ? await this.dropVersion(old) : [];
       return { entry, warnings };
     } catch (err) {
