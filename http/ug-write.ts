@@ -1,6 +1,6 @@
 // Writing through a user gateway. A write cuts the data into blocks of the volume's block size,
-// serializes and hashes each, sends them to every replica gateway in signed PUTCHUNKS batches,
-// then a new manifest signed by this UG as coordinator, and only then publishes the new version
+// serializes and hashes each, sends them to every replica gateway in signed PUTCHUNKS batches, the
+// last with a new manifest signed by this UG as coordinator, and only then publishes the new version
 // in the namespace (compare-and-set on the version it replaces). The replaced version's chunks
 // are deleted from the replicas after that. Rename and delete change the namespace and tell the
 // replicas (RENAME_HINT, DELETECHUNKS). An acquisition gateway's files are read-only.
