@@ -85,8 +85,9 @@ export async function startBenchGateway(
 export class BenchFile {
   readonly ref: FileRef;
 
-  constructor(readonly g: BenchGateway, fileId: bigint) {
-    this.ref = fileRef(g.f, { file_id: fileId, file_version: 1n, fs_path: `/bench/${fileId.toString(16)}.dat` });
+  /** `g`: a bench gateway, or any RG folder (the UG volume's) whose trusted UG key signs for it. */
+  constructor(readonly g: Pick<BenchGateway, 'f'>, fileId: bigint) {
+    this.ref = fileRef(g.f, { volume_id: g.f.volumeId, file_id: fileId, file_version: 1n, fs_path: `/bench/${fileId.toString(16)}.dat` });
   }
 
   address(block: number): BlockAddress {

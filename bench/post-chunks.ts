@@ -156,10 +156,15 @@ export const chunkMBps = (l: Pick<Latency, 'count' | 'errors' | 'seconds'>) => (
 const replyOk = (r: { status: number; body: Buffer }) => r.status === 200 && ReplyCodec.decode(r.body).error_code === 0;
 
 /** Where a gateway's disk driver stores request i's chunk of the bench file. */
-const gatewayChunks = (g: BenchGateway, file: BenchFile) => (i: number) => benchChunkPath(g.f.storageDir, file.ref.volume_id, file.ref.file_id, i);
+const gatewayChunks = (g: Pick<BenchGateway, 'f'>, file: BenchFile) => (i: number) => benchChunkPath(g.f.storageDir, file.ref.volume_id, file.ref.file_id, i);
 
-/** A PostLoad on a gateway's PUTCHUNKS (disk driver), with `maxRequests` signed requests beyond its warm-up. */
-export function gatewayPostLoad(g: BenchGateway, maxRequests: number, fileId = 0x90570001n, chunkBytes = CHUNK_BYTES): PostLoad {
+/**
+ * A PostLoad on a gateway's PUTCHUNKS (disk driver), with `maxRequests` signed requests beyond its
+ * warm-up; `g` may be any RG folder with the processes to read CPU from (the UG volume's RG).
+ */
+export function gatewayPostLoad(
+  g: Pick<BenchGateway, 'f' | 'cpuPids'>, maxRequests: number, fileId = 0x90570001n, chunkBytes = CHUNK_BYTES,
+): PostLoad {
   const file = new BenchFile(g, fileId);
   return new PostLoad(g.f.url, prepare(file, maxRequests + WARMUP, false, chunkBytes), g.cpuPids, replyOk, gatewayChunks(g, file));
 }

@@ -146,7 +146,7 @@ const phases: Record<(typeof PHASES)[number], Phase> = {
     raw.ag = ag.raw;
   },
   async ug(_g, rows, raw) {
-    const ug = await ugBenchmarks((raw.put as { gatewayMBps?: number } | undefined)?.gatewayMBps);
+    const ug = await ugBenchmarks();
     rows.push(...ug.rows);
     raw.ug = ug.raw;
   },
