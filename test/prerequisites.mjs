@@ -18,6 +18,7 @@ const NEEDED = [
   { program: 'ip', package: 'iproute2', why: 'the multi-host bed: network namespaces, veth pairs, a bridge' },
   { program: 'haproxy', package: 'haproxy', why: 'the load balancer in front of the cluster bed\'s front hosts' },
   { program: 'faketime', package: 'faketime', why: 'a cluster bed host whose clock runs ahead (libfaketime)' },
+  { program: 'strace', package: 'strace', why: 'the disk drivers\' flushes are checked in the order the kernel saw them' },
 ];
 
 function present(program) {

@@ -75,6 +75,30 @@ def _refuse_rewrite(path):
     return -errno.EEXIST
 
 
+def _make_folder(folder):
+    """Makes folder and its missing parents; returns the folders whose entries change: folder
+    itself (the chunk's name goes there) and the parent of every folder made."""
+    made = []
+    d = folder
+    while not os.path.isdir(d):
+        made.append(d)
+        d = os.path.dirname(d)
+    if made:
+        os.makedirs(folder, exist_ok=True)
+    return [folder] + [os.path.dirname(m) for m in made]
+
+
+def _sync_folders(folders):
+    """fsync of a file makes its bytes durable, not the name that leads to them: a name linked
+    after it, or a folder made for it, survives a power loss only once its folder is flushed."""
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def write_chunk(request, chunk, driver_config, driver_secrets):
     """Stores the chunk atomically: readers see the whole chunk or none of it, never a torn file.
 
@@ -87,20 +111,26 @@ def write_chunk(request, chunk, driver_config, driver_secrets):
         return -errno.EINVAL
     temp = None
     try:
+        # A 200 on a write promises the chunk is on disk under its name: its bytes, then its name.
         before = _stored(path, chunk)
-        if before != "absent":
-            return 0 if before == "same" else _refuse_rewrite(path)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
+        if before == "different":
+            return _refuse_rewrite(path)
+        folder = os.path.dirname(path)
+        if before == "same":
+            _sync_folders([folder])  # an earlier attempt may have stopped before flushing it
+            return 0
+        folders = _make_folder(folder)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(chunk)
             f.flush()
-            os.fsync(f.fileno())  # a 200 on a write promises the chunk is on disk
+            os.fsync(f.fileno())
         try:
             os.link(temp, path)
         except FileExistsError:
             if _stored(path, chunk) != "same":
                 return _refuse_rewrite(path)
+        _sync_folders(folders)
         return 0
     except OSError as err:
         log_error("disk driver: write %s: %s" % (path, err))

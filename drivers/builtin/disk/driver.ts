@@ -60,15 +60,39 @@ export async function read_chunk(request: DriverRequest, chunk_fd: ChunkSink, dr
 }
 
 const fsyncFd = promisify(fsync);
-/** Opens a new file, making its folder first if there is none (only the first chunk of a folder pays). */
-function createFile(path: string): number {
+
+/**
+ * Opens a new file, making its folder first if there is none (only the first chunk of a folder
+ * pays). Also returns the folders whose entries changed: the file's, and the parent of every
+ * folder made.
+ */
+function createFile(path: string): { fd: number; folders: string[] } {
+  const folder = dirname(path);
   try {
-    return openSync(path, 'w');
+    return { fd: openSync(path, 'w'), folders: [folder] };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    mkdirSync(dirname(path), { recursive: true });
-    return openSync(path, 'w');
+    const first = mkdirSync(folder, { recursive: true });
+    const folders = [folder];
+    if (first) for (let d = folder; d !== dirname(first); d = dirname(d)) folders.push(dirname(d));
+    return { fd: openSync(path, 'w'), folders };
   }
+}
+
+/**
+ * Flushes folders' entries to disk. fsync of a file makes its bytes durable, not the name that
+ * leads to them: a name linked after it, or a folder made for it, survives a power loss only once
+ * its folder is flushed too.
+ */
+async function syncFolders(folders: string[]): Promise<void> {
+  await Promise.all(folders.map(async (folder) => {
+    const fd = openSync(folder, 'r');
+    try {
+      await fsyncFd(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }));
 }
 
 function writeAll(fd: number, chunk: Buffer): void {
@@ -119,12 +143,18 @@ export async function write_chunk(request: DriverRequest, chunk: Buffer, driver_
   if (path === null) return -Errno.EINVAL;
   const temp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
   try {
+    // A 200 on a write promises the chunk is on disk under its name: its bytes, then its name.
     const before = stored(path, chunk);
-    if (before !== 'absent') return before === 'same' ? 0 : refuseRewrite(path);
-    const fd = createFile(temp);
+    if (before === 'different') return refuseRewrite(path);
+    if (before === 'same') {
+      // An earlier attempt may have linked it and stopped before flushing its folder.
+      await syncFolders([dirname(path)]);
+      return 0;
+    }
+    const { fd, folders } = createFile(temp);
     try {
       writeAll(fd, chunk);
-      await fsyncFd(fd); // a 200 on a write promises the chunk is on disk
+      await fsyncFd(fd);
     } finally {
       closeSync(fd);
     }
@@ -134,6 +164,7 @@ export async function write_chunk(request: DriverRequest, chunk: Buffer, driver_
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       if (stored(path, chunk) !== 'same') return refuseRewrite(path);
     }
+    await syncFolders(folders);
     return 0;
   } catch (err) {
     log_error('disk driver: write %s: %s', path, (err as Error).message);
