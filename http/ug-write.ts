@@ -166,7 +166,7 @@ export class UgWriter {
     let size = 0;
     let batch: Piecewise[] = [];
     const posting: Promise<void>[] = [];
-    let mtime = manifestMtime();
+    let mtime = { sec: 0n, nsec: 0 }; // the manifest's, set by the last flush
     // Up to ug.posts_in_flight batches are on their way while the next is read and serialized (the
     // replicas fsync each chunk: overlap hides it). The last batch carries the new manifest too:
     // it names blocks whose hashes are known by then, and no reader can find it before the
